@@ -1,0 +1,55 @@
+# CoFusion for QGIS: set-up, tests, benchmarks. Every target installs what it needs on a fresh Debian 12.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SITE := $(VENV)/lib/python3.11/site-packages
+# The repository root is the package `cofusion`: $(PKGDIR)/cofusion links to it, and a .pth puts $(PKGDIR) on
+# the venv's path. QGIS finds the same folder as a plugin through QGIS_PLUGINPATH=$(PKGDIR).
+PKGDIR := $(VENV)/pkg
+STAMP := $(VENV)/.setup-done
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-pyqtgraph python3-pywt \
+	python3-scipy python3-venv xvfb xauth
+export QT_QPA_PLATFORM ?= offscreen
+# Debian's qgis_process wrapper passes --noversioncheck, which the 3.22 binary rejects: call the binary.
+QGIS_PROCESS := qgis_process.bin
+RUN := PYTHONPATH=$(abspath $(PKGDIR)):$(abspath $(SITE)) QGIS_PLUGINPATH=$(abspath $(PKGDIR))
+
+.PHONY: setup apt test lint bench bench-baselines clean
+
+setup: apt $(STAMP)
+
+# Installs only the Debian packages that are missing; a no-op (one dpkg query) when all are there.
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages: $$missing"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# numpy and scipy stay Debian's (GDAL and QGIS are built against them): the constraints file pins them.
+$(STAMP): requirements.txt requirements-dev.txt Makefile
+	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	/usr/bin/python3 -c 'import numpy, scipy; print(f"numpy=={numpy.__version__}\nscipy=={scipy.__version__}")' \
+		> $(VENV)/constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check -c $(VENV)/constraints.txt \
+		-r requirements.txt -r requirements-dev.txt
+	mkdir -p $(PKGDIR) && ln -sfn $(CURDIR) $(PKGDIR)/cofusion
+	echo "$(abspath $(PKGDIR))" > $(SITE)/cofusion.pth
+	$(PY) -c 'from osgeo import gdal_array; import qgis.core, torch, numpy; \
+		torch.from_numpy(numpy.zeros(2, numpy.float32)); import cofusion.core'
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench-baselines: setup
+	$(PY) bench/baselines.py --out bench/results/baselines.md
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""A rectangular pixel window of a raster, shared by the reader, the writer and the tile planner."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Window(NamedTuple):
+    """Pixel window: column/row offset of the top-left pixel and its size, in pixels of its raster."""
+
+    col: int
+    row: int
+    width: int
+    height: int
+
+    @property
+    def col_end(self) -> int:
+        return self.col + self.width
+
+    @property
+    def row_end(self) -> int:
+        return self.row + self.height
+
+    def intersection(self, other: Window) -> Window | None:
+        """The overlap of two windows of the same raster, or None when they do not overlap."""
+        col, row = max(self.col, other.col), max(self.row, other.row)
+        col_end, row_end = min(self.col_end, other.col_end), min(self.row_end, other.row_end)
+        if col_end <= col or row_end <= row:
+            return None
+        return Window(col, row, col_end - col, row_end - row)
+
+    def scaled(self, factor: int) -> Window:
+        """The same window on a grid `factor` times finer (offsets and sizes multiplied)."""
+        return Window(self.col * factor, self.row * factor, self.width * factor, self.height * factor)
