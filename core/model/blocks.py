@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The three modules of a CoFusion block (paper section 3.3-3.4): SpaCAM, SpeCAM (with SCM) and SSCFM.
+
+Shapes: B batch, D feature width, H x W pixels of the pyramid level. Every module maps (B, D, H, W) to
+(B, D, H, W) (SSCFM takes two such tensors).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import (
+    DepthwiseSeparableConv,
+    LayerNorm2d,
+    ResidualBlock,
+    SaliencyPool,
+    WaveletSplit,
+    coordinate_update,
+    depthwise_conv,
+    expand_saliency,
+)
+
+SPACAM_DILATIONS = (1, 2, 4)
+
+
+class GatedSpatialBlock(nn.Module):
+    """GSB, paper eq. (3): F_out = Softmax(D_j) * GELU(DWConv(F)) + F.  (B, D, H, W) x2 -> (B, D, H, W).
+
+    Choice where the paper is vague: the softmax runs over the channels of each pixel (a spatial softmax would be
+    global, see layers.SaliencyPool) and is multiplied by D so that a uniform gate is 1, not 1/D.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = depthwise_conv(width)
+        self.act = nn.GELU()
+
+    def forward(self, features: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        gate = torch.softmax(context, dim=1) * context.shape[1]
+        return gate * self.act(self.conv(features)) + features
+
+
+class SpaCAM(nn.Module):
+    """Spatial Coordinate-Aware Mixing, paper eqs. (2)-(3): multi-scale context gates spatial features.
+
+    D_j = DWConv_{3x3, d_j}(MaxPool(F)) for dilations d_j = 1, 2, 4 (eq. 2); three GSBs in series, GSB j gated by
+    D_j (eq. 3). Choices: MaxPool is 3 x 3 with stride 1 (keeps the resolution); DWConv is depthwise-separable
+    (depthwise dilated 3 x 3, then pointwise 1 x 1), as the paper's efficiency section says.
+    (B, D, H, W) -> (B, D, H, W).
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(3, stride=1, padding=1)
+        self.contexts = nn.ModuleList(DepthwiseSeparableConv(width, 3, d) for d in SPACAM_DILATIONS)
+        self.gates = nn.ModuleList(GatedSpatialBlock(width) for _ in SPACAM_DILATIONS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.pool(x)
+        out = x
+        for context, gate in zip(self.contexts, self.gates, strict=True):
+            out = gate(out, context(pooled))
+        return out
+
+
+class SpectralCoordinateMixing(nn.Module):
+    """SCM, paper Algorithm 1 stage 2 and eq. (4): per saliency vector, (N, 2D) -> channel weights a (N, D).
+
+    z_in = G_g(concat(v_low, v_high)); Expansion builds the D x D interaction space
+    A[c, j] = ReLU(u_c * w_j) with u = W_u z_in, w = W_w z_in (a learned rank-1 bilinear form: channel c's
+    affinity with channel j; ReLU makes it sparse, so "zero innovations" of eq. 4 really occur); Top-K keeps each
+    row's K largest entries, in descending order, as the D x K candidate matrix M; the coordinate update of eq. (4)
+    traverses M from left to right starting at the learned state z^0; a = Map(z) = sigmoid(W_m z + b).
+    """
+
+    def __init__(self, width: int, top_k: int) -> None:
+        super().__init__()
+        self.top_k = top_k
+        self.gather = nn.Sequential(nn.Linear(2 * width, width), nn.GELU())
+        self.row = nn.Linear(width, width)
+        self.column = nn.Linear(width, width)
+        self.initial_state = nn.Parameter(torch.zeros(width))
+        self.map = nn.Linear(width, width)
+
+    def forward(self, saliency: torch.Tensor) -> torch.Tensor:
+        z_in = self.gather(saliency)
+        interaction = torch.relu(self.row(z_in).unsqueeze(-1) * self.column(z_in).unsqueeze(-2))
+        candidates = torch.topk(interaction, self.top_k, dim=-1, sorted=True).values
+        state = coordinate_update(candidates, self.initial_state)
+        return torch.sigmoid(self.map(state))
+
+
+class SpeCAM(nn.Module):
+    """Spectral Coordinate-Aware Mixing, paper section 3.3 and Algorithm 1.  (B, D, H, W) -> (B, D, H, W).
+
+    Stage 1: wavelet split into f_low, f_high; each f <- GELU(DWConv(f)); saliency v = MaxPool(f).
+    Stage 2: SCM turns (v_low, v_high) into channel weights a.
+    Stage 3: F_mid = GELU(DWConv(f_low * a * alpha + f_high * a * (1 - alpha))); output F_mid + F.
+    Choices: the saliency vectors live on a coarse local grid (layers.SaliencyPool) instead of one global vector,
+    and a is interpolated back to the pixels; alpha is one learnable coefficient per channel, sigmoid(0) = 0.5 at
+    start; DWConv here is a depthwise 3 x 3.
+    """
+
+    def __init__(self, width: int, top_k: int, wavelet: str, saliency_stride: int) -> None:
+        super().__init__()
+        self.split = WaveletSplit(width, wavelet)
+        self.low_conv = depthwise_conv(width)
+        self.high_conv = depthwise_conv(width)
+        self.pool = SaliencyPool(saliency_stride)
+        self.mixing = SpectralCoordinateMixing(width, top_k)
+        self.alpha_logit = nn.Parameter(torch.zeros(width, 1, 1))
+        self.out_conv = depthwise_conv(width)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low, high = self.split(x)
+        low = self.act(self.low_conv(low))
+        high = self.act(self.high_conv(high))
+        saliency = torch.cat([self.pool(low), self.pool(high)], dim=1)  # (B, 2D, h, w)
+        batch, channels, h, w = saliency.shape
+        vectors = saliency.permute(0, 2, 3, 1).reshape(-1, channels)
+        weights = self.mixing(vectors).reshape(batch, h, w, -1).permute(0, 3, 1, 2)
+        weights = expand_saliency(weights, x.shape[-2:])
+        alpha = torch.sigmoid(self.alpha_logit)
+        mixed = weights * (alpha * low + (1 - alpha) * high)
+        return self.act(self.out_conv(mixed)) + x
+
+
+class SSCFM(nn.Module):
+    """Spatial-Spectral Cross-Fusion Module, paper section 3.4.  (B, D, H, W) x2 -> (B, D, H, W).
+
+    LKA branch: S = sum over k in {3, 5} of softmax_k(m_k) * m_k with m_k = DWConv_{k x k}(LN(F_spa)) (the softmax
+    runs across the two scales: a per-pixel, per-channel selection of the receptive field); 10 % dropout on S in
+    training. SSE branch: V = sigmoid(W_2 ReLU(W_1 MaxPool(LN(F_spe)))) (squeeze-excitation, reduction 4, on the
+    local saliency grid). Cross-fusion in four channel groups of D/4: the spectral stream is F_spe * S (spatial
+    attention selects spectral features), the spatial stream F_spa * V (spectral excitation recalibrates spatial
+    features), each through a grouped 1 x 1 convolution; the streams are concatenated and a 3 x 3 convolution
+    gives the residual map R. Output F_spa + F_spe + R.
+    """
+
+    groups = 4
+
+    def __init__(self, width: int, saliency_stride: int, dropout: float) -> None:
+        super().__init__()
+        self.norm_spa = LayerNorm2d(width)
+        self.norm_spe = LayerNorm2d(width)
+        self.lka3 = depthwise_conv(width, 3)
+        self.lka5 = depthwise_conv(width, 5)
+        self.drop = nn.Dropout(dropout)
+        self.pool = SaliencyPool(saliency_stride)
+        self.excite = nn.Sequential(
+            nn.Conv2d(width, width // 4, 1), nn.ReLU(), nn.Conv2d(width // 4, width, 1), nn.Sigmoid()
+        )
+        self.spectral_stream = nn.Conv2d(width, width, 1, groups=self.groups)
+        self.spatial_stream = nn.Conv2d(width, width, 1, groups=self.groups)
+        self.fuse = nn.Conv2d(2 * width, width, 3, padding=1)
+
+    def forward(self, spa: torch.Tensor, spe: torch.Tensor) -> torch.Tensor:
+        normed = self.norm_spa(spa)
+        m3, m5 = self.lka3(normed), self.lka5(normed)
+        select3 = torch.sigmoid(m3 - m5)  # softmax over the two scales == sigmoid of the difference
+        attention = self.drop(select3 * m3 + (1 - select3) * m5)
+        excitation = expand_saliency(self.excite(self.pool(self.norm_spe(spe))), spe.shape[-2:])
+        streams = torch.cat([self.spectral_stream(spe * attention), self.spatial_stream(spa * excitation)], dim=1)
+        return spa + spe + self.fuse(streams)
+
+
+class CoFusionBlock(nn.Module):
+    """One dual-branch stage: SSCFM(SpaCAM(x), SpeCAM(x)).  (B, D, H, W) -> (B, D, H, W).
+
+    With an ablation switch off, the module is a plain residual block (paper Table 3); without SSCFM the two
+    branches are summed and refined by a residual block.
+    """
+
+    def __init__(self, width: int, top_k: int, wavelet: str, saliency_stride: int, dropout: float,
+                 spacam: bool = True, specam: bool = True, sscfm: bool = True) -> None:
+        super().__init__()
+        self.spatial = SpaCAM(width) if spacam else ResidualBlock(width)
+        self.spectral = SpeCAM(width, top_k, wavelet, saliency_stride) if specam else ResidualBlock(width)
+        self.fusion = SSCFM(width, saliency_stride, dropout) if sscfm else _SumThenResidual(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fusion(self.spatial(x), self.spectral(x))
+
+
+class _SumThenResidual(nn.Module):
+    """The SSCFM ablation: ResidualBlock(spa + spe). (B, D, H, W) x2 -> (B, D, H, W)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.block = ResidualBlock(width)
+
+    def forward(self, spa: torch.Tensor, spe: torch.Tensor) -> torch.Tensor:
+        return self.block(spa + spe)
+

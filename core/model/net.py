@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""CoFusionNet: the Multi-Scale Generator (paper section 3.2, eq. 1) around CoFusion blocks.
+
+Data flow (B batch, C_h / C_m hyperspectral / multispectral bands, s scale, D width, H = s*h):
+
+    X (B, C_h, h, w) --1x1--> D --bicubic xs--\\
+                                               + = F^1 (B, D, H, W)                     (feature alignment)
+    Y (B, C_m, H, W) --3x3--> D --------------/
+    F^2 = E_2(down2 F^1), F^3 = E_3(down2 F^2)                                   (local features, eq. 1)
+    R^3 = Blocks_3(F^3); R^l = Blocks_l(F^l + up2(E'_l(R^(l+1))))  for l = 2, 1   (global proxies, eq. 1)
+    Z = bicubic_xs(X) + Head(R^1 + F^1)                              (progressive upsampling, residuals)
+
+Choices where the paper is vague: down2 is 2 x 2 average pooling (what bilinear x0.5 computes); E_l is a 3 x 3
+convolution + GELU; the proxy encoder E'_l is a 1 x 1 convolution applied before the bilinear up2 (the two
+commute, so the convolution runs at the coarse resolution); the LRHSI is embedded by a 1 x 1 convolution at low
+resolution before its bicubic upsampling (same linear map, s^2 times cheaper); the head is 3 x 3 conv + GELU +
+1 x 1 conv to C_h, its last layer zero-initialised so an untrained network returns the bicubic LRHSI.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+from .blocks import CoFusionBlock
+from .config import ModelConfig
+from .layers import pad_to_multiple
+
+LEVELS = 3
+
+
+class CoFusionNet(nn.Module):
+    """HRHSI = CoFusionNet(LRHSI, HRMSI):  (B, C_h, h, w), (B, C_m, s*h, s*w) -> (B, C_h, s*h, s*w).
+
+    Inputs are normalised data (see core.checkpoint.Normalization); any h, w >= 1 work (the input is padded by
+    reflection to a multiple of ``config.align`` HR pixels and the output cropped back).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.width
+        self.lr_embed = nn.Conv2d(config.hsi_bands, width, 1)
+        self.msi_embed = nn.Conv2d(config.msi_bands, width, 3, padding=1)
+        self.encoders = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.GELU()) for _ in range(LEVELS - 1)
+        )
+        self.proxies = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(LEVELS - 1))
+        self.levels = nn.ModuleList(
+            nn.Sequential(*(
+                CoFusionBlock(width, config.top_k, config.wavelet, config.saliency_stride, config.dropout,
+                              config.spacam, config.specam, config.sscfm)
+                for _ in range(config.blocks_per_level)
+            ))
+            for _ in range(LEVELS)
+        )
+        self.head = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, config.hsi_bands, 1)
+        )
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, lr_hsi: torch.Tensor, hr_msi: torch.Tensor) -> torch.Tensor:
+        self._check_inputs(lr_hsi, hr_msi)
+        scale = self.config.scale
+        height, width = hr_msi.shape[-2:]
+        lr_hsi = pad_to_multiple(lr_hsi, self.config.align // scale)
+        hr_msi = pad_to_multiple(hr_msi, self.config.align)
+
+        upsampled = _upsample(lr_hsi, scale, "bicubic")
+        aligned = _upsample(self.lr_embed(lr_hsi), scale, "bicubic") + self.msi_embed(hr_msi)
+        local = [aligned]
+        for encoder in self.encoders:
+            local.append(encoder(F.avg_pool2d(local[-1], 2)))
+        refined = self.levels[-1](local[-1])
+        for level in range(LEVELS - 2, -1, -1):
+            proxy = _upsample(self.proxies[level](refined), 2, "bilinear")
+            refined = self.levels[level](local[level] + proxy)
+        fused = upsampled + self.head(refined + aligned)
+        return fused[..., :height, :width]
+
+    def _check_inputs(self, lr_hsi: torch.Tensor, hr_msi: torch.Tensor) -> None:
+        config = self.config
+        if lr_hsi.ndim != 4 or hr_msi.ndim != 4:
+            raise InputError(
+                f"expected batched 4-D tensors (B, C, H, W), got LRHSI {tuple(lr_hsi.shape)} and HRMSI "
+                f"{tuple(hr_msi.shape)}."
+            )
+        if lr_hsi.shape[1] != config.hsi_bands or hr_msi.shape[1] != config.msi_bands:
+            raise InputError(
+                f"the model expects {config.hsi_bands} hyperspectral and {config.msi_bands} multispectral bands, "
+                f"got {lr_hsi.shape[1]} and {hr_msi.shape[1]}."
+            )
+        expected = (lr_hsi.shape[-2] * config.scale, lr_hsi.shape[-1] * config.scale)
+        if tuple(hr_msi.shape[-2:]) != expected or lr_hsi.shape[0] != hr_msi.shape[0]:
+            raise InputError(
+                f"HRMSI {tuple(hr_msi.shape)} must be the LRHSI {tuple(lr_hsi.shape)} times the scale "
+                f"{config.scale} in rows and columns, with the same batch size."
+            )
+
+
+def _upsample(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
+    """Interpolate (B, C, H, W) by an integer factor; align_corners=False puts LR pixel k's centre on the centre
+    of HR pixels [k*s, (k+1)*s), the protocol's grid alignment."""
+    return F.interpolate(x, scale_factor=factor, mode=mode, align_corners=False)
+
+
+def build_model(config: ModelConfig) -> CoFusionNet:
+    """The network for ``config``, freshly initialised."""
+    return CoFusionNet(config)

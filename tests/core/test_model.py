@@ -1,0 +1,141 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The CoFusion network: shapes, the SCM update rule, gradients, determinism, equivariance, ablations."""
+import pytest
+import torch
+
+from cofusion.core.errors import CheckpointError, InputError
+from cofusion.core.model import ModelConfig, build_model
+from cofusion.core.model.layers import WaveletSplit, coordinate_update
+
+
+def _inputs(config: ModelConfig, lr_size=(5, 7), batch=1, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    h, w = lr_size
+    lr = torch.rand(batch, config.hsi_bands, h, w, generator=gen)
+    hr = torch.rand(batch, config.msi_bands, h * config.scale, w * config.scale, generator=gen)
+    return lr, hr
+
+
+@pytest.mark.parametrize("hsi,msi,scale", [(3, 1, 2), (20, 3, 4), (31, 4, 8), (103, 4, 4), (7, 16, 2)])
+def test_output_shape_for_band_counts_and_scales(hsi, msi, scale):
+    config = ModelConfig(hsi, msi, scale, width=16, top_k=4)
+    lr, hr = _inputs(config, lr_size=(3, 5), batch=2)
+    with torch.inference_mode():
+        out = build_model(config).eval()(lr, hr)
+    assert out.shape == (2, hsi, 3 * scale, 5 * scale)
+    assert torch.isfinite(out).all()
+
+
+def test_untrained_network_returns_bicubic_upsampling():
+    config = ModelConfig(8, 3, 4, width=16)
+    lr, hr = _inputs(config, lr_size=(8, 8))
+    with torch.inference_mode():
+        out = build_model(config).eval()(lr, hr)
+    bicubic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+    torch.testing.assert_close(out, bicubic)
+
+
+def test_coordinate_update_follows_eq4_on_a_hand_made_matrix():
+    # Three channels, K = 3 candidates each (descending). Zeros are "no innovation": the state is kept.
+    candidates = torch.tensor([[[0.9, 0.5, 0.2],    # all innovations -> last one, 0.2
+                                [0.7, 0.0, 0.0],    # innovation then zeros -> 0.7 kept
+                                [0.0, 0.0, 0.0]]])  # no innovation -> initial state
+    initial = torch.tensor([-1.0, -2.0, -3.0], requires_grad=True)
+    state = coordinate_update(candidates, initial)
+    torch.testing.assert_close(state, torch.tensor([[0.2, 0.7, -3.0]]))
+    state.sum().backward()
+    torch.testing.assert_close(initial.grad, torch.tensor([0.0, 0.0, 1.0]))
+
+
+def test_wavelet_split_is_complementary_and_low_pass():
+    split = WaveletSplit(4, "db2")
+    x = torch.rand(1, 4, 16, 16)
+    low, high = split(x)
+    torch.testing.assert_close(low + high, x)
+    flat = torch.full((1, 4, 16, 16), 3.0)
+    low, high = split(flat)
+    torch.testing.assert_close(low, flat)
+    assert high.abs().max() < 1e-5
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2.0 - 1.0  # Nyquist pattern
+    low, _ = WaveletSplit(1, "haar")(checker.view(1, 1, 16, 16))
+    assert low[..., :-1, :-1].abs().max() < 1e-6
+
+
+def test_gradients_reach_every_parameter():
+    config = ModelConfig(6, 2, 2, width=16, top_k=4)
+    model = build_model(config).train()
+    # The head's last layer starts at zero (the untrained net is bicubic), which blocks gradients upstream for the
+    # first step only; give it weights so every parameter's gradient is observable at once.
+    torch.nn.init.normal_(model.head[-1].weight, std=0.1)
+    lr, hr = _inputs(config, lr_size=(8, 8), batch=2)
+    model(lr, hr).square().mean().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+    # z^0 only receives gradient where a channel's candidates are all zero (tested in the eq. 4 test above).
+    zero = [name for name, p in model.named_parameters()
+            if p.grad.abs().max() == 0 and not name.endswith("initial_state")]
+    assert not zero
+
+
+def test_eval_is_deterministic_and_training_uses_dropout():
+    config = ModelConfig(6, 2, 4, width=16, top_k=4)
+    model = build_model(config)
+    torch.nn.init.normal_(model.head[-1].weight, std=0.1)
+    lr, hr = _inputs(config, lr_size=(4, 4))
+    model.eval()
+    with torch.inference_mode():
+        assert torch.equal(model(lr, hr), model(lr, hr))
+    model.train()
+    torch.manual_seed(1)
+    first = model(lr, hr)
+    torch.manual_seed(2)
+    assert not torch.equal(first, model(lr, hr))
+
+
+def test_translation_by_align_gives_the_same_interior():
+    """Shifting the inputs by `align` HR pixels shifts the output: what makes tiled fusion equal whole fusion."""
+    config = ModelConfig(5, 3, 4, width=16, top_k=4)
+    model = build_model(config).eval()
+    torch.nn.init.normal_(model.head[-1].weight, std=0.1)
+    lr, hr = _inputs(config, lr_size=(24, 24))
+    shift_hr = config.align
+    shift_lr = shift_hr // config.scale
+    with torch.inference_mode():
+        whole = model(lr, hr)
+        shifted = model(lr[..., shift_lr:, shift_lr:], hr[..., shift_hr:, shift_hr:])
+    margin = 40  # beyond the receptive field's reach of the borders
+    a = whole[..., shift_hr + margin:-margin, shift_hr + margin:-margin]
+    b = shifted[..., margin:-margin, margin:-margin]
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("switch", ["spacam", "specam", "sscfm"])
+def test_ablation_switches_replace_the_module(switch):
+    full = build_model(ModelConfig(6, 2, 2, width=16, top_k=4))
+    ablated = build_model(ModelConfig(6, 2, 2, width=16, top_k=4, **{switch: False}))
+    names = {"spacam": "SpaCAM", "specam": "SpeCAM", "sscfm": "SSCFM"}
+    kinds = {type(m).__name__ for m in ablated.modules()}
+    assert names[switch] not in kinds and names[switch] in {type(m).__name__ for m in full.modules()}
+    lr, hr = _inputs(ablated.config, lr_size=(4, 4))
+    assert ablated.eval()(lr, hr).shape == (1, 6, 8, 8)
+
+
+def test_bad_configs_and_inputs_are_refused_clearly():
+    with pytest.raises(InputError, match="scale factor 3"):
+        ModelConfig(10, 3, 3)
+    with pytest.raises(InputError, match="1 to 16"):
+        ModelConfig(10, 17, 4)
+    model = build_model(ModelConfig(10, 3, 4, width=16))
+    with pytest.raises(InputError, match="expects 10 hyperspectral and 3 multispectral"):
+        model(torch.rand(1, 9, 4, 4), torch.rand(1, 3, 16, 16))
+    with pytest.raises(InputError, match="times the scale"):
+        model(torch.rand(1, 10, 4, 4), torch.rand(1, 3, 15, 16))
+
+
+def test_config_round_trip_and_foreign_schema():
+    config = ModelConfig(10, 3, 4, blocks_per_level=2, sscfm=False)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(CheckpointError, match="schema version"):
+        ModelConfig.from_dict({**config.to_dict(), "schema_version": 99})
+    with pytest.raises(CheckpointError, match="unknown fields"):
+        ModelConfig.from_dict({**config.to_dict(), "layers": 5})
