@@ -2,12 +2,19 @@
 """Shared fixtures: paths to the real data in ../shared/data and small synthetic rasters."""
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
+from osgeo import gdal, gdal_array, osr
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+UTM_32N = 32632
+DEFAULT_GEOTRANSFORM = (500000.0, 30.0, 0.0, 5000000.0, 0.0, -30.0)
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +23,71 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture
+def make_raster(tmp_path: Path) -> Callable[..., Path]:
+    """Factory writing a small synthetic GeoTIFF with plain GDAL (not cofusion's writer); returns its path.
+
+    make_raster(bands=4, rows=16, cols=16, *, dtype=None, geotransform=DEFAULT_GEOTRANSFORM,
+                epsg=32632, nodata=None, wavelengths_nm=None, fwhm_nm=None, data=None, name=None) -> Path
+
+    - pixels: `data` `(bands, rows, cols)` when given (it then sets bands/rows/cols), else random with a fixed
+      seed: uniform [0, 1) for float dtypes, integers in [0, 10000] for integer dtypes.
+    - `dtype`: numpy dtype name of the file; default the dtype of `data`, else float32.
+    - `geotransform`: GDAL order; default 30 m pixels in UTM 32N. `epsg`: CRS code, None for no CRS.
+    - `nodata`: set on every band, and pixel (row 0, col 0) of every band holds it.
+    - `wavelengths_nm` / `fwhm_nm`: written as EnMAP-Box band metadata `wavelength`, `fwhm`,
+      `wavelength_units`=Nanometers.
+    - `name`: file name in the test's tmp_path (default raster_<n>.tif, numbered per test).
+    """
+    counter = itertools.count()
+
+    def make(
+        bands: int = 4,
+        rows: int = 16,
+        cols: int = 16,
+        *,
+        dtype: str | None = None,
+        geotransform: Sequence[float] = DEFAULT_GEOTRANSFORM,
+        epsg: int | None = UTM_32N,
+        nodata: float | None = None,
+        wavelengths_nm: Sequence[float] | None = None,
+        fwhm_nm: Sequence[float] | None = None,
+        data: np.ndarray | None = None,
+        name: str | None = None,
+    ) -> Path:
+        dtype = dtype or (data.dtype.name if data is not None else "float32")
+        if data is None:
+            rng = np.random.default_rng(0)
+            if np.dtype(dtype).kind == "f":
+                data = rng.random((bands, rows, cols)).astype(dtype)
+            else:
+                data = rng.integers(0, 10001, (bands, rows, cols)).astype(dtype)
+        data = np.array(data, dtype=dtype)
+        bands, rows, cols = data.shape
+        if nodata is not None:
+            data[:, 0, 0] = nodata
+        path = tmp_path / (name or f"raster_{next(counter)}.tif")
+        gdal_type = gdal_array.NumericTypeCodeToGDALTypeCode(data.dtype)
+        ds = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, bands, gdal_type)
+        ds.SetGeoTransform(tuple(geotransform))
+        if epsg is not None:
+            srs = osr.SpatialReference()
+            srs.ImportFromEPSG(epsg)
+            ds.SetSpatialRef(srs)
+        for i in range(bands):
+            band = ds.GetRasterBand(i + 1)
+            band.WriteArray(data[i])
+            if nodata is not None:
+                band.SetNoDataValue(float(nodata))
+            if wavelengths_nm is not None:
+                band.SetMetadataItem("wavelength", str(float(wavelengths_nm[i])))
+                band.SetMetadataItem("wavelength_units", "Nanometers")
+            if fwhm_nm is not None:
+                band.SetMetadataItem("fwhm", str(float(fwhm_nm[i])))
+        ds.FlushCache()
+        ds = None
+        return path
+
+    return make

@@ -1,0 +1,645 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Raster I/O through GDAL: the only place that opens, reads and writes image files.
+
+- `read_info` / `RasterReader` open any raster GDAL reads and describe it (`RasterInfo`): size, grid, CRS,
+  dtype, nodata, band names, and the centre wavelength and FWHM of every band in nanometres.
+- `RasterWriter` / `write_raster` write tiled, compressed GeoTIFFs atomically: a hidden temporary file
+  beside the target, renamed over it only when complete, so a failed or cancelled run leaves nothing behind.
+
+GDAL failures never escape as GDAL's own errors: whatever the bindings' exception mode (QGIS and other
+plugins may have turned `gdal.UseExceptions()` on or left it off), every call goes through `_gdal`, which
+captures GDAL's messages with a thread-local error handler and raises `InputError` (reading) or
+`OutputError` (writing) with the message and a fix. The process-wide exception mode is never changed.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import spectral
+from osgeo import gdal, gdal_array, osr
+
+from .errors import CoFusionError, InputError, OutputError
+from .window import Window
+
+log = logging.getLogger(__name__)
+
+GeoTransform = tuple[float, float, float, float, float, float]
+# What GDAL reports for a raster that has no geotransform (pixel coordinates, rows growing downwards).
+PIXEL_GEOTRANSFORM: GeoTransform = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+# Multipliers from a wavelength unit (lower case, as written in metadata) to nanometres.
+_UNIT_TO_NM: dict[str, float] = {
+    **dict.fromkeys(("nanometers", "nanometer", "nanometres", "nanometre", "nm"), 1.0),
+    **dict.fromkeys(
+        ("micrometers", "micrometer", "micrometres", "micrometre", "microns", "micron", "um",
+         "\u00b5m", "\u03bcm"),  # micro sign and Greek mu: both occur in the wild
+        1000.0,
+    ),
+    **dict.fromkeys(("millimeters", "millimeter", "millimetres", "millimetre", "mm"), 1.0e6),
+}
+_ACCEPTED_UNITS = "Nanometers (nm), Micrometers (um, \u00b5m, microns), Millimeters (mm)"
+_MISSING_UNITS = ("", "unknown")  # ENVI writes 'Unknown' when the unit was never set: inferred from values
+
+_CREATE_OPTIONS = ("TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER",
+                   "INTERLEAVE=BAND")
+_OUTPUT_SUFFIXES = (".tif", ".tiff")
+
+T = TypeVar("T")
+
+
+def _gdal(call: Callable[[], T], error: type[CoFusionError], what: str, fix: str) -> T:
+    """Run `call` (one or a few GDAL calls) and raise `error` when GDAL fails.
+
+    A failure is GDAL reporting an error of class CE_Failure or worse, the bindings raising RuntimeError
+    (exception mode on), or `call` returning None or False (exception mode off). The message is
+    "`what`: GDAL's messages. `fix`".
+    """
+    messages: list[str] = []
+
+    def collect(err_class: int, _err_no: int, message: str) -> None:
+        if err_class >= gdal.CE_Failure:
+            messages.append(message.strip().rstrip("."))
+        else:
+            log.debug("GDAL: %s", message.strip())
+
+    gdal.PushErrorHandler(collect)  # thread-local: other threads keep their own handlers
+    try:
+        result: T | None = call()
+    except RuntimeError as exc:
+        messages.append(str(exc).strip().rstrip("."))
+        result = None
+    finally:
+        gdal.PopErrorHandler()
+    if messages or result is None or result is False:
+        detail = "; ".join(dict.fromkeys(m for m in messages if m)) or "GDAL gave no reason"
+        raise error(f"{what}: {detail}. {fix}.")
+    return result
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What the fusion needs to know about a raster, read once when it is opened.
+
+    `geotransform` is in GDAL order (x origin, pixel width, row rotation, y origin, column rotation,
+    pixel height); a raster without one reports `PIXEL_GEOTRANSFORM`. `nodata` has one entry per band
+    (None: no nodata). `wavelengths_nm` / `fwhm_nm`: centre wavelength and full width at half maximum of
+    every band in nanometres, None when the file does not say (see `_spectral_metadata` for the sources).
+    `band_names`: GDAL's band descriptions, "band N" (1-based) where a band has none.
+    """
+
+    path: str
+    width: int
+    height: int
+    band_count: int
+    geotransform: GeoTransform
+    crs_wkt: str
+    dtype: str
+    nodata: tuple[float | None, ...]
+    wavelengths_nm: tuple[float, ...] | None
+    fwhm_nm: tuple[float, ...] | None
+    band_names: tuple[str, ...]
+
+    @property
+    def pixel_size(self) -> tuple[float, float]:
+        """Positive x and y size of one pixel in CRS units (pixels when the raster has no geotransform)."""
+        gt = self.geotransform
+        return math.hypot(gt[1], gt[4]), math.hypot(gt[2], gt[5])
+
+    @property
+    def window(self) -> Window:
+        """The whole raster as a window."""
+        return Window(0, 0, self.width, self.height)
+
+
+# ---------------------------------------------------------------------------------------------- wavelengths
+
+
+def _floats(values: Iterable[str | float], what: str, path: str) -> list[float]:
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"{path}: the {what} metadata holds a value that is not a number ({exc}); "
+            "fix or remove it in the file's metadata (e.g. with gdal_edit.py -mo or the ENVI header)."
+        ) from exc
+
+
+def _unit_to_nm(unit: str | None, wavelengths: Sequence[float], where: str, path: str) -> float | None:
+    """Nanometres per unit of `unit`; None when the values are band indices rather than wavelengths.
+
+    A missing unit (or ENVI's 'Unknown') is inferred from the largest wavelength: 100 or more means
+    nanometres, 0.1 up to 100 micrometres, below 0.1 millimetres (sensors from the UV to the thermal
+    infrared, 0.3 to 15 um, fall in exactly one of these ranges in every unit).
+    """
+    key = (unit or "").strip().lower()
+    if key in _MISSING_UNITS:
+        largest = max(wavelengths)
+        factor = 1.0 if largest >= 100.0 else 1000.0 if largest >= 0.1 else 1.0e6
+        log.info("%s: no wavelength unit in %s; inferred %s from the values (largest %g)", path, where,
+                 {1.0: "nanometres", 1000.0: "micrometres"}.get(factor, "millimetres"), largest)
+        return factor
+    if key == "index":
+        log.warning("%s: the %s wavelengths are band indices (unit 'Index'), not wavelengths; ignored",
+                    path, where)
+        return None
+    if key not in _UNIT_TO_NM:
+        raise InputError(
+            f"{path}: unknown wavelength unit {unit!r} in {where}; accepted units are {_ACCEPTED_UNITS}. "
+            "Set the unit in the metadata (e.g. gdal_edit.py -mo wavelength_units=Nanometers)."
+        )
+    return _UNIT_TO_NM[key]
+
+
+def _to_nm(
+    values: list[float] | None, factors: list[float] | float, what: str, path: str
+) -> tuple[float, ...] | None:
+    """Values times their unit factors, or None (with a warning) when any is not a positive number."""
+    if values is None:
+        return None
+    per_value = factors if isinstance(factors, list) else [factors] * len(values)
+    nm = tuple(v * f for v, f in zip(values, per_value, strict=True))
+    if not all(math.isfinite(v) and v > 0 for v in nm):
+        log.warning("%s: %s has values that are not positive numbers; treated as unknown", path, what)
+        return None
+    return nm
+
+
+def _complete(values: list[str | None], band_count: int, what: str, path: str) -> list[str] | None:
+    """The values when every band has one; None (warning when only some have one)."""
+    present = [v for v in values if v not in (None, "")]
+    if len(present) == band_count and band_count == len(values):
+        return present
+    if present:
+        log.warning("%s: %s is given for %d of %d bands; treated as unknown", path, what, len(present),
+                    band_count)
+    return None
+
+
+_Spectral = tuple[tuple[float, ...] | None, tuple[float, ...] | None]
+
+
+def _from_band_metadata(ds: gdal.Dataset, path: str) -> _Spectral:
+    """(1) EnMAP-Box convention: band items `wavelength`, `wavelength_units`, `fwhm` (default domain).
+
+    A band without `wavelength_units` uses the dataset's item of that name, then the inferred unit.
+    """
+    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    raw = _complete([b.GetMetadataItem("wavelength") for b in bands], len(bands),
+                    "band metadata 'wavelength'", path)
+    if raw is None:
+        return None, None
+    wavelengths = _floats(raw, "band 'wavelength'", path)
+    default_unit = ds.GetMetadataItem("wavelength_units")
+    units = [b.GetMetadataItem("wavelength_units") or default_unit for b in bands]
+    unit_factor = {u: _unit_to_nm(u, wavelengths, "the band metadata", path) for u in dict.fromkeys(units)}
+    factors = [unit_factor[u] for u in units]
+    if any(f is None for f in factors):
+        return None, None
+    raw_fwhm = _complete([b.GetMetadataItem("fwhm") for b in bands], len(bands), "band metadata 'fwhm'", path)
+    fwhm = None if raw_fwhm is None else _floats(raw_fwhm, "band 'fwhm'", path)
+    return (_to_nm(wavelengths, factors, "band metadata 'wavelength'", path),
+            _to_nm(fwhm, factors, "band metadata 'fwhm'", path))
+
+
+def _envi_list(text: str | None) -> list[str] | None:
+    """An ENVI list as GDAL's 'ENVI' domain holds it, '{ a, b, c }', as its items."""
+    if not text:
+        return None
+    items = [item.strip() for item in text.strip().strip("{}").split(",")]
+    return [item for item in items if item]
+
+
+def _from_envi(ds: gdal.Dataset, path: str) -> _Spectral:
+    """(2) ENVI header: `wavelength`, `fwhm`, `wavelength units`.
+
+    For a file of GDAL's ENVI driver the .hdr itself is parsed with SPy (`spectral`); for other formats
+    the dataset's 'ENVI' metadata domain is read (GDAL keeps ENVI header fields there as '{ a, b, c }').
+    """
+    header = _envi_header(ds, path)
+    if header is not None:
+        raw_wl, raw_fwhm, unit = header.get("wavelength"), header.get("fwhm"), header.get("wavelength units")
+    else:
+        domain = ds.GetMetadata("ENVI") or {}
+        raw_wl, raw_fwhm = _envi_list(domain.get("wavelength")), _envi_list(domain.get("fwhm"))
+        unit = domain.get("wavelength_units")
+    count = ds.RasterCount
+    if not raw_wl:
+        return None, None
+    if len(raw_wl) != count:
+        log.warning("%s: the ENVI header lists %d wavelengths for %d bands; treated as unknown", path,
+                    len(raw_wl), count)
+        return None, None
+    wavelengths = _floats(raw_wl, "ENVI 'wavelength'", path)
+    factor = _unit_to_nm(unit, wavelengths, "the ENVI header", path)
+    if factor is None:
+        return None, None
+    fwhm = None
+    if raw_fwhm and len(raw_fwhm) == count:
+        fwhm = _floats(raw_fwhm, "ENVI 'fwhm'", path)
+    elif raw_fwhm:
+        log.warning("%s: the ENVI header lists %d FWHM values for %d bands; ignored", path, len(raw_fwhm),
+                    count)
+    return _to_nm(wavelengths, factor, "ENVI 'wavelength'", path), _to_nm(fwhm, factor, "ENVI 'fwhm'", path)
+
+
+def _envi_header(ds: gdal.Dataset, path: str) -> dict | None:
+    """The parsed .hdr of a dataset opened by GDAL's ENVI driver, else None."""
+    if ds.GetDriver().ShortName != "ENVI":
+        return None
+    headers = [f for f in ds.GetFileList() or [] if f.lower().endswith(".hdr") and os.path.exists(f)]
+    if not headers:
+        return None
+    try:
+        return spectral.envi.read_envi_header(headers[0])
+    except Exception as exc:  # SPy raises its own error classes for malformed headers
+        raise InputError(f"{path}: its ENVI header {headers[0]} cannot be parsed ({exc}); fix the header.") \
+            from exc
+
+
+def _from_imagery_domain(ds: gdal.Dataset, path: str) -> _Spectral:
+    """(3) GDAL's IMAGERY domain per band: `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (micrometres)."""
+    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    raw_wl = _complete([b.GetMetadataItem("CENTRAL_WAVELENGTH_UM", "IMAGERY") for b in bands], len(bands),
+                       "IMAGERY 'CENTRAL_WAVELENGTH_UM'", path)
+    raw_fwhm = _complete([b.GetMetadataItem("FWHM_UM", "IMAGERY") for b in bands], len(bands),
+                         "IMAGERY 'FWHM_UM'", path)
+    wavelengths = None if raw_wl is None else _floats(raw_wl, "IMAGERY 'CENTRAL_WAVELENGTH_UM'", path)
+    fwhm = None if raw_fwhm is None else _floats(raw_fwhm, "IMAGERY 'FWHM_UM'", path)
+    return (_to_nm(wavelengths, 1000.0, "IMAGERY 'CENTRAL_WAVELENGTH_UM'", path),
+            _to_nm(fwhm, 1000.0, "IMAGERY 'FWHM_UM'", path))
+
+
+def _spectral_metadata(ds: gdal.Dataset, path: str) -> _Spectral:
+    """Centre wavelengths and FWHM of every band in nm, from the first source that gives them for all bands.
+
+    Sources in order of precedence: (1) band metadata `wavelength` / `wavelength_units` / `fwhm`
+    (EnMAP-Box), (2) the ENVI header, (3) the IMAGERY domain's `CENTRAL_WAVELENGTH_UM` / `FWHM_UM`.
+    Wavelengths and FWHM are chosen independently (GDAL's ENVI driver exposes the wavelengths as band
+    metadata but not the FWHM, which then comes from the header). FWHM values share their source's
+    wavelength unit. A source that covers only some bands counts as absent (a warning is logged).
+    Raises InputError for a unit that is not one of `_ACCEPTED_UNITS` or a value that is not a number
+    (in a source consulted only for the FWHM, such a problem is logged and the FWHM left unknown).
+    """
+    wavelengths = fwhm = None
+    for source in (_from_band_metadata, _from_envi, _from_imagery_domain):
+        try:
+            src_wl, src_fwhm = source(ds, path)
+        except InputError as exc:
+            if wavelengths is None:
+                raise
+            log.warning("%s (the FWHM stay unknown)", exc)
+            break
+        wavelengths = wavelengths or src_wl
+        fwhm = fwhm or src_fwhm
+        if wavelengths and fwhm:
+            break
+    return wavelengths, fwhm
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+
+def _dtype_name(band: gdal.Band) -> str:
+    return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)).name
+
+
+def _info_of(ds: gdal.Dataset, path: str) -> RasterInfo:
+    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    srs = ds.GetSpatialRef()
+    wavelengths, fwhm = _spectral_metadata(ds, path)
+    return RasterInfo(
+        path=path,
+        width=ds.RasterXSize,
+        height=ds.RasterYSize,
+        band_count=len(bands),
+        geotransform=tuple(float(v) for v in ds.GetGeoTransform()),
+        crs_wkt=srs.ExportToWkt(["FORMAT=WKT2_2018"]) if srs is not None else "",
+        dtype=np.result_type(*[_dtype_name(b) for b in bands]).name,
+        nodata=tuple(b.GetNoDataValue() for b in bands),
+        wavelengths_nm=wavelengths,
+        fwhm_nm=fwhm,
+        band_names=tuple(b.GetDescription() or f"band {i + 1}" for i, b in enumerate(bands)),
+    )
+
+
+class RasterReader:
+    """One open raster (a context manager holding one `gdal.Dataset`; not thread-safe: one per thread).
+
+    Raises InputError when the path does not exist, GDAL cannot read it, or it has no raster bands.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        name = os.fspath(path)
+        if not name.startswith("/vsi") and not os.path.exists(name):
+            raise InputError(f"{name}: the file does not exist; check the path.")
+        self._ds: gdal.Dataset | None = _gdal(
+            lambda: gdal.OpenEx(name, gdal.OF_RASTER | gdal.OF_READONLY), InputError,
+            f"{name}: not a raster GDAL can read",
+            "Check that it is an image file (GeoTIFF, ENVI, ...) and that it is complete",
+        )
+        if self._ds.RasterCount == 0:
+            subdatasets = list((self._ds.GetMetadata("SUBDATASETS") or {}).values())[:1]
+            hint = f" It holds subdatasets: open one of them, e.g. {subdatasets[0]}." if subdatasets else ""
+            raise InputError(f"{name}: the file has no raster bands.{hint}")
+        self.info: RasterInfo = _info_of(self._ds, name)
+
+    def __enter__(self) -> RasterReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the dataset (also done on leaving the `with` block)."""
+        self._ds = None
+
+    def read(self, window: Window, bands: Sequence[int] | None = None) -> np.ndarray:
+        """Pixels of `window` as float32 `(B, rows, cols)`; `bands`: 0-based band indices (default all).
+
+        Raises InputError when the window is not inside the raster, a band index is out of range, or
+        GDAL cannot read the pixels (a truncated or corrupt file).
+        """
+        if self._ds is None:
+            raise ValueError(f"{self.info.path}: the reader is closed")
+        ds, info = self._ds, self.info
+        if window.width < 1 or window.height < 1 or window.col < 0 or window.row < 0 \
+                or window.col_end > info.width or window.row_end > info.height:
+            raise InputError(f"{info.path}: window {tuple(window)} (col, row, width, height) is not inside "
+                             f"the raster of {info.width} x {info.height} pixels.")
+        indices = list(range(info.band_count)) if bands is None else [int(b) for b in bands]
+        if not indices or not all(0 <= b < info.band_count for b in indices):
+            raise InputError(f"{info.path}: band indices {indices} are not 0-based indices of its "
+                             f"{info.band_count} bands.")
+        data = _gdal(
+            lambda: ds.ReadAsArray(window.col, window.row, window.width, window.height,
+                                   band_list=[b + 1 for b in indices], buf_type=gdal.GDT_Float32),
+            InputError, f"{info.path}: reading window {tuple(window)} failed",
+            "The file may be truncated or corrupt: check it with 'gdalinfo -checksum' or create it again",
+        )
+        return np.asarray(data, dtype=np.float32).reshape(len(indices), window.height, window.width)
+
+    def read_valid(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """All bands of `window` and its validity mask: float32 `(B, rows, cols)`, bool `(rows, cols)`.
+
+        A pixel is valid when every band is finite and no band equals that band's nodata value (compared
+        after conversion to float32, as the data are).
+        """
+        data = self.read(window)
+        valid = np.isfinite(data).all(axis=0)
+        with np.errstate(over="ignore"):
+            for band, nodata in zip(data, self.info.nodata, strict=True):
+                if nodata is not None:
+                    valid &= band != np.float32(nodata)
+        return data, valid
+
+
+def read_info(path: str | os.PathLike) -> RasterInfo:
+    """Describe a raster without reading its pixels (see RasterInfo); InputError when unreadable."""
+    with RasterReader(path) as reader:
+        return reader.info
+
+
+def read_raster(path: str | os.PathLike) -> np.ndarray:
+    """The whole raster as float32 `(B, H, W)`: for small data, tests and benchmarks only."""
+    with RasterReader(path) as reader:
+        return reader.read(reader.info.window)
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+
+def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """The absolute output path, after checking that a GeoTIFF can be written there.
+
+    Raises OutputError when the extension is not .tif/.tiff, the folder is missing or not writable, the
+    path is a folder, or it is one of `inputs` (compared after resolving links, and by file identity).
+    """
+    target = Path(path).expanduser().absolute()
+    if target.suffix.lower() not in _OUTPUT_SUFFIXES:
+        raise OutputError(f"{target}: outputs are GeoTIFF files; give the file name the extension .tif.")
+    folder = target.parent
+    if not folder.is_dir():
+        raise OutputError(f"{target}: the folder {folder} does not exist; create it or choose another folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{target}: the folder {folder} is not writable; choose a folder you can write to.")
+    if target.is_dir():
+        raise OutputError(f"{target} is a folder; give a file name ending in .tif.")
+    for source in inputs:
+        source_path = Path(source).expanduser()
+        if source_path.resolve() == target.resolve() or (
+                target.exists() and source_path.exists() and os.path.samefile(source_path, target)):
+            raise OutputError(f"{target} is also an input; choose another output file name so the input is "
+                              "not overwritten.")
+    return target
+
+
+def _gdal_type(dtype: str) -> int:
+    """GDAL's data type for a numpy dtype name; ValueError for one a GeoTIFF cannot hold exactly."""
+    np_dtype = np.dtype(dtype)
+    code = gdal_array.NumericTypeCodeToGDALTypeCode(np_dtype) if np_dtype.kind in "uif" else None
+    if code is None or np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(code)) != np_dtype:
+        raise ValueError(f"dtype {dtype!r} cannot be written; use uint8, (u)int16, (u)int32, (u)int64, "
+                         "float32 or float64.")
+    return code
+
+
+def _per_band(values: Sequence | None, band_count: int, name: str) -> tuple | None:
+    if values is None:
+        return None
+    values = tuple(values)
+    if len(values) != band_count:
+        raise ValueError(f"{name} has {len(values)} entries for {band_count} bands")
+    return values
+
+
+def _fmt(value: float) -> str:
+    return f"{float(value):.10g}"
+
+
+class RasterWriter:
+    """Writes one GeoTIFF, atomically; the only way outputs are written. Use it as a context manager.
+
+    Creation options: tiled 256 x 256, DEFLATE with predictor 3 (floats) or 2 (integers), BigTIFF when
+    needed, band interleaved. Every band gets `nodata`, a description (its name, or "band N (W nm)"),
+    and, with wavelengths, both the EnMAP-Box items `wavelength`, `wavelength_units`=Nanometers, `fwhm`
+    (nm) and GDAL's IMAGERY items `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (um).
+
+    The pixels go to a hidden temporary file beside `path` (".NAME.<random>.tmp.tif"), created on entering
+    the `with` block. Leaving it normally flushes, closes and renames the file over `path` (an existing
+    file is replaced only then, and a stale "path.aux.xml" sidecar of it is removed); leaving it with an
+    exception (e.g. Canceled) deletes the temporary file. A failed write raises OutputError.
+    `write` converts values to `dtype` the way GDAL does (rounded and clipped for integer types).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        width: int,
+        height: int,
+        band_count: int,
+        geotransform: Sequence[float],
+        crs_wkt: str,
+        nodata: float | None = None,
+        wavelengths_nm: Sequence[float] | None = None,
+        fwhm_nm: Sequence[float] | None = None,
+        band_names: Sequence[str] | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        if min(width, height, band_count) < 1:
+            raise ValueError(f"cannot write a raster of {band_count} bands x {height} rows x {width} columns")
+        self.path = check_output_path(path)
+        self.width, self.height, self.band_count = int(width), int(height), int(band_count)
+        self.geotransform = tuple(float(v) for v in geotransform)
+        if len(self.geotransform) != 6:
+            raise ValueError(f"a geotransform has 6 terms, got {len(self.geotransform)}")
+        self.crs_wkt = crs_wkt
+        self.dtype = np.dtype(dtype).name
+        self._gdal_type = _gdal_type(self.dtype)
+        if nodata is not None and np.dtype(self.dtype).kind in "ui":
+            limits = np.iinfo(self.dtype)
+            if not (math.isfinite(nodata) and nodata == int(nodata) and limits.min <= nodata <= limits.max):
+                raise ValueError(f"nodata {nodata} is not a value of {self.dtype}")
+        self.nodata = nodata
+        self.wavelengths_nm = _per_band(wavelengths_nm, self.band_count, "wavelengths_nm")
+        self.fwhm_nm = _per_band(fwhm_nm, self.band_count, "fwhm_nm")
+        self.band_names = _per_band(band_names, self.band_count, "band_names")
+        self._temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp.tif")
+        self._ds: gdal.Dataset | None = None
+        self._disk_fix = (f"Check that the disk holding {self.path.parent} has free space (and that the "
+                          "folder is writable), then run again")
+
+    def __enter__(self) -> RasterWriter:
+        kind = np.dtype(self.dtype).kind
+        options = [*_CREATE_OPTIONS, f"PREDICTOR={3 if kind == 'f' else 2}"]
+        driver = gdal.GetDriverByName("GTiff")
+        self._ds = _gdal(
+            lambda: driver.Create(str(self._temp), self.width, self.height, self.band_count, self._gdal_type,
+                                  options),
+            OutputError, f"Cannot create {self._temp}", self._disk_fix,
+        )
+        try:
+            _gdal(self._set_metadata, OutputError,
+                  f"Cannot write the georeference and metadata of {self.path}",
+                  "Check the CRS (a WKT string GDAL accepts) and the free disk space")
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def _set_metadata(self) -> bool:
+        ds = self._ds
+        ok = ds.SetGeoTransform(self.geotransform) == gdal.CE_None
+        if self.crs_wkt:
+            srs = osr.SpatialReference()
+            ok = ok and srs.ImportFromWkt(self.crs_wkt) == 0 and ds.SetSpatialRef(srs) == gdal.CE_None
+        for i in range(self.band_count):
+            band = ds.GetRasterBand(i + 1)
+            if self.nodata is not None:
+                ok = ok and band.SetNoDataValue(float(self.nodata)) == gdal.CE_None
+            band.SetDescription(self._band_description(i))
+            if self.wavelengths_nm is not None:
+                band.SetMetadataItem("wavelength", _fmt(self.wavelengths_nm[i]))
+                band.SetMetadataItem("wavelength_units", "Nanometers")
+                band.SetMetadataItem("CENTRAL_WAVELENGTH_UM", _fmt(self.wavelengths_nm[i] / 1000.0),
+                                     "IMAGERY")
+            if self.fwhm_nm is not None:
+                band.SetMetadataItem("fwhm", _fmt(self.fwhm_nm[i]))
+                band.SetMetadataItem("FWHM_UM", _fmt(self.fwhm_nm[i] / 1000.0), "IMAGERY")
+        return ok
+
+    def _band_description(self, index: int) -> str:
+        if self.band_names is not None:
+            return str(self.band_names[index])
+        if self.wavelengths_nm is not None:
+            return f"band {index + 1} ({float(self.wavelengths_nm[index]):.1f} nm)"
+        return f"band {index + 1}"
+
+    def write(self, array: np.ndarray, col: int, row: int) -> None:
+        """Write `array` `(band_count, rows, cols)` with its top-left pixel at (`col`, `row`).
+
+        ValueError when the shape or position does not fit the raster; OutputError when GDAL fails.
+        """
+        if self._ds is None:
+            raise ValueError(f"{self.path}: write() is only possible inside the writer's 'with' block")
+        ds, data = self._ds, np.asarray(array)
+        if data.ndim != 3 or data.shape[0] != self.band_count:
+            raise ValueError(f"expected an array ({self.band_count}, rows, cols), got shape {data.shape}")
+        if col < 0 or row < 0 or col + data.shape[2] > self.width or row + data.shape[1] > self.height:
+            raise ValueError(f"a block of {data.shape[1]} x {data.shape[2]} pixels at column {col}, row "
+                             f"{row} does not fit in {self.height} x {self.width} pixels")
+        _gdal(
+            lambda: all(ds.GetRasterBand(b + 1).WriteArray(data[b], int(col), int(row)) == gdal.CE_None
+                        for b in range(self.band_count)),
+            OutputError, f"Writing {self.path} failed", self._disk_fix,
+        )
+
+    def _close(self) -> bool:
+        ds, self._ds = self._ds, None
+        ds.FlushCache()
+        del ds  # closing writes the remaining tiles and the TIFF directory; failures are reported here
+        return True
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        if exc_type is not None or self._ds is None:
+            self._discard()
+            return
+        try:
+            _gdal(self._close, OutputError, f"Writing {self.path} failed", self._disk_fix)
+            os.replace(self._temp, self.path)
+        except OSError as exc:
+            self._discard()
+            raise OutputError(f"Cannot move the finished output to {self.path}: {exc}. {self._disk_fix}.") \
+                from exc
+        except BaseException:
+            self._discard()
+            raise
+        Path(f"{self.path}.aux.xml").unlink(missing_ok=True)  # would override the new file's metadata
+
+    def _discard(self) -> None:
+        """Close without caring about errors and delete the temporary file and any sidecar of it."""
+        gdal.PushErrorHandler("CPLQuietErrorHandler")
+        try:
+            self._ds = None
+        except RuntimeError:
+            pass
+        finally:
+            gdal.PopErrorHandler()
+        for leftover in (self._temp, Path(f"{self._temp}.aux.xml")):
+            leftover.unlink(missing_ok=True)
+
+
+def write_raster(
+    path: str | os.PathLike,
+    array: np.ndarray,
+    *,
+    geotransform: Sequence[float] = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0),
+    crs_wkt: str = "",
+    nodata: float | None = None,
+    wavelengths_nm: Sequence[float] | None = None,
+    fwhm_nm: Sequence[float] | None = None,
+    band_names: Sequence[str] | None = None,
+    dtype: str | None = None,
+) -> None:
+    """Write `array` `(B, H, W)` (or `(H, W)`, one band) as a GeoTIFF through RasterWriter.
+
+    `dtype` defaults to the array's own dtype.
+    """
+    data = np.asarray(array)
+    if data.ndim == 2:
+        data = data[np.newaxis]
+    if data.ndim != 3:
+        raise ValueError(f"expected an array (B, H, W) or (H, W), got shape {data.shape}")
+    with RasterWriter(path, width=data.shape[2], height=data.shape[1], band_count=data.shape[0],
+                      geotransform=geotransform, crs_wkt=crs_wkt, nodata=nodata,
+                      wavelengths_nm=wavelengths_nm, fwhm_nm=fwhm_nm, band_names=band_names,
+                      dtype=dtype or data.dtype.name) as writer:
+        writer.write(data, 0, 0)
