@@ -1,0 +1,338 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Quality metrics of a fused hyperspectral image, as BENCHMARK.md defines them.
+
+With a reference (Wald's protocol): PSNR, SSIM, SAM, ERGAS, RMSE. Without one (real pairs): D_lambda, D_s and
+QNR. The numpy functions take ``(C, H, W)`` arrays on [0, 1] (float32 or float64; computed in float64) and
+return Python floats; an optional ``mask`` ``(H, W)`` bool marks the valid pixels (False = nodata, excluded).
+
+SSIM and SAM are implemented once, in torch, and exposed as differentiable losses (``ssim_torch``,
+``sam_torch``) for ``(B, C, H, W)`` tensors; the numpy functions call them.
+
+Windowed statistics (SSIM, and the UQI of the no-reference indices) use an 11 x 11 Gaussian window with
+sigma 1.5, normalised to sum 1, and only the 'valid' window positions (scikit-image's ``gaussian_weights=True,
+use_sample_covariance=False`` convention, also torchmetrics'); an image needs at least 11 x 11 pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .degrade import spatial_degrade
+from .errors import InputError
+
+WINDOW_SIZE = 11
+WINDOW_SIGMA = 1.5
+K1, K2 = 0.01, 0.03
+# Elements per chunk of windowed statistics (float64): bounds the memory of SSIM and the UQI pair loops.
+_CHUNK_ELEMENTS = 1 << 23
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _pair(ref: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as float64 ``(C, H, W)`` (a single ``(H, W)`` band is promoted) of one shape."""
+    ref64, est64 = (np.asarray(a, dtype=np.float64) for a in (ref, est))
+    if ref64.shape != est64.shape:
+        raise InputError(f"The reference {ref64.shape} and the estimate {est64.shape} differ in shape; compare "
+                         "images of the same bands and size.")
+    if ref64.ndim == 2:
+        ref64, est64 = ref64[None], est64[None]
+    if ref64.ndim != 3:
+        raise InputError(f"Expected images (C, H, W); got shape {ref64.shape}.")
+    return ref64, est64
+
+
+def _valid(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The mask as bool ``(H, W)`` (None: all valid); refuses a wrong shape or a mask with no valid pixel."""
+    if mask is None:
+        return None
+    valid = np.asarray(mask, dtype=bool)
+    if valid.shape != tuple(shape[-2:]):
+        raise InputError(f"The valid-pixel mask {valid.shape} does not match the image size {shape[-2:]}; "
+                         "give one bool per pixel (H, W).")
+    if not valid.any():
+        raise InputError("The valid-pixel mask excludes every pixel: there is nothing to evaluate.")
+    return valid
+
+
+def _band_values(a: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """``(C, P)``: each band's values at the valid pixels."""
+    return a.reshape(a.shape[0], -1) if valid is None else a[:, valid]
+
+
+def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    offsets = torch.arange(WINDOW_SIZE, dtype=dtype, device=device) - (WINDOW_SIZE - 1) / 2
+    window = torch.exp(-0.5 * (offsets / WINDOW_SIGMA) ** 2)
+    return window / window.sum()
+
+
+def _check_window(h: int, w: int) -> None:
+    if h < WINDOW_SIZE or w < WINDOW_SIZE:
+        raise InputError(f"The image ({h} x {w} pixels) is smaller than the {WINDOW_SIZE} x {WINDOW_SIZE} "
+                         "window of SSIM/UQI; evaluate a larger region.")
+
+
+def _filter(x: torch.Tensor) -> torch.Tensor:
+    """Gaussian-window means at the 'valid' positions: ``(..., H, W) -> (..., H - 10, W - 10)``."""
+    h, w = x.shape[-2:]
+    _check_window(h, w)
+    g = _gaussian_window(x.dtype, x.device)
+    y = x.reshape(-1, 1, h, w)
+    y = F.conv2d(F.conv2d(y, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+    return y.reshape(*x.shape[:-2], *y.shape[-2:])
+
+
+def _index_map(mu_x: torch.Tensor, mu_y: torch.Tensor, e_xx: torch.Tensor, e_yy: torch.Tensor,
+               e_xy: torch.Tensor, c1: float, c2: float, eps: float) -> torch.Tensor:
+    """SSIM (``c1, c2 > 0``, ``eps = 0``) or UQI (``c1 = c2 = 0``, ``eps`` > 0) from windowed moments.
+
+    ``((2 mu_x mu_y + c1)(2 cov + c2)) / ((mu_x^2 + mu_y^2 + c1)(var_x + var_y + c2) + eps)``; the variances are
+    clamped at 0 (rounding), as torchmetrics does.
+    """
+    mu_xy = mu_x * mu_y
+    mu_xx, mu_yy = mu_x * mu_x, mu_y * mu_y
+    var_x = torch.clamp(e_xx - mu_xx, min=0.0)
+    var_y = torch.clamp(e_yy - mu_yy, min=0.0)
+    cov = e_xy - mu_xy
+    return ((2 * mu_xy + c1) * (2 * cov + c2)) / ((mu_xx + mu_yy + c1) * (var_x + var_y + c2) + eps)
+
+
+# ------------------------------------------------------------------------------------------------- SSIM
+def ssim_map_torch(ref: torch.Tensor, est: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """SSIM map at the valid window positions: ``(..., C, H, W) -> (..., C, H - 10, W - 10)``, differentiable."""
+    if ref.shape != est.shape:
+        raise InputError(f"SSIM needs images of one shape; got {tuple(ref.shape)} and {tuple(est.shape)}.")
+    stats = _filter(torch.stack([ref, est, ref * ref, est * est, ref * est]))
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    return _index_map(*stats, c1=c1, c2=c2, eps=0.0)
+
+
+def ssim_torch(ref: torch.Tensor, est: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM of ``(B, C, H, W)`` tensors (over images, bands and valid window positions), a torch scalar.
+
+    Every band has the same number of window positions, so this is the mean over bands of the per-band SSIM
+    (BENCHMARK.md), averaged over the batch. Differentiable: ``1 - ssim_torch(...)`` is the SSIM loss.
+    """
+    return ssim_map_torch(ref, est, data_range).mean()
+
+
+def ssim_per_band(ref: np.ndarray, est: np.ndarray, data_range: float = 1.0, *,
+                  mask: np.ndarray | None = None) -> np.ndarray:
+    """``(C,)`` SSIM of each band (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03).
+
+    With ``mask``, only windows lying wholly on valid pixels count (nodata never enters a window).
+    """
+    ref64, est64 = _pair(ref, est)
+    valid = _valid(mask, ref64.shape)
+    _check_window(*ref64.shape[-2:])
+    centres = None
+    if valid is not None:
+        invalid = torch.from_numpy(~valid).to(torch.float64)[None, None]
+        centres = (F.max_pool2d(invalid, WINDOW_SIZE, stride=1)[0, 0] == 0).numpy()
+        if not centres.any():
+            raise InputError(f"No {WINDOW_SIZE} x {WINDOW_SIZE} window lies wholly on valid pixels; SSIM needs "
+                             "larger valid areas.")
+    chunk = max(1, _CHUNK_ELEMENTS // (5 * ref64[0].size))
+    values = []
+    with torch.no_grad():
+        for b in range(0, ref64.shape[0], chunk):
+            smap = ssim_map_torch(torch.from_numpy(ref64[b:b + chunk]), torch.from_numpy(est64[b:b + chunk]),
+                                  data_range).numpy()
+            values.append(smap.mean(axis=(1, 2)) if centres is None else smap[:, centres].mean(axis=1))
+    return np.concatenate(values)
+
+
+def ssim(ref: np.ndarray, est: np.ndarray, data_range: float = 1.0, *, mask: np.ndarray | None = None) -> float:
+    """SSIM per band, then the mean over bands (BENCHMARK.md); see ``ssim_per_band``."""
+    return float(ssim_per_band(ref, est, data_range, mask=mask).mean())
+
+
+# -------------------------------------------------------------------------------------------------- SAM
+def sam_map_torch(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+    """Spectral angle in radians: ``(..., C, H, W) -> (..., H, W)``; 0 where either spectrum has zero norm.
+
+    Uses ``2 atan2(|u - v|, |u + v|)`` on the unit spectra (accurate at small angles, unlike ``acos``, and with
+    a finite gradient), so it also serves as a loss.
+    """
+    if ref.shape != est.shape:
+        raise InputError(f"SAM needs images of one shape; got {tuple(ref.shape)} and {tuple(est.shape)}.")
+    n_ref = torch.linalg.vector_norm(ref, dim=-3, keepdim=True)
+    n_est = torch.linalg.vector_norm(est, dim=-3, keepdim=True)
+    both = (n_ref > 0) & (n_est > 0)
+    u = ref / torch.where(n_ref > 0, n_ref, torch.ones_like(n_ref))
+    v = est / torch.where(n_est > 0, n_est, torch.ones_like(n_est))
+    angle = 2 * torch.atan2(torch.linalg.vector_norm(u - v, dim=-3), torch.linalg.vector_norm(u + v, dim=-3))
+    return torch.where(both.squeeze(-3), angle, torch.zeros_like(angle))
+
+
+def sam_torch(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+    """Mean spectral angle in degrees of ``(B, C, H, W)`` tensors, a differentiable torch scalar."""
+    return torch.rad2deg(sam_map_torch(ref, est).mean())
+
+
+def sam_map(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
+    """``(H, W)`` spectral angle in degrees between the spectra ``(C, H, W)``; 0 for a zero-norm spectrum."""
+    ref64, est64 = _pair(ref, est)
+    with torch.no_grad():
+        return np.degrees(sam_map_torch(torch.from_numpy(ref64), torch.from_numpy(est64)).numpy())
+
+
+def sam(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean spectral angle over the (valid) pixels, degrees."""
+    angles = sam_map(ref, est)
+    valid = _valid(mask, angles.shape)
+    return float(angles.mean() if valid is None else angles[valid].mean())
+
+
+# ------------------------------------------------------------------------------------ PSNR, RMSE, ERGAS
+def rmse_per_band(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """``(C,)`` root-mean-square error of each band over the (valid) pixels, in data units."""
+    ref64, est64 = _pair(ref, est)
+    valid = _valid(mask, ref64.shape)
+    diff = _band_values(ref64 - est64, valid)
+    return np.sqrt(np.mean(diff * diff, axis=1))
+
+
+def rmse(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Root-mean-square error over all bands and (valid) pixels, in data units."""
+    return float(np.sqrt(np.mean(rmse_per_band(ref, est, mask) ** 2)))
+
+
+def psnr_per_band(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None,
+                  data_range: float = 1.0) -> np.ndarray:
+    """``(C,)`` PSNR of each band in dB, ``10 log10(data_range^2 / MSE_b)``; ``inf`` for a band without error."""
+    mse = rmse_per_band(ref, est, mask) ** 2
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(data_range ** 2 / mse)
+
+
+def psnr(ref: np.ndarray, est: np.ndarray, mask: np.ndarray | None = None, data_range: float = 1.0) -> float:
+    """PSNR per band, then the mean over bands (BENCHMARK.md), dB."""
+    return float(psnr_per_band(ref, est, mask, data_range).mean())
+
+
+def ergas(ref: np.ndarray, est: np.ndarray, scale: int, mask: np.ndarray | None = None) -> float:
+    """ERGAS ``100 / s * sqrt(mean_b (RMSE_b / mean_b)^2)``, ``mean_b`` the reference band's mean.
+
+    ``inf`` when a reference band has mean 0 (ERGAS is undefined there).
+    """
+    if isinstance(scale, bool) or not scale > 0:
+        raise InputError(f"ERGAS needs the positive resolution ratio (scale); got {scale!r}.")
+    ref64, est64 = _pair(ref, est)
+    valid = _valid(mask, ref64.shape)
+    band_mean = _band_values(ref64, valid).mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = rmse_per_band(ref64, est64, valid) / band_mean
+    return float(100.0 / scale * np.sqrt(np.mean(relative ** 2)))
+
+
+def reference_metrics(ref: np.ndarray, est: np.ndarray, scale: int, mask: np.ndarray | None = None) -> dict:
+    """All reference metrics of BENCHMARK.md: ``{'PSNR', 'SSIM', 'SAM', 'ERGAS', 'RMSE'}`` as floats.
+
+    ``ref``/``est`` ``(C, H, W)`` on [0, 1]; PSNR in dB, SAM in degrees. With ``mask``, SSIM uses only windows
+    wholly on valid pixels.
+    """
+    ref64, est64 = _pair(ref, est)
+    return {"PSNR": psnr(ref64, est64, mask), "SSIM": ssim(ref64, est64, mask=mask), "SAM": sam(ref64, est64, mask),
+            "ERGAS": ergas(ref64, est64, scale, mask), "RMSE": rmse(ref64, est64, mask)}
+
+
+# ------------------------------------------------------------------------------------- no reference
+# D_lambda, D_s and QNR follow torchmetrics (spectral_distortion_index, spatial_distortion_index,
+# quality_with_no_reference): UQI = the Gaussian-window (11, 1.5) quality index averaged over the valid window
+# positions, with torchmetrics' eps in the denominator.
+def _as_image(a: np.ndarray, what: str) -> torch.Tensor:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim != 3:
+        raise InputError(f"Expected the {what} as (C, H, W); got shape {arr.shape}.")
+    _check_window(*arr.shape[-2:])
+    return torch.from_numpy(arr)
+
+
+def _uqi_rows(x: torch.Tensor, mu_x: torch.Tensor, e_xx: torch.Tensor,
+              y: torch.Tensor, mu_y: torch.Tensor, e_yy: torch.Tensor) -> torch.Tensor:
+    """Mean UQI of band ``x`` ``(H, W)`` against each band of ``y`` ``(N, H, W)``: ``(N,)``; moments given."""
+    eps = torch.finfo(x.dtype).eps
+    chunk = max(1, _CHUNK_ELEMENTS // x.numel())
+    rows = []
+    for b in range(0, y.shape[0], chunk):
+        e_xy = _filter(x * y[b:b + chunk])
+        q = _index_map(mu_x, mu_y[b:b + chunk], e_xx, e_yy[b:b + chunk], e_xy, 0.0, 0.0, eps)
+        rows.append(q.mean(dim=(-2, -1)))
+    return torch.cat(rows)
+
+
+def _uqi_between_bands(img: torch.Tensor) -> torch.Tensor:
+    """``(C, C)`` symmetric matrix of the mean UQI between every pair of bands (diagonal 0) of ``(C, H, W)``."""
+    mu, e2 = _filter(img), _filter(img * img)
+    c = img.shape[0]
+    q = torch.zeros(c, c, dtype=img.dtype)
+    for k in range(c - 1):
+        q[k, k + 1:] = _uqi_rows(img[k], mu[k], e2[k], img[k + 1:], mu[k + 1:], e2[k + 1:])
+    return q + q.T
+
+
+def d_lambda(fused: np.ndarray, lr_hsi: np.ndarray, p: int = 1) -> float:
+    """Spectral distortion index D_lambda (0 is best).
+
+    ``(1 / (C (C - 1)) sum_{k != r} |Q(F_k, F_r) - Q(X_k, X_r)|^p)^(1/p)`` with ``Q`` the UQI between two bands
+    of the fused image ``F`` ``(C, H, W)`` and of the LRHSI ``X`` ``(C, h, w)`` (both at least 11 x 11 pixels).
+    Equals torchmetrics' ``spectral_distortion_index``; 0 for a single band (no pair).
+    """
+    if isinstance(p, bool) or not isinstance(p, int) or p <= 0:
+        raise InputError(f"The exponent p of D_lambda must be a positive integer; got {p!r}.")
+    f, x = _as_image(fused, "fused image"), _as_image(lr_hsi, "LRHSI")
+    if f.shape[0] != x.shape[0]:
+        raise InputError(f"The fused image has {f.shape[0]} bands but the LRHSI {x.shape[0]}; they must match.")
+    c = f.shape[0]
+    if c < 2:
+        return 0.0
+    with torch.no_grad():
+        diff = (_uqi_between_bands(f) - _uqi_between_bands(x)).abs() ** p
+    return float((diff.sum() / (c * (c - 1))) ** (1.0 / p))
+
+
+def d_s(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, q: int = 1) -> float:
+    """Spatial distortion index D_s (0 is best).
+
+    ``(1 / (C M) sum_{i, j} |Q(F_i, Y_j) - Q(X_i, Y~_j)|^q)^(1/q)`` over the fused bands ``F_i`` ``(C, H, W)``,
+    the LRHSI bands ``X_i`` ``(C, H/s, W/s)``, the HRMSI bands ``Y_j`` ``(M, H, W)`` and ``Y~_j``, the HRMSI
+    degraded to the LR grid by ``core.degrade.spatial_degrade`` (the protocol's MTF blur and decimation).
+
+    Where this differs from torchmetrics' ``spatial_distortion_index`` (a pansharpening index) and why:
+    torchmetrics pairs fused band i with band i of a panchromatic image given once per band; an HRMSI has its
+    own bands (M != C in general), so every HSI band is compared with every MSI band. With one MSI band
+    (M = 1) this is exactly torchmetrics' index for the pan band repeated C times with ``pan_lr`` = ``Y~``.
+    torchmetrics degrades the pan with a 7 x 7 box filter and a resize when no ``pan_lr`` is given; here the
+    degradation is the one the LRHSI is assumed to have (the MTF-matched Gaussian), so that a perfect fusion
+    of a Wald-simulated pair scores near 0.
+    """
+    if isinstance(q, bool) or not isinstance(q, int) or q <= 0:
+        raise InputError(f"The exponent q of D_s must be a positive integer; got {q!r}.")
+    f, x, y = _as_image(fused, "fused image"), _as_image(lr_hsi, "LRHSI"), _as_image(hr_msi, "HRMSI")
+    if f.shape[0] != x.shape[0]:
+        raise InputError(f"The fused image has {f.shape[0]} bands but the LRHSI {x.shape[0]}; they must match.")
+    if f.shape[1:] != y.shape[1:]:
+        raise InputError(f"The fused image ({f.shape[1]} x {f.shape[2]}) and the HRMSI ({y.shape[1]} x "
+                         f"{y.shape[2]}) must cover the same HR pixels.")
+    with torch.no_grad():
+        y_lr = spatial_degrade(y, scale)
+        if x.shape[1:] != y_lr.shape[1:]:
+            raise InputError(f"The LRHSI ({x.shape[1]} x {x.shape[2]}) is not the fused image ({f.shape[1]} x "
+                             f"{f.shape[2]}) divided by the scale {scale}; check the scale and the crops.")
+        mu_f, e_ff = _filter(f), _filter(f * f)
+        mu_x, e_xx = _filter(x), _filter(x * x)
+        total = torch.zeros((), dtype=torch.float64)
+        for j in range(y.shape[0]):
+            q_hr = _uqi_rows(y[j], _filter(y[j]), _filter(y[j] * y[j]), f, mu_f, e_ff)
+            q_lr = _uqi_rows(y_lr[j], _filter(y_lr[j]), _filter(y_lr[j] * y_lr[j]), x, mu_x, e_xx)
+            total = total + ((q_hr - q_lr).abs() ** q).sum()
+    return float((total / (f.shape[0] * y.shape[0])) ** (1.0 / q))
+
+
+def qnr(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int) -> dict:
+    """``{'D_lambda', 'D_s', 'QNR'}`` with ``QNR = (1 - D_lambda)(1 - D_s)`` (exponents 1, q = 1)."""
+    dl = d_lambda(fused, lr_hsi)
+    ds = d_s(fused, lr_hsi, hr_msi, scale)
+    return {"D_lambda": dl, "D_s": ds, "QNR": (1.0 - dl) * (1.0 - ds)}
+

@@ -1,0 +1,231 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Quality metrics: hand-computed values, and cross-checks against scikit-image and torchmetrics."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torchmetrics.functional.image import (
+    error_relative_global_dimensionless_synthesis,
+    quality_with_no_reference,
+    spatial_distortion_index,
+    spectral_angle_mapper,
+    spectral_distortion_index,
+)
+
+from cofusion.core import metrics as M
+from cofusion.core.degrade import simulate, spatial_degrade
+from cofusion.core.errors import InputError
+from cofusion.core.srf import parse_srf
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These tests run tiny convolutions: on a shared, busy CPU, OpenMP threads only wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))[None]
+
+
+def _sk_ssim(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
+    return np.array([structural_similarity(r, e, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                           data_range=1.0) for r, e in zip(ref, est, strict=True)])
+
+
+@pytest.fixture(scope="module")
+def random_pair() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    ref = rng.random((5, 40, 36))
+    est = np.clip(ref + 0.05 * rng.standard_normal(ref.shape), 0, 1)
+    return ref, est
+
+
+@pytest.fixture(scope="module")
+def cave_crop(shared_data) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 20 x 64 x 64 crop of cave_balloons on [0, 1], its Wald pair (x4) and the bicubic upsampling."""
+    gdal = pytest.importorskip("osgeo.gdal")
+    ds = gdal.Open(str(shared_data / "cave_balloons.tif"))
+    ref = ds.ReadAsArray(400, 200, 64, 64).astype(np.float64) / 65535
+    wl = [float(ds.GetRasterBand(i + 1).GetMetadataItem("wavelength")) for i in range(ds.RasterCount)]
+    lr, msi = simulate(ref, parse_srf("sentinel2a:B1,B2,B3").matrix(wl), 4)
+    up = torch.nn.functional.interpolate(_t(lr), scale_factor=4, mode="bicubic", align_corners=False)[0].numpy()
+    return ref, lr, msi, up
+
+
+# ----------------------------------------------------------------------------------------- by hand
+def test_psnr_of_a_constant_error_is_20_db_and_rmse_is_the_error():
+    ref = np.full((3, 12, 12), 0.5)
+    est = ref + 0.1
+    assert M.psnr(ref, est) == pytest.approx(20.0)
+    np.testing.assert_allclose(M.psnr_per_band(ref, est), 20.0)
+    assert M.rmse(ref, est) == pytest.approx(0.1)
+    est[1] = ref[1] + 0.01                      # 40 dB in band 1
+    np.testing.assert_allclose(M.psnr_per_band(ref, est), [20.0, 40.0, 20.0])
+    assert M.psnr(ref, est) == pytest.approx(80.0 / 3)
+    assert M.rmse(ref, est) == pytest.approx(math.sqrt((0.01 + 0.0001 + 0.01) / 3))
+    assert M.psnr(ref, ref) == math.inf
+
+
+def test_sam_of_orthogonal_parallel_and_45_degree_spectra():
+    ref = np.zeros((2, 1, 3))
+    est = np.zeros((2, 1, 3))
+    ref[:, 0, 0], est[:, 0, 0] = (1, 0), (0, 1)          # orthogonal: 90
+    ref[:, 0, 1], est[:, 0, 1] = (1, 2), (3, 6)          # parallel: 0
+    ref[:, 0, 2], est[:, 0, 2] = (1, 0), (1, 1)          # 45
+    np.testing.assert_allclose(M.sam_map(ref, est), [[90.0, 0.0, 45.0]], atol=1e-9)
+    assert M.sam(ref, est) == pytest.approx(45.0)
+    assert M.sam(ref, est, mask=np.array([[False, True, True]])) == pytest.approx(22.5)
+    ref[:, 0, 1] = 0                                      # zero-norm spectrum: 0 by convention
+    assert M.sam_map(ref, est)[0, 1] == 0.0
+
+
+def test_ergas_of_a_known_per_band_error():
+    ref = np.stack([np.full((8, 8), 0.2), np.full((8, 8), 0.5)])
+    est = ref + np.array([0.02, 0.1])[:, None, None]      # relative errors 0.1 and 0.2
+    expected = 100 / 4 * math.sqrt((0.1 ** 2 + 0.2 ** 2) / 2)
+    assert M.ergas(ref, est, 4) == pytest.approx(expected)
+    np.testing.assert_allclose(M.rmse_per_band(ref, est), [0.02, 0.1])
+
+
+def test_mask_excludes_nodata_pixels():
+    rng = np.random.default_rng(0)
+    ref = rng.random((4, 20, 20))
+    est = ref.copy()
+    est[:, :, 15:] = 7.0                                  # garbage only where the mask says nodata
+    valid = np.ones((20, 20), bool)
+    valid[:, 15:] = False
+    assert M.psnr(ref, est, mask=valid) == math.inf
+    assert M.rmse(ref, est, mask=valid) == 0.0
+    assert M.ergas(ref, est, 2, mask=valid) == 0.0
+    assert M.sam(ref, est, mask=valid) == pytest.approx(0.0, abs=1e-6)
+    # SSIM with a mask uses only windows lying wholly on valid pixels: the SSIM of the valid crop.
+    est[:, :, :15] = np.clip(ref[:, :, :15] + 0.1 * rng.standard_normal((4, 20, 15)), 0, 1)
+    assert M.ssim(ref, est, mask=valid) == pytest.approx(M.ssim(ref[:, :, :15], est[:, :, :15]), abs=1e-12)
+    with pytest.raises(InputError, match="does not match"):
+        M.psnr(ref, est, mask=valid[:10])
+    with pytest.raises(InputError, match="every pixel"):
+        M.sam(ref, est, mask=np.zeros((20, 20), bool))
+
+
+def test_ssim_of_identical_images_is_one_and_of_a_negated_image_below_zero():
+    rng = np.random.default_rng(1)
+    ref = rng.random((2, 16, 16))
+    assert M.ssim(ref, ref) == pytest.approx(1.0)
+    assert M.ssim(ref, 1.0 - ref) < 0
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(InputError, match="differ in shape"):
+        M.psnr(np.zeros((2, 4, 4)), np.zeros((3, 4, 4)))
+    with pytest.raises(InputError, match="smaller than the 11 x 11 window"):
+        M.ssim(np.zeros((1, 8, 30)), np.zeros((1, 8, 30)))
+    with pytest.raises(InputError, match="bands"):
+        M.d_lambda(np.zeros((3, 32, 32)), np.zeros((2, 16, 16)))
+    with pytest.raises(InputError, match="divided by the scale"):
+        M.d_s(np.zeros((3, 32, 32)), np.zeros((3, 16, 16)), np.zeros((2, 32, 32)), 4)
+
+
+# ---------------------------------------------------------------- against scikit-image and torchmetrics
+def _check_reference_metrics(ref: np.ndarray, est: np.ndarray, scale: int) -> None:
+    np.testing.assert_allclose(M.ssim_per_band(ref, est), _sk_ssim(ref, est), atol=1e-9)
+    sk_psnr = [peak_signal_noise_ratio(r, e, data_range=1.0) for r, e in zip(ref, est, strict=True)]
+    np.testing.assert_allclose(M.psnr_per_band(ref, est), sk_psnr, rtol=1e-10)
+    tm_sam = math.degrees(spectral_angle_mapper(_t(est), _t(ref)).item())
+    assert M.sam(ref, est) == pytest.approx(tm_sam, abs=1e-6)
+    tm_ergas = error_relative_global_dimensionless_synthesis(_t(est), _t(ref), ratio=scale).item()
+    assert M.ergas(ref, est, scale) == pytest.approx(tm_ergas, rel=1e-9)
+    got = M.reference_metrics(ref.astype(np.float32), est.astype(np.float32), scale)
+    assert set(got) == {"PSNR", "SSIM", "SAM", "ERGAS", "RMSE"} and all(isinstance(v, float) for v in got.values())
+    assert got["PSNR"] == pytest.approx(np.mean(sk_psnr), abs=1e-4)
+
+
+def test_reference_metrics_match_independent_implementations_on_random_data(random_pair):
+    _check_reference_metrics(*random_pair, scale=4)
+
+
+def test_reference_metrics_match_independent_implementations_on_cave(cave_crop):
+    ref, _, _, up = cave_crop
+    _check_reference_metrics(ref, up, scale=4)
+
+
+def _tm_no_reference(fused, lr, msi, scale):
+    """torchmetrics' D_lambda, and its D_s / QNR averaged over the MSI bands, each given as a repeated pan."""
+    msi_lr = spatial_degrade(msi, scale)
+    c = fused.shape[0]
+    dl = spectral_distortion_index(_t(lr), _t(fused)).item()
+    ds = [spatial_distortion_index(_t(fused), _t(lr), _t(np.repeat(m[None], c, 0)),
+                                   _t(np.repeat(ml[None], c, 0))).item() for m, ml in zip(msi, msi_lr, strict=True)]
+    return dl, float(np.mean(ds))
+
+
+@pytest.mark.parametrize("source", ["random", "cave"])
+def test_no_reference_indices_match_torchmetrics(source, request):
+    if source == "random":
+        rng = np.random.default_rng(5)
+        z = rng.random((4, 48, 48))
+        lr, msi = simulate(z, np.array([[0.5, 0.5, 0, 0], [0, 0.2, 0.3, 0.5]]), 4)
+        fused = np.clip(z + 0.05 * rng.standard_normal(z.shape), 0, 1)
+    else:
+        z, lr, msi, fused = request.getfixturevalue("cave_crop")
+        z, lr, msi, fused = z[:6], lr[:6], msi, fused[:6]
+    tm_dl, tm_ds = _tm_no_reference(fused, lr, msi, 4)
+    # torchmetrics keeps its per-pair UQI values in float32 matrices (torch.zeros default dtype): 1e-7 apart.
+    assert M.d_lambda(fused, lr) == pytest.approx(tm_dl, abs=1e-6)
+    assert M.d_s(fused, lr, msi, 4) == pytest.approx(tm_ds, abs=1e-6)
+    q = M.qnr(fused, lr, msi, 4)
+    assert q["QNR"] == pytest.approx((1 - tm_dl) * (1 - tm_ds), abs=1e-6)
+    # With a single MSI band, D_s and QNR are exactly torchmetrics' pansharpening indices.
+    one = msi[:1]
+    pan = np.repeat(one, fused.shape[0], 0)
+    pan_lr = np.repeat(spatial_degrade(one, 4), fused.shape[0], 0)
+    tm_qnr = quality_with_no_reference(_t(fused), _t(lr), _t(pan), _t(pan_lr)).item()
+    assert M.qnr(fused, lr, one, 4)["QNR"] == pytest.approx(tm_qnr, abs=1e-6)
+
+
+def test_no_reference_indices_are_near_zero_for_the_reference_itself():
+    rng = np.random.default_rng(6)
+    base = torch.nn.functional.interpolate(torch.from_numpy(rng.random((1, 3, 12, 12))), scale_factor=4,
+                                           mode="bicubic", align_corners=False)[0].numpy()
+    z = np.concatenate([base, 0.5 * base[:1] + 0.5 * base[1:2]])         # 4 correlated, smooth bands
+    lr, msi = simulate(z, np.array([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]]), 4)
+    q = M.qnr(z, lr, msi, 4)
+    noisy = M.qnr(np.clip(z + 0.2 * rng.standard_normal(z.shape), 0, 1), lr, msi, 4)
+    assert q["D_s"] < noisy["D_s"] and q["QNR"] > noisy["QNR"]
+    assert M.d_lambda(z[:1], lr[:1]) == 0.0                              # one band: no pair
+
+
+# --------------------------------------------------------------------------------- differentiable
+def test_torch_losses_are_differentiable_and_match_numpy(random_pair):
+    ref, est = random_pair
+    x = torch.tensor(est[None], requires_grad=True)
+    loss = 1 - M.ssim_torch(_t(ref), x) + M.sam_torch(_t(ref), x)
+    loss.backward()
+    assert torch.all(torch.isfinite(x.grad)) and x.grad.abs().sum() > 0
+    assert M.ssim_torch(_t(ref), _t(est)).item() == pytest.approx(M.ssim(ref, est), abs=1e-12)
+    assert M.sam_torch(_t(ref), _t(est)).item() == pytest.approx(M.sam(ref, est), abs=1e-9)
+    # Identical and zero spectra do not poison the gradient.
+    same = torch.tensor(ref[None], requires_grad=True)
+    zeros = torch.zeros((1, 5, 4, 4), dtype=torch.float64, requires_grad=True)
+    (M.sam_torch(_t(ref), same) + M.sam_torch(zeros, zeros)).backward()
+    assert torch.all(torch.isfinite(same.grad)) and torch.all(torch.isfinite(zeros.grad))
+
+
+def test_bicubic_benchmark_sanity_on_the_cave_test_region(shared_data):
+    """BENCHMARK.md: bicubic x4 on cave_balloons' test region gives about 41.7 dB / 1.33 degrees."""
+    gdal = pytest.importorskip("osgeo.gdal")
+    ds = gdal.Open(str(shared_data / "cave_balloons.tif"))
+    ref = ds.ReadAsArray(384, 0, 256, 512).astype(np.float32) / 65535
+    wl = [float(ds.GetRasterBand(i + 1).GetMetadataItem("wavelength")) for i in range(ds.RasterCount)]
+    lr, _ = simulate(ref, parse_srf("sentinel2a:B1,B2,B3").matrix(wl), 4)
+    up = torch.nn.functional.interpolate(torch.from_numpy(lr)[None], scale_factor=4, mode="bicubic",
+                                         align_corners=False)[0].numpy()
+    assert M.psnr(ref, up) == pytest.approx(41.7, abs=0.3)
+    assert M.sam(ref, up) == pytest.approx(1.33, abs=0.05)
