@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Training: both modes end to end on tiny rasters, reproducibility, resume, no leakage, SRF estimation, CLI."""
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from cofusion.core.checkpoint import load_checkpoint
+from cofusion.core.degrade import spatial_degrade
+from cofusion.core.errors import Canceled, InputError, OutputError
+from cofusion.core.srf import gaussian_bands
+from cofusion.training.api import estimate_srf, train_pair, train_reference
+from cofusion.training.data import PairSource, split_validation
+from cofusion.training.trainer import TrainSettings, learning_rate_factor, resume_path
+
+WAVELENGTHS = tuple(float(w) for w in np.linspace(420, 880, 8))
+TINY = {"width": 8, "top_k": 2}
+
+
+def _smooth_scene(bands=8, size=64, seed=0):
+    """A smooth, positive hyperspectral image (B, H, W): a few blobs with distinct spectra."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    image = np.full((bands, size, size), 0.1, np.float32)
+    for _ in range(5):
+        cy, cx, radius = rng.uniform(0, 1, 2).tolist() + [rng.uniform(0.1, 0.3)]
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / radius**2)
+        image += rng.uniform(0.05, 0.5, (bands, 1, 1)).astype(np.float32) * blob.astype(np.float32)
+    return image * 1000
+
+
+def _settings(**kw):
+    return TrainSettings(**{"iterations": 4, "batch_size": 2, "patch": 16, "validate_every": 2, "warmup": 2,
+                            "device": "cpu", "model": TINY, **kw})
+
+
+@pytest.fixture
+def reference(make_raster):
+    return make_raster(data=_smooth_scene(), wavelengths_nm=WAVELENGTHS, name="reference.tif")
+
+
+def _state(path):
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+
+
+def test_reference_mode_writes_a_loadable_checkpoint_and_log(reference, tmp_path):
+    out = tmp_path / "model.safetensors"
+    seen = []
+    result = train_reference([reference], "sentinel2a:B2,B3,B4", 4, out, settings=_settings(),
+                             progress=lambda f, m: seen.append(f))
+    checkpoint = load_checkpoint(out)
+    card = checkpoint.card
+    assert (card.config.hsi_bands, card.config.msi_bands, card.config.scale) == (8, 3, 4)
+    assert card.hsi_wavelengths_nm == WAVELENGTHS and card.msi_band_names == ("B2", "B3", "B4")
+    assert np.allclose(np.sum(card.srf, axis=1), 1.0)
+    assert card.provenance["mode"] == "reference" and card.provenance["steps"] in (2, 4)
+    assert set(card.metrics) == {"PSNR", "SAM"} and card.metrics == result.metrics
+    rows = list(csv.DictReader(open(result.log)))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert rows[1]["val_psnr"] and rows[3]["val_psnr"] and not rows[0]["val_psnr"]
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert not resume_path(out).exists()
+
+
+def test_same_seed_gives_the_same_weights(reference, tmp_path):
+    a = train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "a.safetensors", settings=_settings())
+    b = train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "b.safetensors", settings=_settings())
+    state_a, state_b = _state(a.checkpoint), _state(b.checkpoint)
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_resume_after_an_interruption_continues_where_it_stopped(reference, tmp_path):
+    whole = train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "whole.safetensors",
+                            settings=_settings(iterations=6, validate_every=3))
+    out = tmp_path / "cut.safetensors"
+    calls = iter(range(100))
+    with pytest.raises(Canceled):  # interrupted after step 4: the last resume point is step 3
+        train_reference([reference], "sentinel2a:B2,B3,B4", 4, out, settings=_settings(iterations=6, validate_every=3),
+                        cancel=lambda: next(calls) >= 4)
+    assert resume_path(out).exists()
+    resumed = train_reference([reference], "sentinel2a:B2,B3,B4", 4, out,
+                              settings=_settings(iterations=6, validate_every=3))
+    assert resumed.steps == 6
+    assert [int(r["step"]) for r in csv.DictReader(open(resumed.log))] == [1, 2, 3, 4, 5, 6]
+    state_whole, state_resumed = _state(whole.checkpoint), _state(resumed.checkpoint)
+    assert all(torch.equal(state_whole[k], state_resumed[k]) for k in state_whole)
+
+
+def test_validation_strip_never_overlaps_training_and_stats_ignore_it():
+    train_box, val_box = split_validation(100, 52, 16)
+    assert train_box[1] <= val_box[0]  # rows: training part ends before the strip starts
+    lr = np.ones((3, 32, 32), np.float32)
+    hr = np.ones((2, 128, 128), np.float32)
+    source = PairSource(lr, hr, lr * 1e6, hr * 1e6, 4)
+    norm = source.normalization()
+    np.testing.assert_allclose(norm.hsi_mean + norm.msi_mean, 1.0, rtol=1e-6)
+
+
+def test_estimate_srf_recovers_a_known_response():
+    rng = np.random.default_rng(3)
+    scene = _smooth_scene(bands=8, size=128) + rng.uniform(0, 200, (8, 128, 128)).astype(np.float32)
+    truth = gaussian_bands([480, 560, 800], [60, 60, 100]).matrix(WAVELENGTHS)
+    lr = spatial_degrade(scene, 4)
+    msi = np.einsum("mc,chw->mhw", truth, scene).astype(np.float32)
+    estimated = estimate_srf(lr, msi, 4)
+    assert estimated.shape == (3, 8) and (estimated >= 0).all()
+    np.testing.assert_allclose(estimated, truth, atol=0.01)
+
+
+def test_pair_mode_trains_on_a_real_style_pair(make_raster, tmp_path):
+    scene = _smooth_scene(size=128)
+    truth = gaussian_bands([480, 560, 800], [60, 60, 100]).matrix(WAVELENGTHS).astype(np.float32)
+    lr = spatial_degrade(scene, 4)
+    hr = np.einsum("mc,chw->mhw", truth, scene).astype(np.float32)
+    lr_path = make_raster(data=lr, wavelengths_nm=WAVELENGTHS, geotransform=(500000, 40, 0, 5000000, 0, -40))
+    hr_path = make_raster(data=hr, geotransform=(500000, 10, 0, 5000000, 0, -10))
+    result = train_pair(lr_path, hr_path, tmp_path / "pair.safetensors", settings=_settings())
+    card = load_checkpoint(result.checkpoint).card
+    assert card.provenance["mode"] == "pair" and card.provenance["srf"].startswith("estimated")
+    assert card.config.scale == 4 and np.asarray(card.srf).shape == (3, 8)
+
+
+def test_bad_training_inputs_are_refused(reference, tmp_path, make_raster):
+    with pytest.raises(OutputError, match=".safetensors"):
+        train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "model.pt", settings=_settings())
+    with pytest.raises(InputError, match="budget"):
+        TrainSettings(iterations=None, minutes=None)
+    no_wavelengths = make_raster(bands=8, rows=64, cols=64)
+    with pytest.raises(InputError, match="no band wavelengths"):
+        train_reference([no_wavelengths], "sentinel2a:B2,B3,B4", 4, tmp_path / "m.safetensors", settings=_settings())
+
+
+def test_learning_rate_schedule_warms_up_and_decays():
+    settings = TrainSettings(iterations=100, warmup=10)
+    factors = [learning_rate_factor(settings, step / 100, step) for step in range(100)]
+    assert factors[0] == pytest.approx(0.1) and max(factors) == pytest.approx(1.0, abs=0.03)
+    assert factors[-1] < 0.02 and all(b <= a for a, b in zip(factors[10:], factors[11:], strict=False))
+
+
+def test_cli_help_and_bad_region():
+    run = [sys.executable, "-m", "cofusion.training"]
+    for mode in ("reference", "pair"):
+        result = subprocess.run(run + [mode, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0 and "--iterations" in result.stdout and "--region" in result.stdout
+    bad = subprocess.run(run + ["pair", "--lrhsi", "a.tif", "--hrmsi", "b.tif", "--out", "m.safetensors",
+                                "--region", "5,5,1,1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "empty" in bad.stderr

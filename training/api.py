@@ -1,0 +1,246 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Training on a user's own scenes, from raster files: the API behind the CLI and the Processing algorithm.
+
+* :func:`train_reference` - HR hyperspectral reference scene(s) + an MSI spectral response (Wald's protocol).
+* :func:`train_pair` - a real co-registered LRHSI + HRMSI pair, no reference (reduced-resolution training); the
+  MSI response is taken from a preset/CSV or estimated from the pair (:func:`estimate_srf`).
+
+Regions are windows in HR pixels; the validation strip is carved from inside the region and never trained on;
+normalisation statistics come from the training part only.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+
+from .. import __version__
+from ..core.degrade import spatial_degrade
+from ..core.errors import InputError, OutputError
+from ..core.grid import check_coregistration
+from ..core.model import ModelConfig
+from ..core.raster import RasterReader, read_info
+from ..core.srf import SpectralResponse, parse_srf
+from ..core.window import Window
+from .data import PairSource, ReferenceSource, split_validation
+from .trainer import TrainResult, TrainSettings, train
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+Cancel = Callable[[], bool]
+SRF_SAMPLE_PIXELS = 50_000
+
+
+def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralResponse, scale: int,
+                    out: str | os.PathLike, *, region: Window | None = None,
+                    settings: TrainSettings | None = None, progress: Progress | None = None,
+                    cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
+    """Train from HR hyperspectral reference scenes by simulating (LRHSI, HRMSI) pairs on the fly.
+
+    Args:
+        hsi_paths: rasters of the reference scenes; same bands and wavelengths.
+        srf: MSI response: a preset ('sentinel2a:B2,B3,B4,B8'), a CSV path, or a SpectralResponse.
+        scale: HR pixels per LR pixel of the simulated pairs (2, 4 or 8).
+        region: HR pixel window used from every scene (the whole scene when None); the validation strip is
+            carved from the first scene's region.
+    """
+    out = _check_model_output(out)
+    settings = settings or TrainSettings()
+    align = _align(scale, settings)
+    infos = [read_info(p) for p in hsi_paths]
+    if not infos:
+        raise InputError("give at least one reference hyperspectral scene (--hsi).")
+    first = infos[0]
+    for info in infos[1:]:
+        if info.band_count != first.band_count or info.wavelengths_nm != first.wavelengths_nm:
+            raise InputError(f"{info.path} has other bands than {first.path}: reference scenes must share the "
+                             "band count and wavelengths.")
+    if first.wavelengths_nm is None:
+        raise InputError(f"{first.path} carries no band wavelengths, so the MSI response cannot be sampled at its "
+                         "bands; add 'wavelength' band metadata (nm) to the file.")
+    response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
+    matrix = response.matrix(first.wavelengths_nm, first.fwhm_nm).astype(np.float32)
+    scenes, validation = [], None
+    for info in infos:
+        window = _region_window(info.window, region, info.path)
+        with RasterReader(info.path) as reader:
+            data, valid = reader.read_valid(window)
+        if not valid.all():
+            raise InputError(f"{info.path}: the reference region holds nodata pixels; choose a region without "
+                             "nodata (--region).")
+        train_box, val_box = split_validation(window.height, window.width, align)
+        scenes.append(_crop(data, train_box))
+        if validation is None:
+            validation = _crop(data, val_box)
+    source = ReferenceSource(scenes, validation, matrix, scale)
+    settings = _fit_patch(settings, min(min(z.shape[1:]) for z in scenes), align)
+    card_info = {
+        "hsi_wavelengths_nm": first.wavelengths_nm,
+        "srf": tuple(tuple(float(v) for v in row) for row in matrix),
+        "msi_band_names": response.band_names,
+        "provenance": _provenance("reference", [str(p) for p in hsi_paths], region, scale, settings,
+                                  srf=srf if isinstance(srf, str) else "custom"),
+    }
+    return train(source, settings, out, card_info, progress, cancel, restart)
+
+
+def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out: str | os.PathLike, *,
+               srf: str | SpectralResponse | None = None, region: Window | None = None,
+               settings: TrainSettings | None = None, progress: Progress | None = None,
+               cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
+    """Train on a real co-registered pair by reduced-resolution self-supervision, for use at full resolution.
+
+    Args:
+        srf: the MSI response (preset, CSV or SpectralResponse) stored in the checkpoint; None estimates it from
+            the pair (non-negative least squares, :func:`estimate_srf`).
+        region: training window in HRMSI pixels (the whole common area when None), snapped inward to LR pixels.
+    """
+    out = _check_model_output(out)
+    settings = settings or TrainSettings()
+    lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
+    grid = check_coregistration(lr_info, hr_info)
+    scale = grid.scale
+    align = _align(scale, settings)
+    lr_window = _lr_window_of(grid, region)
+    hr_window = Window(grid.hr_window.col + (lr_window.col - grid.lr_window.col) * scale,
+                       grid.hr_window.row + (lr_window.row - grid.lr_window.row) * scale,
+                       lr_window.width * scale, lr_window.height * scale)
+    with RasterReader(lr_info.path) as reader:
+        lr, lr_valid = reader.read_valid(lr_window)
+    with RasterReader(hr_info.path) as reader:
+        hr, hr_valid = reader.read_valid(hr_window)
+    valid = lr_valid & hr_valid.reshape(lr_window.height, scale, lr_window.width, scale).all(axis=(1, 3))
+    if not valid.any():
+        raise InputError("the training region of the pair is entirely nodata; choose a region with data.")
+    _fill_invalid(lr, lr_valid)  # placeholders only: patches and statistics use valid pixels
+    _fill_invalid(hr, hr_valid)
+    train_box, val_box = split_validation(lr_window.height, lr_window.width, align)
+    hr_box = tuple(v * scale for v in train_box)
+    hr_val_box = tuple(v * scale for v in val_box)
+    train_lr, train_valid = _crop(lr, train_box), _crop(valid[None], train_box)[0]
+    train_hr = _crop(hr, hr_box)
+    if srf is None:
+        matrix = estimate_srf(train_lr, train_hr, scale, train_valid)
+        names, srf_label = hr_info.band_names, "estimated from the pair (NNLS)"
+    else:
+        if lr_info.wavelengths_nm is None:
+            raise InputError(f"{lr_info.path} carries no band wavelengths, so the MSI response cannot be sampled; "
+                             "add 'wavelength' band metadata or leave --srf out to estimate it.")
+        response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
+        matrix = response.matrix(lr_info.wavelengths_nm, lr_info.fwhm_nm)
+        names, srf_label = response.band_names, srf if isinstance(srf, str) else "custom"
+    source = PairSource(train_lr, train_hr, _crop(lr, val_box), _crop(hr, hr_val_box), scale, train_valid)
+    settings = _fit_patch(settings, min(train_lr.shape[1:]), align)
+    card_info = {
+        "hsi_wavelengths_nm": lr_info.wavelengths_nm,
+        "srf": tuple(tuple(float(v) for v in row) for row in matrix),
+        "msi_band_names": tuple(names),
+        "provenance": _provenance("pair", [str(lrhsi_path), str(hrmsi_path)], region, scale, settings,
+                                  srf=srf_label),
+    }
+    return train(source, settings, out, card_info, progress, cancel, restart)
+
+
+def estimate_srf(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, valid: np.ndarray | None = None,
+                 seed: int = 0) -> np.ndarray:
+    """Estimate the MSI spectral response from a co-registered pair: R (C_m, C_h), rows >= 0 summing to 1.
+
+    The HRMSI is degraded to the LR grid (core.degrade) and each MSI band is fitted as a non-negative linear
+    combination of the HSI bands (scipy.optimize.nnls) over at most 50 000 valid LR pixels. Rows are then
+    normalised to sum 1 (the radiometric gain between the sensors is not part of the response).
+
+    Args:
+        lr_hsi: (C_h, h, w); hr_msi: (C_m, s*h, s*w); valid: (h, w) bool.
+    """
+    msi_lr = spatial_degrade(hr_msi, scale)
+    pixels = lr_hsi.reshape(lr_hsi.shape[0], -1).T.astype(np.float64)
+    targets = msi_lr.reshape(msi_lr.shape[0], -1).T.astype(np.float64)
+    if valid is not None:
+        pixels, targets = pixels[valid.reshape(-1)], targets[valid.reshape(-1)]
+    if len(pixels) > SRF_SAMPLE_PIXELS:
+        keep = np.random.default_rng(seed).choice(len(pixels), SRF_SAMPLE_PIXELS, replace=False)
+        pixels, targets = pixels[keep], targets[keep]
+    rows = []
+    for band in range(targets.shape[1]):
+        weights, _ = nnls(pixels, targets[:, band])
+        if weights.sum() <= 0:
+            raise InputError(f"MSI band {band + 1} cannot be explained by the hyperspectral bands (no positive fit); "
+                             "give its spectral response with --srf.")
+        rows.append(weights / weights.sum())
+    return np.stack(rows)
+
+
+def _fit_patch(settings: TrainSettings, region_side: int, align: int) -> TrainSettings:
+    """The settings with the patch shrunk (to a multiple of ``align``) where the training region is smaller."""
+    largest = region_side // align * align
+    if settings.patch <= largest:
+        return settings
+    log.warning("patch size %d exceeds the training region (%d pixels): using %d", settings.patch, region_side,
+                largest)
+    return replace(settings, patch=largest)
+
+
+def _align(scale: int, settings: TrainSettings) -> int:
+    return ModelConfig(3, 1, scale, **settings.model).align
+
+
+def _lr_window_of(grid, region: Window | None) -> Window:
+    """The LRHSI window of the pair's common area inside ``region`` (HRMSI pixels), snapped inward to LR pixels."""
+    if region is None:
+        return grid.lr_window
+    s, lr, hr = grid.scale, grid.lr_window, grid.hr_window
+    col0 = lr.col + -(-(region.col - hr.col) // s)
+    row0 = lr.row + -(-(region.row - hr.row) // s)
+    col1 = lr.col + (region.col_end - hr.col) // s
+    row1 = lr.row + (region.row_end - hr.row) // s
+    window = Window(col0, row0, col1 - col0, row1 - row0).intersection(lr) if col1 > col0 and row1 > row0 else None
+    if window is None:
+        raise InputError(f"the region {tuple(region)} (HRMSI pixels) does not cover a whole LR pixel of the "
+                         "area the two rasters share.")
+    return window
+
+
+def _fill_invalid(data: np.ndarray, valid: np.ndarray) -> None:
+    """Replace invalid pixels of (C, H, W) in place by the band means of the valid ones."""
+    if not valid.all():
+        data[:, ~valid] = data[:, valid].mean(axis=1, keepdims=True)
+
+
+def _region_window(full: Window, region: Window | None, path: str) -> Window:
+    window = full if region is None else full.intersection(region)
+    if window is None:
+        raise InputError(f"the region {tuple(region)} lies outside {path} ({full.width} x {full.height} pixels).")
+    return window
+
+
+def _crop(data: np.ndarray, box: tuple) -> np.ndarray:
+    row0, row1, col0, col1 = box
+    return np.ascontiguousarray(data[:, row0:row1, col0:col1])
+
+
+def _check_model_output(out: str | os.PathLike) -> Path:
+    path = Path(out).expanduser().absolute()
+    if path.suffix != ".safetensors":
+        raise OutputError(f"{path}: CoFusion models are .safetensors files; give the output that extension.")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise OutputError(f"{path}: the folder {path.parent} does not exist or is not writable.")
+    return path
+
+
+def _provenance(mode: str, inputs: list[str], region: Window | None, scale: int, settings: TrainSettings,
+                srf: str) -> dict:
+    return {
+        "mode": mode, "inputs": inputs, "region": None if region is None else list(region), "scale": scale,
+        "srf": srf, "settings": {k: v for k, v in vars(settings).items()},
+        "cofusion": __version__, "torch": torch.__version__, "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }

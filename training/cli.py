@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``python -m cofusion.training``: train CoFusion on your own scenes. Run with --help for every option.
+
+  reference  HR hyperspectral scene(s) + an MSI spectral response: pairs simulated by Wald's protocol.
+  pair       a real co-registered LRHSI + HRMSI pair, no reference: reduced-resolution self-supervision.
+
+This command line is a contract: scripts and the QGIS Processing algorithm rely on its options.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from ..core.errors import Canceled, CoFusionError
+from ..core.window import Window
+from .trainer import TrainSettings
+
+SRF_HELP = ("MSI spectral response: a sensor preset such as 'sentinel2a:B2,B3,B4,B8', 'landsat8', 'worldview3', "
+            "'ikonos', 'rgb', or the path of a CSV (columns band,wavelength_nm,response)")
+
+
+def parse_region(text: str) -> Window:
+    """'COL0,ROW0,COL1,ROW1' (HR pixels, end exclusive) -> Window."""
+    try:
+        col0, row0, col1, row1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"region '{text}' is not COL0,ROW0,COL1,ROW1 (four integers)") from None
+    if col1 <= col0 or row1 <= row0:
+        raise argparse.ArgumentTypeError(f"region '{text}' is empty: COL1 > COL0 and ROW1 > ROW0 are needed")
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cofusion.training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    modes = parser.add_subparsers(dest="mode", required=True, metavar="{reference,pair}")
+    reference = modes.add_parser("reference", help="train from HR hyperspectral reference scene(s)",
+                                 description="Simulate LRHSI/HRMSI pairs from HR hyperspectral scenes by Wald's "
+                                             "protocol and learn to recover the reference.")
+    reference.add_argument("--hsi", action="append", required=True, metavar="REF.tif",
+                           help="a high-resolution hyperspectral reference scene; repeat for several scenes")
+    reference.add_argument("--srf", required=True, help=SRF_HELP)
+    reference.add_argument("--scale", type=int, required=True, choices=(2, 4, 8),
+                           help="HR pixels per LR pixel of the simulated pairs")
+    pair = modes.add_parser("pair", help="train on a real co-registered LRHSI + HRMSI pair (no reference)",
+                            description="Degrade both images by the scale factor, learn to recover the LRHSI "
+                                        "from the degraded pair, then apply the model at full resolution.")
+    pair.add_argument("--lrhsi", required=True, help="low-resolution hyperspectral raster")
+    pair.add_argument("--hrmsi", required=True, help="high-resolution multispectral raster on an aligned grid")
+    pair.add_argument("--srf", help=SRF_HELP + "; left out: estimated from the pair by non-negative least squares")
+    for sub in (reference, pair):
+        sub.add_argument("--region", type=parse_region, metavar="COL0,ROW0,COL1,ROW1",
+                         help="training window in HR pixels, end exclusive (default: everything); the validation "
+                              "strip (about 20%% of its longer side) is carved from inside it")
+        sub.add_argument("--iterations", type=int, default=None,
+                         help="optimisation steps (default 2000 when --minutes is not given)")
+        sub.add_argument("--minutes", type=float, help="wall-clock budget; with --iterations, whichever ends first")
+        sub.add_argument("--out", required=True, metavar="MODEL.safetensors", help="the checkpoint to write "
+                         "(the best by validation PSNR); a .log.csv is written beside it")
+        sub.add_argument("--batch", type=int, default=8, help="patches per step (default 8)")
+        sub.add_argument("--patch", type=int, default=64, help="patch size in target pixels, a multiple of 16 "
+                         "(default 64; shrunk to fit a small region)")
+        sub.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (default 1e-3)")
+        sub.add_argument("--schedule", choices=("cosine", "step"), default="cosine",
+                         help="learning-rate schedule after a 50-step warm-up (default cosine)")
+        sub.add_argument("--validate-every", type=int, default=100,
+                         help="steps between validations and resume points (default 100)")
+        sub.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        sub.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+        sub.add_argument("--width", type=int, default=64, help="hidden feature width D (default 64, as the paper)")
+        sub.add_argument("--blocks", type=int, default=1, help="CoFusion blocks per pyramid level (default 1)")
+        sub.add_argument("--ablation", choices=("spacam", "specam", "sscfm"),
+                         help="replace this module by a plain residual block (paper Table 3)")
+        sub.add_argument("--restart", action="store_true",
+                         help="ignore the resume state an interrupted run left beside --out")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    model = {"width": args.width, "blocks_per_level": args.blocks}
+    if args.ablation:
+        model[args.ablation] = False
+    try:
+        settings = TrainSettings(
+            iterations=args.iterations if args.iterations or args.minutes else 2000, minutes=args.minutes,
+            batch_size=args.batch, patch=args.patch, learning_rate=args.lr, schedule=args.schedule,
+            validate_every=args.validate_every, seed=args.seed, device=args.device, model=model)
+        from . import api  # torch and GDAL load here, after the arguments are known to be sane
+
+        common = {"region": args.region, "settings": settings, "progress": _ProgressLine(),
+                  "restart": args.restart}
+        if args.mode == "reference":
+            result = api.train_reference(args.hsi, args.srf, args.scale, args.out, **common)
+        else:
+            result = api.train_pair(args.lrhsi, args.hrmsi, args.out, srf=args.srf, **common)
+    except Canceled as exc:
+        print(f"\ncanceled: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\ninterrupted: rerun the same command to resume from the last validation step", file=sys.stderr)
+        return 130
+    except CoFusionError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
+    print(f"\nwrote {result.checkpoint} ({result.steps} steps, {result.seconds / 60:.1f} min; validation {metrics}); "
+          f"log {result.log}", file=sys.stderr)
+    return 0
+
+
+class _ProgressLine:
+    """A one-line progress bar with the trainer's status on stderr, redrawn at most twice a second."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.5 and fraction < 1.0:
+            return
+        self.last = now
+        filled = int(30 * fraction)
+        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * fraction:5.1f}% {message}   ", end="",
+              file=sys.stderr, flush=True)

@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Sources of training examples: (LR input, HR MSI input, HR target) patches and a validation set.
+
+Two sources, one interface (:class:`PatchSource`):
+
+* :class:`ReferenceSource` - high-resolution hyperspectral scenes Z and an MSI response R: every patch is simulated
+  on the fly by Wald's protocol (core.degrade), from a crop with a margin of context, so a patch equals the same
+  pixels of a whole-scene simulation (the scene is padded by reflection once, as core.degrade pads its borders).
+* :class:`PairSource` - a real co-registered LRHSI X + HRMSI Y pair, no reference: reduced-resolution
+  self-supervision (Wald): the inputs are X and Y degraded by the scale, the target is X itself.
+
+Shapes: C_h / C_m hyperspectral / multispectral bands, s scale, p patch size in target pixels.
+All arrays are float32 in the data's own units; the training loop normalises them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.checkpoint import Normalization
+from ..core.degrade import blur_kernel, spatial_degrade, spectral_degrade
+from ..core.errors import InputError
+
+
+@dataclass(frozen=True)
+class Batch:
+    """lr (B, C_h, p/s, p/s), msi (B, C_m, p, p), target (B, C_h, p, p); float32 tensors, data units."""
+
+    lr: torch.Tensor
+    msi: torch.Tensor
+    target: torch.Tensor
+
+
+def split_validation(height: int, width: int, multiple: int, fraction: float = 0.2) -> tuple[tuple, tuple]:
+    """Split a (height, width) region into a training part and a validation strip along its longer side.
+
+    Returns two (row0, row1, col0, col1) boxes, each side a multiple of ``multiple`` pixels; the strip takes about
+    ``fraction`` of the longer side, at its end. The parts never overlap.
+    """
+    along_rows = height >= width
+    length = height if along_rows else width
+    strip = max(multiple, int(round(length * fraction / multiple)) * multiple)
+    train_len = (length - strip) // multiple * multiple
+    other = (width if along_rows else height) // multiple * multiple
+    if train_len < multiple or other < multiple:
+        raise InputError(
+            f"the training region ({width} x {height} pixels) is too small to carve a validation strip from it: "
+            f"give a region of at least {2 * multiple} x {2 * multiple} pixels."
+        )
+    if along_rows:
+        return (0, train_len, 0, other), (train_len, train_len + strip, 0, other)
+    return (0, other, 0, train_len), (0, other, train_len, train_len + strip)
+
+
+def augment(arrays: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+    """The same random flip / rot90 (one of the 8 dihedral transforms) applied to every (..., H, W) tensor.
+
+    Flips and quarter turns of patches whose sizes are multiples of the scale keep LR and HR grids aligned.
+    """
+    turns = int(torch.randint(4, (1,), generator=generator))
+    flip = bool(torch.randint(2, (1,), generator=generator))
+    out = []
+    for a in arrays:
+        a = torch.rot90(a, turns, dims=(-2, -1))
+        out.append(torch.flip(a, dims=(-1,)) if flip else a)
+    return out
+
+
+def band_statistics(image: np.ndarray, valid: np.ndarray | None = None) -> tuple[tuple, tuple]:
+    """Per-band mean and standard deviation (floored at 1e-6 of the data range) of (C, H, W) over valid pixels."""
+    pixels = image.reshape(image.shape[0], -1)
+    if valid is not None:
+        pixels = pixels[:, valid.reshape(-1)]
+    if pixels.shape[1] == 0:
+        raise InputError("the training region holds no valid pixel: choose a region with data.")
+    mean = pixels.mean(axis=1, dtype=np.float64)
+    std = pixels.std(axis=1, dtype=np.float64)
+    floor = max(1e-6 * float(np.abs(pixels).max()), 1e-12)
+    return tuple(float(m) for m in mean), tuple(float(max(s, floor)) for s in std)
+
+
+class PatchSource:
+    """Interface of a training source; see the module docstring."""
+
+    scale: int
+    hsi_bands: int
+    msi_bands: int
+    value_range: float  # data units that map to 1.0 for the loss and metrics (robust maximum of the target)
+
+    def normalization(self) -> Normalization: ...
+
+    def sample(self, batch: int, patch: int, generator: torch.Generator) -> Batch: ...
+
+    def validation(self) -> Batch: ...
+
+
+class ReferenceSource(PatchSource):
+    """Wald's-protocol pairs simulated on the fly from HR hyperspectral scenes.
+
+    Args:
+        scenes: one or more HR hyperspectral training regions, each (C_h, H, W) float32, data units.
+        validation: the HR validation strip (C_h, Hv, Wv), from the same scenes, never overlapping ``scenes``.
+        srf_matrix: R (C_m, C_h), rows sum to 1.
+        scale: s.
+    """
+
+    def __init__(self, scenes: list[np.ndarray], validation: np.ndarray, srf_matrix: np.ndarray, scale: int) -> None:
+        self.scale = scale
+        self.hsi_bands = scenes[0].shape[0]
+        self.msi_bands = srf_matrix.shape[0]
+        self.srf = torch.as_tensor(srf_matrix, dtype=torch.float32)
+        pad = (blur_kernel(scale).size - scale) // 2
+        self.margin = math.ceil(pad / scale) * scale  # context for the blur, whole LR pixels
+        m = self.margin
+        self.padded = [torch.from_numpy(np.pad(z, ((0, 0), (m, m), (m, m)), mode="reflect")) for z in scenes]
+        self.areas = np.array([z.shape[1] * z.shape[2] for z in scenes], dtype=np.float64)
+        train_pixels = np.concatenate([z.reshape(z.shape[0], -1) for z in scenes], axis=1)
+        self._hsi_stats = band_statistics(train_pixels[:, :, None])
+        msi = spectral_degrade(train_pixels[:, :, None], srf_matrix.astype(np.float32))
+        self._msi_stats = band_statistics(msi)
+        self.value_range = float(np.percentile(train_pixels, 99.9)) or 1.0
+        lr, msi_val = self._simulate(torch.from_numpy(validation)[None])
+        self._validation = Batch(lr, msi_val, torch.from_numpy(validation)[None])
+
+    def normalization(self) -> Normalization:
+        return Normalization(*self._hsi_stats, *self._msi_stats)
+
+    def sample(self, batch: int, patch: int, generator: torch.Generator) -> Batch:
+        s, m = self.scale, self.margin
+        weights = torch.from_numpy(self.areas / self.areas.sum())
+        crops = []
+        for index in torch.multinomial(weights, batch, replacement=True, generator=generator).tolist():
+            scene = self.padded[index]
+            rows, cols = scene.shape[1] - 2 * m, scene.shape[2] - 2 * m
+            if rows < patch or cols < patch:
+                raise InputError(f"training scene {index + 1} ({cols} x {rows} pixels) is smaller than the patch "
+                                 f"size {patch}: use a larger region or a smaller patch.")
+            row = int(torch.randint((rows - patch) // s + 1, (1,), generator=generator)) * s
+            col = int(torch.randint((cols - patch) // s + 1, (1,), generator=generator)) * s
+            crop = scene[:, row:row + patch + 2 * m, col:col + patch + 2 * m]
+            crops.append(augment([crop], generator)[0])
+        stack = torch.stack(crops)
+        lr, msi = self._simulate(stack)
+        inner_lr = slice(m // s, m // s + patch // s)
+        inner = slice(m, m + patch)
+        return Batch(lr[..., inner_lr, inner_lr].contiguous(), msi[..., inner, inner].contiguous(),
+                     stack[..., inner, inner].contiguous())
+
+    def validation(self) -> Batch:
+        return self._validation
+
+    def _simulate(self, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return spatial_degrade(hr, self.scale), spectral_degrade(hr, self.srf)
+
+
+class PairSource(PatchSource):
+    """Reduced-resolution self-supervision on a real pair: inputs (X, Y) degraded by s, target X.
+
+    Args:
+        lr_hsi: the LRHSI training region X (C_h, h, w), h and w multiples of s; float32 data units.
+        hr_msi: the HRMSI over the same area Y (C_m, s*h, s*w).
+        lr_validation, hr_validation: the validation strip, same layout, never overlapping the training region.
+        valid: optional (h, w) bool mask of X pixels whose inputs are all valid (nodata excluded from patches and
+            statistics).
+    """
+
+    def __init__(self, lr_hsi: np.ndarray, hr_msi: np.ndarray, lr_validation: np.ndarray,
+                 hr_validation: np.ndarray, scale: int, valid: np.ndarray | None = None) -> None:
+        self.scale = scale
+        self.hsi_bands, self.msi_bands = lr_hsi.shape[0], hr_msi.shape[0]
+        msi_on_lr_grid = spatial_degrade(hr_msi, scale)
+        self._hsi_stats = band_statistics(lr_hsi, valid)
+        self._msi_stats = band_statistics(msi_on_lr_grid, valid)
+        self.value_range = float(np.percentile(lr_hsi if valid is None else lr_hsi[:, valid], 99.9)) or 1.0
+        self.target = torch.from_numpy(lr_hsi)
+        self.inputs_lr = torch.from_numpy(spatial_degrade(lr_hsi, scale))
+        self.inputs_msi = torch.from_numpy(msi_on_lr_grid)
+        self.valid = None if valid is None else torch.from_numpy(valid)
+        self._validation = Batch(torch.from_numpy(spatial_degrade(lr_validation, scale))[None],
+                                 torch.from_numpy(spatial_degrade(hr_validation, scale))[None],
+                                 torch.from_numpy(lr_validation)[None])
+
+    def normalization(self) -> Normalization:
+        return Normalization(*self._hsi_stats, *self._msi_stats)
+
+    def sample(self, batch: int, patch: int, generator: torch.Generator, attempts: int = 50) -> Batch:
+        s = self.scale
+        rows, cols = self.target.shape[1:]
+        if rows < patch or cols < patch:
+            raise InputError(f"the training region ({cols} x {rows} LR pixels) is smaller than the patch size "
+                             f"{patch}: use a larger region or a smaller patch.")
+        examples = []
+        for _ in range(batch):
+            for _ in range(attempts):
+                row = int(torch.randint((rows - patch) // s + 1, (1,), generator=generator)) * s
+                col = int(torch.randint((cols - patch) // s + 1, (1,), generator=generator)) * s
+                if self.valid is None or bool(self.valid[row:row + patch, col:col + patch].all()):
+                    break
+            else:
+                raise InputError("no patch of the training region is free of nodata; choose a region with data.")
+            examples.append(augment([
+                self.inputs_lr[:, row // s:(row + patch) // s, col // s:(col + patch) // s],
+                self.inputs_msi[:, row:row + patch, col:col + patch],
+                self.target[:, row:row + patch, col:col + patch],
+            ], generator))
+        lr, msi, target = (torch.stack(parts).contiguous() for parts in zip(*examples, strict=True))
+        return Batch(lr, msi, target)
+
+    def validation(self) -> Batch:
+        return self._validation

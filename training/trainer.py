@@ -1,0 +1,277 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The training loop: AdamW, warm-up + cosine (or step) schedule, L1 + 0.1 (1 - SSIM) (paper eq. 8), gradient
+clipping, validation by PSNR with the best checkpoint kept, a CSV log, and resume after an interruption.
+
+Everything the loop needs arrives as arguments: a :class:`~.data.PatchSource`, :class:`TrainSettings`, the output
+path, and the progress / cancel callables (the same coupling as the fusion engine).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from ..core.checkpoint import ModelCard, save_checkpoint
+from ..core.errors import Canceled, CheckpointError, InputError
+from ..core.inference import configure_cpu_threads, resolve_device
+from ..core.metrics import psnr, sam, ssim_torch
+from ..core.model import ModelConfig, build_model
+from .data import Batch, PatchSource
+
+log = logging.getLogger(__name__)
+
+SSIM_WEIGHT = 0.1  # lambda of paper eq. (8)
+LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "val_psnr", "val_sam", "elapsed_s")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters of a training run.
+
+    Args:
+        iterations: optimisation steps (the schedule's length). With ``minutes`` too, whichever ends first.
+        minutes: wall-clock budget; alone, the schedule follows elapsed time instead of steps.
+        batch_size: patches per step.
+        patch: patch size in target (HR) pixels; a multiple of the model's ``align``.
+        learning_rate: AdamW peak learning rate; weight_decay its decoupled weight decay.
+        schedule: 'cosine' (to 1 % of the peak) or 'step' (x0.5 at 50 % and 75 %), after ``warmup`` steps.
+        clip: maximum gradient norm.
+        validate_every: steps between validations (and resume points).
+        seed: seeds patch sampling and initialisation (runs with an iteration budget are reproducible on CPU).
+        device: 'auto', 'cpu' or 'cuda'.
+        model: ModelConfig keyword arguments besides band counts and scale (width, blocks_per_level, ablations).
+    """
+
+    iterations: int | None = 2000
+    minutes: float | None = None
+    batch_size: int = 8
+    patch: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup: int = 50
+    clip: float = 1.0
+    validate_every: int = 100
+    seed: int = 0
+    device: str = "auto"
+    model: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.iterations and not self.minutes:
+            raise InputError("give a training budget: a number of iterations, minutes, or both.")
+        if self.schedule not in ("cosine", "step"):
+            raise InputError(f"schedule '{self.schedule}' is not 'cosine' or 'step'.")
+        if self.batch_size < 1 or self.validate_every < 1:
+            raise InputError("batch size and validation interval must be at least 1.")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run produced: the best checkpoint, its validation metrics, the log."""
+
+    checkpoint: Path
+    log: Path
+    steps: int
+    seconds: float
+    metrics: dict
+
+
+def learning_rate_factor(settings: TrainSettings, fraction: float, step: int) -> float:
+    """Multiplier of the peak learning rate at ``step`` when ``fraction`` (0-1) of the budget is spent."""
+    warm = min(1.0, (step + 1) / settings.warmup) if settings.warmup else 1.0
+    if settings.schedule == "step":
+        return warm * (0.25 if fraction >= 0.75 else 0.5 if fraction >= 0.5 else 1.0)
+    return warm * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(fraction, 1.0))))
+
+
+def resume_path(out: Path) -> Path:
+    """Where the resume state of a run writing ``out`` lives (beside it)."""
+    return out.with_name(out.name + ".resume.pt")
+
+
+def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, card_info: dict,
+          progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
+          restart: bool = False) -> TrainResult:
+    """Train a CoFusion network on ``source`` and keep the best checkpoint (validation PSNR) at ``out``.
+
+    Args:
+        card_info: ModelCard fields besides config, normalisation and metrics (wavelengths, srf, names,
+            provenance).
+        restart: ignore a resume state left by an interrupted run with the same settings.
+    Raises:
+        Canceled: ``cancel()`` returned True; the best checkpoint so far and the resume state stay on disk.
+    """
+    out = Path(out)
+    device = resolve_device(settings.device)
+    if device.type == "cpu":
+        configure_cpu_threads()
+    torch.manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
+    config = ModelConfig(source.hsi_bands, source.msi_bands, source.scale, **settings.model)
+    if settings.patch % config.align:
+        raise InputError(f"patch size {settings.patch} must be a multiple of {config.align} pixels.")
+    model = build_model(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
+    card = ModelCard(config=config, normalization=source.normalization(), **card_info)
+    stats = [torch.tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+             for v in (card.normalization.hsi_mean, card.normalization.hsi_std,
+                       card.normalization.msi_mean, card.normalization.msi_std)]
+    state = _RunState()
+    resume = resume_path(out)
+    resumable = {k: v for k, v in asdict(settings).items() if k not in ("iterations", "minutes", "device")}
+    data_card = replace(card, provenance={k: v for k, v in card.provenance.items() if k != "date"})
+    fingerprint = json.dumps({"settings": resumable, "card": data_card.to_json()}, sort_keys=True)
+    if resume.exists() and not restart:
+        state = _load_resume(resume, fingerprint, model, optimizer, generator)
+        log.info("resuming %s at step %d", out, state.step)
+    log_path = out.with_name(out.stem + ".log.csv")
+    if state.step:
+        _truncate_log(log_path, state.step)
+    autocast = _autocast(device)
+    started = time.monotonic() - state.elapsed
+    with open(log_path, "a" if state.step else "w", newline="") as log_file:
+        writer = csv.writer(log_file)
+        if not state.step:
+            writer.writerow(LOG_COLUMNS)
+        while True:
+            elapsed = time.monotonic() - started
+            fraction = _budget_fraction(settings, state.step, elapsed)
+            if fraction >= 1.0:
+                break
+            if cancel is not None and cancel():
+                raise Canceled("training canceled; the best checkpoint so far is kept"
+                               f"{' at ' + str(out) if out.exists() else ''}, and rerunning resumes.")
+            for group in optimizer.param_groups:
+                group["lr"] = settings.learning_rate * learning_rate_factor(settings, fraction, state.step)
+            model.train()
+            batch = source.sample(settings.batch_size, settings.patch, generator)
+            with autocast:
+                loss, l1, ssim_value = _loss(model, _to(batch, device), stats, source.value_range)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+            optimizer.step()
+            state.step += 1
+            row = [state.step, optimizer.param_groups[0]["lr"], loss.item(), l1.item(), ssim_value.item(), "", ""]
+            last = _budget_fraction(settings, state.step, time.monotonic() - started) >= 1.0
+            if state.step % settings.validate_every == 0 or last:
+                metrics = validate(model, source.validation(), stats, source.value_range, device)
+                row[5:7] = [metrics["PSNR"], metrics["SAM"]]
+                state.elapsed = time.monotonic() - started
+                if metrics["PSNR"] > state.best.get("PSNR", -math.inf):
+                    state.best = metrics
+                    best_card = replace(card, metrics=metrics, provenance={
+                        **card.provenance, "steps": state.step, "train_seconds": round(state.elapsed, 1)})
+                    save_checkpoint(out, model, best_card)
+                _save_resume(resume, fingerprint, model, optimizer, generator, state)
+            writer.writerow(row + [round(time.monotonic() - started, 2)])
+            log_file.flush()
+            if progress is not None:
+                progress(min(fraction, 1.0), _status(state, row[2], fraction, time.monotonic() - started))
+    resume.unlink(missing_ok=True)
+    seconds = time.monotonic() - started
+    if progress is not None:
+        progress(1.0, f"done: {state.step} steps in {seconds / 60:.1f} min, best validation "
+                      f"PSNR {state.best.get('PSNR', float('nan')):.2f} dB")
+    return TrainResult(out, log_path, state.step, seconds, state.best)
+
+
+def validate(model: torch.nn.Module, batch: Batch, stats: list[torch.Tensor], value_range: float,
+             device: torch.device) -> dict:
+    """PSNR (dB, mean over bands) and SAM (degrees) of the model on the validation batch, data / value_range."""
+    model.eval()
+    with torch.inference_mode():
+        out = _predict(model, _to(batch, device), stats).float()
+    est = (out[0] / value_range).cpu().numpy()
+    ref = (batch.target[0] / value_range).numpy()
+    return {"PSNR": psnr(ref, est), "SAM": sam(ref, est)}
+
+
+@dataclass
+class _RunState:
+    step: int = 0
+    elapsed: float = 0.0
+    best: dict = field(default_factory=dict)
+
+
+def _predict(model: torch.nn.Module, batch: Batch, stats: list[torch.Tensor]) -> torch.Tensor:
+    """Normalise the inputs, run the model, return the output in data units: (B, C_h, p, p)."""
+    hsi_mean, hsi_std, msi_mean, msi_std = stats
+    return model((batch.lr - hsi_mean) / hsi_std, (batch.msi - msi_mean) / msi_std) * hsi_std + hsi_mean
+
+
+def _loss(model, batch: Batch, stats, value_range: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Paper eq. (8) on data scaled by value_range: L1 + 0.1 (1 - SSIM). Returns (loss, l1, ssim)."""
+    out = _predict(model, batch, stats).float() / value_range
+    target = batch.target / value_range
+    l1 = (out - target).abs().mean()
+    ssim_value = ssim_torch(target, out)
+    return l1 + SSIM_WEIGHT * (1.0 - ssim_value), l1.detach(), ssim_value.detach()
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    return Batch(*(t.to(device, non_blocking=True) for t in (batch.lr, batch.msi, batch.target)))
+
+
+def _autocast(device: torch.device):
+    """bfloat16 autocast on a CUDA device that supports it (no loss scaling needed), else a no-op."""
+    enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _budget_fraction(settings: TrainSettings, step: int, elapsed: float) -> float:
+    by_steps = step / settings.iterations if settings.iterations else 0.0
+    by_time = elapsed / (60.0 * settings.minutes) if settings.minutes else 0.0
+    return max(by_steps, by_time)
+
+
+def _status(state: _RunState, loss: float, fraction: float, elapsed: float) -> str:
+    eta = elapsed / max(fraction, 1e-9) - elapsed
+    best = f", best val PSNR {state.best['PSNR']:.2f} dB" if state.best else ""
+    return f"step {state.step}, loss {loss:.4f}{best}, ETA {eta / 60:.1f} min"
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the log rows written after the resume point ``step`` (an interrupted run wrote them, then lost them)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as file:
+        rows = list(csv.reader(file))
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= step]
+    with open(path, "w", newline="") as file:
+        csv.writer(file).writerows(kept)
+
+
+def _save_resume(path: Path, fingerprint: str, model, optimizer, generator, state: _RunState) -> None:
+    temporary = path.with_name("." + path.name + ".tmp")
+    torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "step": state.step,
+                "elapsed": state.elapsed, "best": state.best}, temporary)
+    os.replace(temporary, path)
+
+
+def _load_resume(path: Path, fingerprint: str, model, optimizer, generator) -> _RunState:
+    """Restore a run from its resume state; loaded with weights_only=True (no code can run)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling refusal or corruption: the file is not ours to trust
+        raise CheckpointError(f"the resume state {path} is unreadable ({exc}); delete it or pass --restart.") from exc
+    if saved.get("fingerprint") != fingerprint:
+        raise CheckpointError(f"the resume state {path} was written by a run with other data or settings; delete "
+                              "it or pass --restart to start over.")
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["torch_rng"])
+    return _RunState(step=int(saved["step"]), elapsed=float(saved["elapsed"]), best=dict(saved["best"]))
+
+
