@@ -1,0 +1,226 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``python -m cofusion``: the command line.
+
+Subcommands (more can be added as ``argparse`` subparsers with a ``handler``):
+
+    fuse   fuse an LRHSI and an HRMSI raster into an HRHSI GeoTIFF with a CoFusion checkpoint
+
+Exit codes: 0 done, 2 a problem with the inputs, the model or the output (the message says which and how to
+fix it; nothing is left half-written), 130 interrupted by Ctrl-C (the run stops cleanly after the batch in
+progress; a second Ctrl-C stops at once). The model's runtime (PyTorch) is imported only when it is needed.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from .core.errors import Canceled, CoFusionError, InputError
+from .core.fuse import DEFAULT_BATCH, check_inputs, fuse_raster
+from .core.tiling import DEFAULT_BLOCK, DEFAULT_OVERLAP, DEFAULT_STEP
+from .core.window import Window
+
+log = logging.getLogger(__name__)
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class ProgressBar:
+    """A one-line progress bar on a text stream, redrawn in place with a carriage return.
+
+    Called as ``progress(fraction, message)``; redraws at most every ``interval`` seconds (and always at 1).
+    """
+
+    def __init__(self, stream: TextIO, width: int = 30, interval: float = 0.2) -> None:
+        self.stream, self.width, self.interval = stream, width, interval
+        self.started = time.monotonic()
+        self._drawn_at: float | None = None
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if fraction < 1.0 and self._drawn_at is not None and now - self._drawn_at < self.interval:
+            return
+        filled = round(self.width * fraction)
+        elapsed = int(now - self.started)
+        line = (f"\r[{'#' * filled}{'.' * (self.width - filled)}] {100 * fraction:3.0f}%  "
+                f"{elapsed // 60}:{elapsed % 60:02d}  {message}")
+        self.stream.write(f"{line:<79}")
+        self.stream.flush()
+        self._drawn_at = now
+
+    def close(self) -> None:
+        """End the bar's line (if anything was drawn)."""
+        if self._drawn_at is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn_at = None
+
+
+class CtrlC:
+    """Turns the first Ctrl-C into a cancel request (``cancel()`` returns True); a second one interrupts.
+
+    A context manager; it installs its handler only in the main thread (signals reach no other).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        sys.stderr.write("\ncanceling after the current batch (Ctrl-C again to stop at once)\n")
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _region(text: str) -> Window:
+    """argparse type: 'COL0,ROW0,COL1,ROW1' -> Window (end exclusive)."""
+    try:
+        col0, row0, col1, row1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not four whole numbers COL0,ROW0,COL1,ROW1 (e.g. 0,0,1024,1024)") from None
+    if col1 <= col0 or row1 <= row0:
+        raise argparse.ArgumentTypeError(f"'{text}' is empty: COL1 must exceed COL0 and ROW1 must exceed ROW0")
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def _at_least(minimum: int):
+    """argparse type factory: a whole number >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+    return parse
+
+
+_positive = _at_least(1)
+_whole = _at_least(0)
+
+
+def _add_fuse(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "fuse",
+        help="fuse an LRHSI and an HRMSI into an HRHSI GeoTIFF",
+        description=(
+            "Fuse a low-resolution hyperspectral raster (LRHSI) with a co-registered high-resolution "
+            "multispectral raster (HRMSI) into a float32 GeoTIFF with the LRHSI's bands on the HRMSI's grid. "
+            "The scene is processed tile by tile (memory does not grow with the scene). All sizes are in HR "
+            "pixels, i.e. pixels of the output."
+        ),
+    )
+    parser.add_argument("--lrhsi", required=True, metavar="FILE",
+                        help="low-resolution hyperspectral raster (any format GDAL reads)")
+    parser.add_argument("--hrmsi", required=True, metavar="FILE",
+                        help="high-resolution multispectral raster on a grid that subdivides the LRHSI's")
+    parser.add_argument("--model", required=True, metavar="FILE",
+                        help="CoFusion checkpoint (.safetensors) trained for these band counts and scale")
+    parser.add_argument("--out", required=True, metavar="FILE", help="output GeoTIFF (.tif); replaced if it exists")
+    parser.add_argument("--tile", type=_positive, metavar="PIXELS",
+                        help="edge of the square tiles the model runs on, in HR pixels; a multiple of the model's "
+                             f"alignment (16 for the CoFusion network). Default {DEFAULT_STEP + DEFAULT_OVERLAP} "
+                             "(the default overlap plus a 256-pixel step, rounded up to the alignment)")
+    parser.add_argument("--overlap", type=_whole, metavar="PIXELS",
+                        help="HR pixels shared by neighbouring tiles, blended with a smooth window so no seam "
+                             "shows; a multiple of the alignment, at most half the tile. Default "
+                             f"{DEFAULT_OVERLAP} (rounded up to the alignment)")
+    parser.add_argument("--batch", type=_positive, default=DEFAULT_BATCH, metavar="TILES",
+                        help="tiles per model call: more is faster on a GPU and needs more memory. "
+                             f"Default {DEFAULT_BATCH}")
+    parser.add_argument("--block", type=_positive, default=DEFAULT_BLOCK, metavar="PIXELS",
+                        help="the output is fused in blocks of at most BLOCK x BLOCK HR pixels (rounded down to "
+                             "a multiple of tile - overlap, at least the tile): memory grows with the block, "
+                             f"never with the scene. Default {DEFAULT_BLOCK}")
+    parser.add_argument("--device", default="auto",
+                        help="where the model runs: auto (a CUDA GPU when present, else the CPU), cpu, cuda or "
+                             "cuda:N. Default auto")
+    parser.add_argument("--region", type=_region, metavar="COL0,ROW0,COL1,ROW1",
+                        help="fuse only this window of the output grid: HR pixel columns COL0..COL1-1 and rows "
+                             "ROW0..ROW1-1, counted from the top-left of the area both inputs cover. Its pixels "
+                             "equal those of a whole run (tiles read their context from outside the window)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_fuse)
+
+
+def _load_predictor(model: str, device: str):
+    """The checkpoint as a tile predictor; PyTorch is imported here, not at start-up."""
+    try:
+        from .core.inference import NetworkPredictor
+    except ImportError as exc:
+        raise InputError(f"Running a model needs PyTorch, which cannot be imported here ({exc}); install "
+                         "the packages in requirements.txt (make setup).") from exc
+    return NetworkPredictor.from_checkpoint(model, device=device)
+
+
+def _fuse(args: argparse.Namespace) -> int:
+    check_inputs(args.lrhsi, args.hrmsi, args.out)  # fail fast, before the model loads
+    predictor = _load_predictor(args.model, args.device)
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    try:
+        with CtrlC() as ctrl_c:
+            result = fuse_raster(args.lrhsi, args.hrmsi, args.out, predictor, tile=args.tile,
+                                 overlap=args.overlap, batch=args.batch, block=args.block, region=args.region,
+                                 progress=bar, cancel=ctrl_c)
+    finally:
+        if bar is not None:
+            bar.close()
+    sys.stdout.write(f"wrote {result.out_path}: {result.width} x {result.height} pixels, x{result.scale}, "
+                     f"{result.tiles} tiles in {result.seconds:.1f} s\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cofusion`` argument parser with one subparser per subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cofusion",
+        description="CoFusion: fuse low-resolution hyperspectral and high-resolution multispectral images.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_fuse(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.handler(args)
+    except Canceled as exc:
+        sys.stderr.write(f"canceled: {exc}\n")
+        return EXIT_INTERRUPTED
+    except CoFusionError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; no output was written\n")
+        return EXIT_INTERRUPTED

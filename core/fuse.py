@@ -1,0 +1,335 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The streaming fusion engine: an LRHSI raster + an HRMSI raster -> an HRHSI GeoTIFF, tile by tile.
+
+The engine walks the output grid (``core.grid.FusionGrid``) in blocks of at most ``block`` x ``block`` HR
+pixels and each block in batches of tiles planned by ``core.tiling`` (row by row). For every tile it reads
+the HR window and the LR window under it (HR window / scale: tile origins and sizes are multiples of the
+scale), clipped to the grid, pads both past the grid's right and bottom edges by half-sample symmetric
+mirroring (the edge pixel repeated, then the pixels before it: unlike whole-sample reflection, mirroring
+LR pixels this way mirrors the HR pixels under them, so the padded LR and HR stay co-registered; any pad
+width works), fills nodata pixels with the predictor's fill values so nodata never reaches the predictor,
+runs the predictor on the batch and hands the predictions to a :class:`StripeMerger`, which blends them
+(weighted sum over weight sum, ``tiling.blend_weights``) and writes finished rows.
+
+Memory is bounded by tile, overlap, batch and block, never by the scene size: the merger of a block holds
+``(C_h + 1)`` float32 planes of ``min(block, tile + 256)`` rows x ``block`` columns, the batch holds its
+inputs and ``batch`` predictions of ``C_h x tile x tile`` float32.
+
+Nodata: an output pixel is nodata when its HR pixel or the LR pixel covering it is nodata in any band (see
+``RasterReader.read_valid``). The output's nodata value is the LRHSI's when all its bands share one, else
+NaN (which no valid float can equal); a valid result that happens to equal the nodata value is moved to the
+next float32 above it so it stays valid. Tiles without a valid pixel are not predicted at all.
+
+The predictor is anything that satisfies :class:`Predictor`; ``progress(fraction, message)`` and
+``cancel() -> bool`` are the only coupling to callers. Cancel is checked before every batch and raises
+``Canceled``; the ``RasterWriter`` then deletes its temporary file, so nothing is left behind.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import Canceled, CheckpointError, InputError
+from .grid import FusionGrid, check_coregistration
+from .raster import RasterInfo, RasterReader, RasterWriter, check_output_path, read_info
+from .tiling import DEFAULT_BLOCK, blend_weights, block_size, default_tiling, plan_blocks, plan_tiles
+from .window import Window
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 4
+#: Rows per GeoTIFF write where the tiling allows (the writer's internal tiles are 256 x 256).
+WRITE_ROWS = 256
+
+Progress = Callable[[float, str], None]
+Cancel = Callable[[], bool]
+
+
+class Predictor(Protocol):
+    """What the engine needs from a model (``core.inference.NetworkPredictor`` is one)."""
+
+    scale: int  # HR pixels per LR pixel it was built for
+    hsi_bands: int  # C_h it expects and produces
+    msi_bands: int  # C_m it expects
+    align: int  # HR tile origins and sizes must be multiples of this (a multiple of scale)
+    hsi_fill: np.ndarray  # (C_h,) value, in the LRHSI's units, put into nodata LR pixels
+    msi_fill: np.ndarray  # (C_m,) value, in the HRMSI's units, put into nodata HR pixels
+
+    def __call__(self, lr: np.ndarray, hr: np.ndarray) -> np.ndarray:
+        """lr (B, C_h, T/s, T/s) and hr (B, C_m, T, T) float32 in the rasters' units -> (B, C_h, T, T)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FusionResult:
+    """What a fusion produced: the output path, the scale, the output size in HR pixels, the number of
+    tiles the predictor ran on (tiles at block borders count twice, tiles without valid pixels not at
+    all) and the wall time in seconds."""
+
+    out_path: Path
+    scale: int
+    width: int
+    height: int
+    tiles: int
+    seconds: float
+
+
+class StripeMerger:
+    """Blends tile predictions into one block of the output and writes each row once it is final.
+
+    Windows are in pixels of the output file. Tiles must arrive row by row (non-decreasing tile rows):
+    when a tile of a new tile row arrives, the rows above it are final. Final rows are written through
+    ``sink(array (C, rows, cols), col, row)`` in writes ending on multiples of ``write_rows`` where
+    possible (always at the block's end), so the merger holds at most ``tile + write_rows`` rows.
+    """
+
+    def __init__(
+        self,
+        block: Window,
+        bands: int,
+        tile: int,
+        nodata: float,
+        sink: Callable[[np.ndarray, int, int], None],
+        write_rows: int = WRITE_ROWS,
+    ) -> None:
+        self.block = block
+        self.nodata = np.float32(nodata)
+        self.sink = sink
+        self.write_rows = write_rows
+        self.valid_pixels = 0
+        rows = min(block.height, tile + write_rows)
+        self._sum = np.zeros((bands, rows, block.width), np.float32)
+        self._weight = np.zeros((rows, block.width), np.float32)
+        self._valid = np.zeros((rows, block.width), bool)
+        self._top = block.row  # file row held in row 0 of the buffers
+
+    def add(self, tile: Window, weights: np.ndarray, prediction: np.ndarray | None, valid: np.ndarray) -> None:
+        """Blend one tile in. weights (T, T); prediction (C, T, T), or None for a tile without a valid
+        pixel (it only moves the stripe on); valid (T, T) bool, the output validity of the tile's pixels."""
+        self._finish(tile.row)
+        part = tile.intersection(self.block)
+        if prediction is None or part is None:
+            return
+        src = (slice(part.row - tile.row, part.row_end - tile.row), slice(part.col - tile.col, part.col_end - tile.col))
+        dst = (slice(part.row - self._top, part.row_end - self._top),
+               slice(part.col - self.block.col, part.col_end - self.block.col))
+        w = weights[src]
+        self._sum[(slice(None), *dst)] += prediction[(slice(None), *src)] * w
+        self._weight[dst] += w
+        self._valid[dst] = valid[src]
+
+    def close(self) -> None:
+        """Write the rows still held (call once, after the block's last tile)."""
+        self._finish(self.block.row_end)
+
+    def _finish(self, row: int) -> None:
+        """Rows above ``row`` are final: write them, up to the last multiple of ``write_rows`` among them."""
+        done = min(row, self.block.row_end)
+        if done < self.block.row_end:
+            done = done // self.write_rows * self.write_rows
+        if done > self._top:
+            self._write(done - self._top)
+
+    def _write(self, rows: int) -> None:
+        valid = self._valid[:rows]
+        out = np.full((self._sum.shape[0], rows, self.block.width), self.nodata, np.float32)
+        np.divide(self._sum[:, :rows], self._weight[:rows], out=out, where=valid)
+        if not np.isnan(self.nodata):
+            out[(out == self.nodata) & valid] = np.nextafter(self.nodata, np.float32(np.inf))
+        self.sink(out, self.block.col, self._top)
+        self.valid_pixels += int(np.count_nonzero(valid))
+        held = self._weight.shape[0]
+        for buffer in (self._sum, self._weight[None], self._valid[None]):
+            for start in range(0, held - rows, rows):  # move rows up in non-overlapping chunks: no copy
+                stop = min(start + rows, held - rows)
+                buffer[:, start:stop] = buffer[:, start + rows:stop + rows]
+            buffer[:, held - rows:] = 0
+        self._top += rows
+
+
+def check_inputs(
+    lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out_path: str | os.PathLike
+) -> tuple[RasterInfo, RasterInfo, FusionGrid, Path]:
+    """Read both inputs' descriptions, check the output path and the co-registration (no pixels read).
+
+    Returns (LRHSI info, HRMSI info, fusion grid, absolute output path); raises InputError, GridError or
+    OutputError with the fix. Cheap: callers may run it before loading a model.
+    """
+    lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
+    out = check_output_path(out_path, inputs=(lrhsi_path, hrmsi_path))
+    return lr_info, hr_info, check_coregistration(lr_info, hr_info), out
+
+
+def check_predictor(predictor: Predictor, lr_info: RasterInfo, hr_info: RasterInfo, grid: FusionGrid) -> None:
+    """CheckpointError unless the predictor's band counts and scale fit the two rasters."""
+    fix = "use a model trained for these inputs, or train one with 'python -m cofusion.training'"
+    if predictor.hsi_bands != lr_info.band_count:
+        raise CheckpointError(
+            f"The model expects {predictor.hsi_bands} hyperspectral bands but the LRHSI {lr_info.path} has "
+            f"{lr_info.band_count}; {fix}."
+        )
+    if predictor.msi_bands != hr_info.band_count:
+        raise CheckpointError(
+            f"The model expects {predictor.msi_bands} multispectral bands but the HRMSI {hr_info.path} has "
+            f"{hr_info.band_count}; {fix}."
+        )
+    if predictor.scale != grid.scale:
+        raise CheckpointError(
+            f"The model was trained for scale {predictor.scale} but the HRMSI {hr_info.path} has pixels "
+            f"{grid.scale} times finer than the LRHSI {lr_info.path}; {fix}."
+        )
+
+
+def output_nodata(lr_info: RasterInfo) -> float:
+    """The output's nodata value: the LRHSI's when all its bands share one, else NaN."""
+    values = set(lr_info.nodata)
+    if len(values) == 1 and None not in values:
+        value = values.pop()
+        if np.isnan(value) or np.isfinite(np.float32(value)):
+            return float(np.float32(value))
+    return math.nan
+
+
+class _TileReader:
+    """Reads one tile's inputs: the grid part under the tile, nodata filled, mirrored out to the full tile."""
+
+    def __init__(self, lr: RasterReader, hr: RasterReader, grid: FusionGrid, predictor: Predictor) -> None:
+        self.lr, self.hr, self.grid = lr, hr, grid
+        self.bounds = Window(0, 0, grid.hr_window.width, grid.hr_window.height)
+        self.hsi_fill = np.asarray(predictor.hsi_fill, np.float32)[:, None]
+        self.msi_fill = np.asarray(predictor.msi_fill, np.float32)[:, None]
+
+    def read(self, tile: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> lr (C_h, T/s, T/s), hr (C_m, T, T) float32, valid (T, T) bool (False outside the grid)."""
+        s, inside = self.grid.scale, tile.intersection(self.bounds)
+        hr_origin, lr_origin = self.grid.hr_window, self.grid.lr_window
+        hr, hr_valid = self.hr.read_valid(
+            Window(hr_origin.col + inside.col, hr_origin.row + inside.row, inside.width, inside.height))
+        lr, lr_valid = self.lr.read_valid(Window(lr_origin.col + inside.col // s, lr_origin.row + inside.row // s,
+                                                 inside.width // s, inside.height // s))
+        hr[:, ~hr_valid] = self.msi_fill
+        lr[:, ~lr_valid] = self.hsi_fill
+        valid = np.zeros((tile.height, tile.width), bool)
+        valid[:inside.height, :inside.width] = hr_valid & lr_valid.repeat(s, 0).repeat(s, 1)
+        pad_rows, pad_cols = tile.height - inside.height, tile.width - inside.width
+        hr = np.pad(hr, ((0, 0), (0, pad_rows), (0, pad_cols)), mode="symmetric")
+        lr = np.pad(lr, ((0, 0), (0, pad_rows // s), (0, pad_cols // s)), mode="symmetric")
+        return lr, hr, valid
+
+
+def _predict(
+    predictor: Predictor, reads: list[tuple[np.ndarray, np.ndarray, np.ndarray]], tile: int
+) -> list[np.ndarray | None]:
+    """One predictor call on the tiles of ``reads`` (lr, hr, valid) that have a valid pixel.
+
+    Returns a prediction (C_h, T, T) per tile, None for tiles without a valid pixel.
+    """
+    live = [k for k, (_lr, _hr, valid) in enumerate(reads) if valid.any()]
+    predictions: list[np.ndarray | None] = [None] * len(reads)
+    if not live:
+        return predictions
+    out = np.asarray(predictor(np.stack([reads[k][0] for k in live]), np.stack([reads[k][1] for k in live])),
+                     dtype=np.float32)
+    expected = (len(live), predictor.hsi_bands, tile, tile)
+    if out.shape != expected:
+        raise CheckpointError(f"The model returned an array of shape {out.shape} for a batch that needs "
+                              f"{expected}; the model does not implement the fusion interface.")
+    for k, prediction in zip(live, out, strict=True):
+        predictions[k] = prediction
+    return predictions
+
+
+def fuse_raster(
+    lrhsi_path: str | os.PathLike,
+    hrmsi_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    predictor: Predictor,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch: int = DEFAULT_BATCH,
+    block: int = DEFAULT_BLOCK,
+    region: Window | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> FusionResult:
+    """Fuse an LRHSI and an HRMSI raster into a float32 HRHSI GeoTIFF at ``out_path``, streaming.
+
+    tile, overlap: HR pixels, multiples of the predictor's alignment (defaults ``tiling.default_tiling``:
+    288 and 32 for an alignment of 16); batch: tiles per predictor call; block: edge in HR pixels of the
+    blocks the output is walked in (rounded down to a multiple of ``tile - overlap``; memory grows with it).
+    region: a window of the output grid (HR pixels, see ``check_inputs``) to fuse into its own file; its
+    pixels equal the same pixels of a whole run. The output carries the HR grid, the CRS, the LRHSI's
+    wavelengths, FWHM and band names, and a nodata value (``output_nodata``).
+    Raises InputError / GridError / OutputError / CheckpointError with the fix, InputError when no output
+    pixel is valid, Canceled when ``cancel()`` returns True; on any error no output file is left.
+    """
+    started = time.perf_counter()
+    lr_info, hr_info, grid, out = check_inputs(lrhsi_path, hrmsi_path, out_path)
+    check_predictor(predictor, lr_info, hr_info, grid)
+    align = math.lcm(int(predictor.align), grid.scale)
+    default_tile, default_overlap = default_tiling(align)
+    tile = default_tile if tile is None else tile
+    overlap = default_overlap if overlap is None else overlap
+    if batch < 1:
+        raise InputError(f"Batch size {batch} must be at least 1 tile; pass for example --batch {DEFAULT_BATCH}.")
+    width, height = grid.hr_window.width, grid.hr_window.height
+    region = Window(0, 0, width, height) if region is None else Window(*region)
+    blocks = plan_blocks(region, block_size(block, tile, overlap))
+    total = sum(len(plan_tiles(b, width, height, tile, overlap, align)) for b in blocks)
+    log.info("Fusing %s + %s -> %s: x%d, %d x %d pixels, %d tiles of %d (overlap %d) in %d blocks",
+             lr_info.path, hr_info.path, out, grid.scale, region.width, region.height, total, tile, overlap,
+             len(blocks))
+    report = progress or (lambda _fraction, _message: None)
+    report(0.0, f"fusing {region.width} x {region.height} pixels in {total} tiles")
+    weights = blend_weights(tile, overlap)
+    nodata = output_nodata(lr_info)
+    gt = grid.geotransform
+    geotransform = (gt[0] + region.col * gt[1] + region.row * gt[2], gt[1], gt[2],
+                    gt[3] + region.col * gt[4] + region.row * gt[5], gt[4], gt[5])
+    done = predicted = valid_pixels = 0
+    with RasterReader(lr_info.path) as lr_reader, RasterReader(hr_info.path) as hr_reader, RasterWriter(
+        out, width=region.width, height=region.height, band_count=lr_info.band_count,
+        geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata, wavelengths_nm=lr_info.wavelengths_nm,
+        fwhm_nm=lr_info.fwhm_nm, band_names=lr_info.band_names,
+    ) as writer:
+        reader = _TileReader(lr_reader, hr_reader, grid, predictor)
+        for blk in blocks:
+            merger = StripeMerger(_in_file(blk, region), lr_info.band_count, tile, nodata, writer.write)
+            tiles = plan_tiles(blk, width, height, tile, overlap, align)
+            for first in range(0, len(tiles), batch):
+                if cancel is not None and cancel():
+                    raise Canceled("Fusion canceled; no output file was written.")
+                chunk = tiles[first:first + batch]
+                reads = [reader.read(t) for t in chunk]
+                predictions = _predict(predictor, reads, tile)
+                for t, (_lr, _hr, valid), prediction in zip(chunk, reads, predictions, strict=True):
+                    merger.add(_in_file(t, region), weights, prediction, valid)
+                done += len(chunk)
+                predicted += sum(p is not None for p in predictions)
+                report(done / total, f"tile {done} of {total}")
+            merger.close()
+            valid_pixels += merger.valid_pixels
+        if valid_pixels == 0:
+            raise InputError(
+                f"Every output pixel is nodata: no pixel of the region is valid in both {lr_info.path} and "
+                f"{hr_info.path} (a nodata value in any band makes a pixel nodata). Check the inputs' nodata "
+                "values and that the region covers valid data."
+            )
+    seconds = time.perf_counter() - started
+    log.info("Fused %s in %.1f s (%d tiles predicted)", out, seconds, predicted)
+    report(1.0, "done")
+    return FusionResult(out, grid.scale, region.width, region.height, predicted, seconds)
+
+
+def _in_file(window: Window, region: Window) -> Window:
+    """A window of the output grid in pixels of the output file, whose origin is the region's corner."""
+    return Window(window.col - region.col, window.row - region.row, window.width, window.height)
