@@ -1,0 +1,93 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``cofusion:fuse``: CoFusion deep fusion of an LRHSI and an HRMSI with a checkpoint, streamed tile by tile."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from .base import FUSION, CoFusionAlgorithm
+from .params import device_parameter, optional_int, output_raster, progress, raster_path
+
+#: The model shipped with the plugin, used when MODEL is empty.
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "default.safetensors"
+#: Tiles per model call when BATCH_SIZE is not given (core.fuse.DEFAULT_BATCH).
+DEFAULT_BATCH = 4
+
+
+def model_path(value: str) -> str:
+    """MODEL's file, or the bundled model when it is empty; QgsProcessingException when there is none."""
+    if value:
+        return value
+    if not DEFAULT_MODEL.is_file():
+        raise QgsProcessingException(
+            f"No MODEL was given and the bundled model {DEFAULT_MODEL} is missing from this installation; give a "
+            "CoFusion checkpoint (.safetensors), e.g. one made with the CoFusion 'train' algorithm.")
+    return str(DEFAULT_MODEL)
+
+
+class FuseAlgorithm(CoFusionAlgorithm):
+    ID = "fuse"
+    LABEL = "Fuse (CoFusion network)"
+    GROUP = FUSION
+    DESCRIPTION = (
+        "Fuses a low-resolution hyperspectral raster (LRHSI) with a co-registered high-resolution multispectral "
+        "raster (HRMSI) into a float32 GeoTIFF with the LRHSI's bands on the HRMSI's grid, with a CoFusion "
+        "network. The scene streams through in tiles (memory does not grow with the scene); overlapping tiles "
+        "are blended so no seam shows. The output keeps the georeferencing, the wavelengths and a nodata value; "
+        "a canceled or failed run leaves no file.")
+    LRHSI, HRMSI, MODEL, OUTPUT = "LRHSI", "HRMSI", "MODEL", "OUTPUT"
+    TILE_SIZE, OVERLAP, BATCH_SIZE, DEVICE = "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE"
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
+        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
+                 "The LRHSI (e.g. EnMAP, PRISMA), with its band wavelengths in the metadata.")
+        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
+                 "The HRMSI (e.g. Sentinel-2) on a grid that subdivides the LRHSI's grid an integer number of times "
+                 "(use 'Align to LRHSI grid' first if it does not).")
+        self.add(QgsProcessingParameterFile(self.MODEL, self.tr("CoFusion model"), extension="safetensors",
+                                            optional=True),
+                 "A CoFusion checkpoint (.safetensors) trained for these band counts and scale; empty: the model "
+                 "bundled with the plugin.")
+        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Fused hyperspectral raster")),
+                 "The output GeoTIFF (.tif).")
+        self.add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (HR pixels)"), minValue=16,
+                                              optional=True),
+                 "Edge of the square tiles the model runs on, in output pixels; a multiple of the model's "
+                 "alignment (16). Empty: 288.", advanced=True)
+        self.add(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (HR pixels)"), minValue=0,
+                                              optional=True),
+                 "Output pixels shared by neighbouring tiles, blended smoothly; a multiple of the alignment, at "
+                 "most half the tile. Empty: 32.", advanced=True)
+        self.add(QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size (tiles)"), minValue=1,
+                                              defaultValue=DEFAULT_BATCH),
+                 "Tiles per model call: more is faster on a GPU and needs more memory.", advanced=True)
+        self.add(device_parameter(self.DEVICE, self.tr("Device")),
+                 "Where the model runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
+
+    def execute(self, parameters, context, feedback) -> dict:
+        from ...core.fuse import check_inputs, fuse_raster
+        from ...core.inference import NetworkPredictor
+
+        lrhsi, hrmsi = raster_path(self, parameters, self.LRHSI, context), raster_path(self, parameters,
+                                                                                          self.HRMSI, context)
+        out = output_raster(self, parameters, self.OUTPUT, context)
+        check_inputs(lrhsi, hrmsi, out)  # fail fast, before the model loads
+        model = model_path(self.parameterAsFile(parameters, self.MODEL, context))
+        feedback.pushInfo(f"Model: {model}")
+        predictor = NetworkPredictor.from_checkpoint(
+            model, device=self.parameterAsEnumString(parameters, self.DEVICE, context))
+        result = fuse_raster(
+            lrhsi, hrmsi, out, predictor, tile=optional_int(self, parameters, self.TILE_SIZE, context),
+            overlap=optional_int(self, parameters, self.OVERLAP, context),
+            batch=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            progress=progress(feedback), cancel=feedback.isCanceled)
+        feedback.pushInfo(f"Fused {result.width} x {result.height} pixels (x{result.scale}, {result.tiles} tiles) "
+                          f"in {result.seconds:.1f} s")
+        return {self.OUTPUT: str(result.out_path)}

@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""cofusion:assess through processing.run and through qgis_process --json."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cofusion.core.raster import read_info, read_raster
+
+from .conftest import HR_GT, smooth_reference
+
+pytestmark = pytest.mark.qgis
+qgis_core = pytest.importorskip("qgis.core")
+METRICS = ("PSNR", "SSIM", "SAM", "ERGAS")
+
+
+@pytest.fixture
+def fused_and_reference(make_raster) -> tuple[Path, Path]:
+    reference = smooth_reference(16, 16)
+    noisy = reference + np.random.default_rng(1).normal(0, 0.01, reference.shape).astype(np.float32)
+    return (make_raster(data=noisy, name="fused.tif", geotransform=HR_GT),
+            make_raster(data=reference, name="reference.tif", geotransform=HR_GT))
+
+
+def _params(fused, reference, folder: Path) -> dict:
+    return {"FUSED": str(fused), "REFERENCE": str(reference), "SCALE": 2,
+            "OUTPUT_TABLE": str(folder / "metrics.csv"), "OUTPUT_REPORT": str(folder / "report.html"),
+            "OUTPUT_SAM_MAP": str(folder / "sam.tif")}
+
+
+def test_assess_returns_metrics_table_report_and_sam_map(run, fused_and_reference, tmp_path):
+    result = run("assess", _params(*fused_and_reference, tmp_path))
+    assert 30 < result["PSNR"] < 60 and 0.5 < result["SSIM"] <= 1 and 0 < result["SAM"] < 10
+    assert result["ERGAS"] > 0 and result["RMSE"] > 0
+    assert "PSNR" in (tmp_path / "metrics.csv").read_text()
+    assert "PSNR" in Path(result["OUTPUT_REPORT"]).read_text()
+    sam = read_info(tmp_path / "sam.tif")
+    assert (sam.band_count, sam.width, sam.height, sam.geotransform) == (1, 16, 16, HR_GT)
+    assert abs(float(np.nanmean(read_raster(tmp_path / "sam.tif"))) - result["SAM"]) < 1e-3
+
+
+def test_size_mismatch_is_the_core_message_and_no_output(run, fused_and_reference, make_raster, tmp_path):
+    small = make_raster(data=smooth_reference(12, 12), name="small.tif", geotransform=HR_GT)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(qgis_core.QgsProcessingException, match="must have the same bands and size"):
+        run("assess", _params(fused_and_reference[0], small, out))
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.skipif(shutil.which("qgis_process.bin") is None, reason="qgis_process.bin is not installed")
+def test_qgis_process_assess_json(plugin, fused_and_reference, tmp_path):
+    """The headless runner, with the plugin found on QGIS_PLUGINPATH: --json gives the metrics as numbers."""
+    repo = Path(__file__).resolve().parents[2]
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "cofusion").symlink_to(repo)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_PLUGINPATH": str(plugin_dir),
+           "PYTHONPATH": os.pathsep.join([str(plugin_dir), *sys.path[1:]]), "HOME": str(tmp_path)}
+    subprocess.run(["qgis_process.bin", "plugins", "enable", "cofusion"], env=env, check=True, capture_output=True)
+    args = [f"{k}={v}" for k, v in _params(*fused_and_reference, tmp_path).items()]
+    done = subprocess.run(["qgis_process.bin", "run", "cofusion:assess", "--json", "--", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout[done.stdout.index("{"):])["results"]
+    assert all(isinstance(results[m], float) for m in METRICS)
+    assert (tmp_path / "sam.tif").exists()

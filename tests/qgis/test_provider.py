@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The plugin registers the provider, lists every algorithm, and unload leaves QGIS as it found it."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.qgis
+qgis_core = pytest.importorskip("qgis.core")
+
+ALGORITHMS = {"fuse", "fuse_classic", "align_to_grid", "train", "simulate", "assess", "assess_qnr"}
+
+
+def test_provider_lists_the_algorithms_with_help_and_reference(plugin):
+    provider = qgis_core.QgsApplication.processingRegistry().providerById("cofusion")
+    assert provider is not None and provider.name() == "CoFusion" and not provider.icon().isNull()
+    algorithms = {a.name(): a for a in provider.algorithms()}
+    assert set(algorithms) <= ALGORITHMS
+    for name, algorithm in algorithms.items():
+        assert algorithm.id() == f"cofusion:{name}"
+        text = algorithm.shortHelpString()
+        assert "CoFusion" in text and "Reference" in text
+        for parameter in algorithm.parameterDefinitions():
+            assert parameter.name().isupper() and parameter.help(), (name, parameter.name())
+            assert parameter.name() in text
+        assert algorithm.tags() and algorithm.group()
