@@ -7,8 +7,13 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.align_to_grid import AlignToGridAlgorithm
 from .algorithms.assess import AssessAlgorithm
+from .algorithms.assess_qnr import AssessQnrAlgorithm
 from .algorithms.fuse import FuseAlgorithm
+from .algorithms.fuse_classic import FuseClassicAlgorithm
+from .algorithms.simulate import SimulateAlgorithm
+from .algorithms.train import TrainAlgorithm
 
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
 
@@ -35,5 +40,6 @@ class CoFusionProvider(QgsProcessingProvider):
         return ["tif"]
 
     def loadAlgorithms(self) -> None:  # noqa: N802
-        for algorithm in (FuseAlgorithm(), AssessAlgorithm()):
+        for algorithm in (FuseAlgorithm(), FuseClassicAlgorithm(), AlignToGridAlgorithm(), TrainAlgorithm(),
+                          SimulateAlgorithm(), AssessAlgorithm(), AssessQnrAlgorithm()):
             self.addAlgorithm(algorithm)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .blocks import fill_invalid
 from .errors import InputError
 from .grid import check_coregistration
 from .metrics import qnr, reference_metrics, sam_map
@@ -106,5 +107,5 @@ def _filled(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """``(C, H, W)`` with invalid pixels set to the band means of the valid ones; InputError if none is valid."""
     if not valid.any():
         raise InputError("A raster of the assessment holds no valid pixel in the area the pair shares.")
-    data[:, ~valid] = data[:, valid].mean(axis=1, keepdims=True)
+    fill_invalid(data, valid)
     return data

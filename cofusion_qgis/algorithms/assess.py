@@ -14,7 +14,7 @@ from qgis.core import (
 )
 
 from .base import QUALITY, CoFusionAlgorithm
-from .params import output_raster, raster_path
+from .params import optional_double, output_raster, raster_path
 from .tables import TABLE_HELP, metrics_table_parameter, write_metrics_table
 
 #: The metrics returned as numbers (core.metrics.reference_metrics).
@@ -68,8 +68,7 @@ class AssessAlgorithm(CoFusionAlgorithm):
         fused = raster_path(self, parameters, self.FUSED, context)
         reference = raster_path(self, parameters, self.REFERENCE, context)
         sam_path = output_raster(self, parameters, self.OUTPUT_SAM_MAP, context)
-        data_range = None if parameters.get(self.DATA_RANGE) in (None, "") else self.parameterAsDouble(
-            parameters, self.DATA_RANGE, context)
+        data_range = optional_double(self, parameters, self.DATA_RANGE, context)
         feedback.setProgressText("computing the metrics")
         result = assess_reference(fused, reference, self.parameterAsInt(parameters, self.SCALE, context),
                                   data_range=data_range, sam_map_path=sam_path)

@@ -13,7 +13,7 @@ from qgis.core import (
 )
 
 from .base import FUSION, CoFusionAlgorithm
-from .params import device_parameter, optional_int, output_raster, progress, raster_path
+from .params import DEVICES, choice_parameter, optional_int, output_raster, progress, raster_path
 
 #: The model shipped with the plugin, used when MODEL is empty.
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "default.safetensors"
@@ -68,7 +68,7 @@ class FuseAlgorithm(CoFusionAlgorithm):
         self.add(QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size (tiles)"), minValue=1,
                                               defaultValue=DEFAULT_BATCH),
                  "Tiles per model call: more is faster on a GPU and needs more memory.", advanced=True)
-        self.add(device_parameter(self.DEVICE, self.tr("Device")),
+        self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
                  "Where the model runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
 
     def execute(self, parameters, context, feedback) -> dict:

@@ -12,8 +12,11 @@ from qgis.core import (
     QgsProcessingParameterEnum,
 )
 
-#: Where a model runs (core.inference.DEVICES, repeated here because the core loads PyTorch).
+# Choices the parameters offer before the core can be imported (it needs the runtime dependencies); a test checks
+# that they equal the core's: core.inference.DEVICES, core.classic.METHODS, core.align.RESAMPLING.
 DEVICES = ("auto", "cpu", "cuda")
+CLASSIC_METHODS = ("mtf_glp_hpm", "gsa", "sfim", "bicubic")
+RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average")
 
 
 def raster_path(alg: QgsProcessingAlgorithm, parameters: dict, name: str, context: QgsProcessingContext) -> str:
@@ -41,10 +44,19 @@ def optional_int(alg: QgsProcessingAlgorithm, parameters: dict, name: str,
     return alg.parameterAsInt(parameters, name, context)
 
 
-def device_parameter(name: str, label: str) -> QgsProcessingParameterEnum:
-    """An enum of DEVICES (string values, default 'auto')."""
-    return QgsProcessingParameterEnum(name, label, options=list(DEVICES), defaultValue=DEVICES[0],
+def choice_parameter(name: str, label: str, choices: tuple[str, ...],
+                     default: str | None = None) -> QgsProcessingParameterEnum:
+    """An enum whose values are the strings ``choices`` (scripts pass e.g. DEVICE=cpu); default the first."""
+    return QgsProcessingParameterEnum(name, label, options=list(choices), defaultValue=default or choices[0],
                                       usesStaticStrings=True)
+
+
+def optional_double(alg: QgsProcessingAlgorithm, parameters: dict, name: str,
+                    context: QgsProcessingContext) -> float | None:
+    """An optional number parameter: None when it was not given."""
+    if parameters.get(name) in (None, ""):
+        return None
+    return alg.parameterAsDouble(parameters, name, context)
 
 
 def progress(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:

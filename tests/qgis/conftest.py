@@ -63,11 +63,21 @@ def smooth_reference(rows: int, cols: int, bands: int = HSI) -> np.ndarray:
 
 
 @pytest.fixture
-def pair(make_raster) -> tuple[Path, Path]:
-    """A co-registered LRHSI (5 bands, 8 x 8, 20 m) and HRMSI (3 bands, 16 x 16, 10 m) in UTM 32N."""
-    lr = make_raster(data=smooth_reference(8, 8), name="lr.tif", wavelengths_nm=WAVELENGTHS, geotransform=LR_GT)
-    hr = make_raster(data=smooth_reference(16, 16, MSI), name="hr.tif", geotransform=HR_GT)
-    return lr, hr
+def make_pair(make_raster):
+    """make_pair(size) -> a co-registered LRHSI (5 bands, size x size, 20 m) and HRMSI (3 bands, 10 m) in UTM 32N."""
+    def make(size: int) -> tuple[Path, Path]:
+        lr = make_raster(data=smooth_reference(size, size), name=f"lr{size}.tif", wavelengths_nm=WAVELENGTHS,
+                         geotransform=LR_GT)
+        hr = make_raster(data=smooth_reference(2 * size, 2 * size, MSI), name=f"hr{size}.tif", geotransform=HR_GT)
+        return lr, hr
+
+    return make
+
+
+@pytest.fixture
+def pair(make_pair) -> tuple[Path, Path]:
+    """The smallest pair: LRHSI 8 x 8, HRMSI 16 x 16."""
+    return make_pair(8)
 
 
 @pytest.fixture(scope="session")

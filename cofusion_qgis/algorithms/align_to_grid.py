@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``cofusion:align_to_grid``: warp an HRMSI onto the exact refinement of an LRHSI's grid."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from .base import FUSION, CoFusionAlgorithm
+from .params import RESAMPLING, choice_parameter, optional_int, output_raster, progress, raster_path
+
+
+class AlignToGridAlgorithm(CoFusionAlgorithm):
+    ID = "align_to_grid"
+    LABEL = "Align HRMSI to LRHSI grid"
+    GROUP = FUSION
+    DESCRIPTION = (
+        "Warps a multispectral raster onto the grid fusion needs: the LRHSI's CRS, origin and extent, with pixels "
+        "'scale' times smaller than the LRHSI's, so every LRHSI pixel covers exactly scale x scale HRMSI pixels. "
+        "Run it when 'Fuse' reports that the inputs are not co-registered.")
+    LRHSI, HRMSI, SCALE, RESAMPLING, OUTPUT = "LRHSI", "HRMSI", "SCALE", "RESAMPLING", "OUTPUT"
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
+        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
+                 "The LRHSI whose grid the output refines (it needs a CRS and a north-up grid).")
+        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
+                 "The HRMSI to warp.")
+        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=1, optional=True),
+                 "LRHSI pixel size / output pixel size, an integer; empty: the ratio of the two rasters' pixel "
+                 "sizes, rounded (same CRS only).")
+        self.add(choice_parameter(self.RESAMPLING, self.tr("Resampling"), RESAMPLING, "cubic"),
+                 f"GDAL resampling method: one of {', '.join(RESAMPLING)}.")
+        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Aligned HRMSI")),
+                 "The warped HRMSI GeoTIFF.")
+
+    def execute(self, parameters, context, feedback) -> dict:
+        from ...core.align import align_to_grid
+
+        out = align_to_grid(
+            raster_path(self, parameters, self.LRHSI, context), raster_path(self, parameters, self.HRMSI, context),
+            output_raster(self, parameters, self.OUTPUT, context), optional_int(self, parameters, self.SCALE, context),
+            resampling=self.parameterAsEnumString(parameters, self.RESAMPLING, context),
+            progress=progress(feedback), cancel=feedback.isCanceled)
+        return {self.OUTPUT: str(out)}

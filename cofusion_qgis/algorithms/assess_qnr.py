@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``cofusion:assess_qnr``: no-reference quality of a fusion of a real pair (D_lambda, D_s, QNR)."""
+from __future__ import annotations
+
+from qgis.core import QgsProcessingOutputNumber, QgsProcessingParameterRasterLayer
+
+from .base import QUALITY, CoFusionAlgorithm
+from .params import raster_path
+from .tables import TABLE_HELP, metrics_table_parameter, write_metrics_table
+
+INDICES = ("D_lambda", "D_s", "QNR")
+
+
+class AssessQnrAlgorithm(CoFusionAlgorithm):
+    ID = "assess_qnr"
+    LABEL = "Assess fusion without reference (QNR)"
+    GROUP = QUALITY
+    DESCRIPTION = (
+        "Quality with no reference, for fusions of real pairs: the spectral distortion D_lambda (band-to-band "
+        "quality indices of the fused image against those of the LRHSI), the spatial distortion D_s (fused bands "
+        "against HRMSI bands, at both resolutions) and QNR = (1 - D_lambda)(1 - D_s); 0, 0 and 1 are best. The "
+        "rasters are read whole (evaluation crops).")
+    FUSED, LRHSI, HRMSI, OUTPUT_TABLE = "FUSED", "LRHSI", "HRMSI", "OUTPUT_TABLE"
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
+        self.add(QgsProcessingParameterRasterLayer(self.FUSED, self.tr("Fused raster")),
+                 "The fused raster, as 'Fuse' wrote it from this pair.")
+        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
+                 "The LRHSI the fusion started from.")
+        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
+                 "The HRMSI the fusion started from.")
+        self.add(metrics_table_parameter(self.OUTPUT_TABLE, self.tr("Quality table")), TABLE_HELP)
+        for name in INDICES:
+            self.addOutput(QgsProcessingOutputNumber(name, name))
+
+    def execute(self, parameters, context, feedback) -> dict:
+        from ...core.assess import UNITS, assess_no_reference
+
+        feedback.setProgressText("computing D_lambda, D_s and QNR")
+        indices = assess_no_reference(*(raster_path(self, parameters, name, context)
+                                        for name in (self.FUSED, self.LRHSI, self.HRMSI)))
+        table = write_metrics_table(self, parameters, self.OUTPUT_TABLE, context, indices, UNITS)
+        for name in INDICES:
+            feedback.pushInfo(f"{name}: {indices[name]:.4f}")
+        return {self.OUTPUT_TABLE: table, **{name: float(indices[name]) for name in INDICES}}

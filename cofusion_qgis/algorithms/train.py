@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``cofusion:train``: train a CoFusion model on the user's own scenes (reference mode or pair mode)."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from .base import TRAINING, CoFusionAlgorithm
+from .params import DEVICES, choice_parameter, optional_double, optional_int, progress, raster_path
+from .simulate import SRF_HELP
+
+MODES = ("pair", "reference")
+
+
+class TrainAlgorithm(CoFusionAlgorithm):
+    ID = "train"
+    LABEL = "Train CoFusion model"
+    GROUP = TRAINING
+    DESCRIPTION = (
+        "Trains a CoFusion network (loss L1 + 0.1 (1 - SSIM), AdamW) and keeps the checkpoint with the best "
+        "validation PSNR, measured on a strip of the scene that is never trained on. Mode 'pair': a real "
+        "co-registered LRHSI + HRMSI pair, no reference needed; both are degraded by the scale and the network "
+        "learns to recover the LRHSI, then fuses at full resolution. Mode 'reference': a high-resolution "
+        "hyperspectral scene from which pairs are simulated with Wald's protocol (needs SRF and SCALE). The budget "
+        "is a number of iterations, minutes, or both (whichever ends first). Canceling keeps the best checkpoint "
+        "so far; running again with the same settings resumes.")
+    MODE, REFERENCE, LRHSI, HRMSI, SRF, SCALE = "MODE", "REFERENCE", "LRHSI", "HRMSI", "SRF", "SCALE"
+    ITERATIONS, MINUTES, OUTPUT_MODEL, OUTPUT_LOG = "ITERATIONS", "MINUTES", "OUTPUT_MODEL", "OUTPUT_LOG"
+    BATCH_SIZE, PATCH_SIZE, DEVICE = "BATCH_SIZE", "PATCH_SIZE", "DEVICE"
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
+        self.add(choice_parameter(self.MODE, self.tr("Mode"), MODES),
+                 "pair: train on a real LRHSI + HRMSI pair; reference: simulate pairs from a hyperspectral "
+                 "reference.")
+        self.add(QgsProcessingParameterRasterLayer(self.REFERENCE, self.tr("Hyperspectral reference raster"),
+                                                   optional=True),
+                 "Reference mode: the high-resolution hyperspectral scene, with band wavelengths.")
+        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster"),
+                                                   optional=True), "Pair mode: the LRHSI.")
+        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster"),
+                                                   optional=True), "Pair mode: the co-registered HRMSI.")
+        self.add(QgsProcessingParameterString(self.SRF, self.tr("MSI spectral response"), optional=True),
+                 SRF_HELP + " Required in reference mode; in pair mode, empty estimates it from the pair.")
+        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=2, defaultValue=4),
+                 "Reference mode: HR pixels per LR pixel of the simulated pairs (pair mode takes the pair's).")
+        self.add(QgsProcessingParameterNumber(self.ITERATIONS, self.tr("Iterations"), minValue=0,
+                                              defaultValue=2000),
+                 "Optimisation steps; 0: no step budget (then give minutes).")
+        self.add(QgsProcessingParameterNumber(self.MINUTES, self.tr("Time budget (minutes)"), minValue=0,
+                                              type=QgsProcessingParameterNumber.Double, optional=True),
+                 "Wall-clock budget; empty: none.")
+        self.add(QgsProcessingParameterFileDestination(self.OUTPUT_MODEL, self.tr("Output model"),
+                                                       fileFilter="CoFusion model (*.safetensors)"),
+                 "The checkpoint to write (.safetensors); its training log is written beside it as .log.csv.")
+        self.add(QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size (patches)"), minValue=1,
+                                              optional=True), "Patches per step; empty: 8.", advanced=True)
+        self.add(QgsProcessingParameterNumber(self.PATCH_SIZE, self.tr("Patch size (HR pixels)"), minValue=16,
+                                              optional=True),
+                 "Edge of the training patches, a multiple of the model's alignment; empty: 64.", advanced=True)
+        self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
+                 "Where training runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
+        self.addOutput(QgsProcessingOutputFile(self.OUTPUT_LOG, self.tr("Training log (CSV table)")))
+        for name in ("PSNR", "SAM"):
+            self.addOutput(QgsProcessingOutputNumber(name, f"Validation {name}"))
+
+    def execute(self, parameters, context, feedback) -> dict:
+        from ...training.api import train_pair, train_reference
+        from ...training.trainer import TrainSettings
+
+        mode = self.parameterAsEnumString(parameters, self.MODE, context)
+        srf = self.parameterAsString(parameters, self.SRF, context) or None
+        extra = {k: v for k, v in {"batch_size": optional_int(self, parameters, self.BATCH_SIZE, context),
+                                   "patch": optional_int(self, parameters, self.PATCH_SIZE, context)}.items()
+                 if v is not None}
+        settings = TrainSettings(iterations=self.parameterAsInt(parameters, self.ITERATIONS, context) or None,
+                                 minutes=optional_double(self, parameters, self.MINUTES, context) or None,
+                                 device=self.parameterAsEnumString(parameters, self.DEVICE, context), **extra)
+        out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
+        hooks = {"settings": settings, "progress": progress(feedback), "cancel": feedback.isCanceled}
+        if mode == "reference":
+            if parameters.get(self.REFERENCE) in (None, "") or srf is None:
+                raise QgsProcessingException("Reference mode needs REFERENCE (a hyperspectral raster) and SRF (the "
+                                             "MSI sensor, e.g. sentinel2a:B2,B3,B4,B8).")
+            result = train_reference([raster_path(self, parameters, self.REFERENCE, context)], srf,
+                                     self.parameterAsInt(parameters, self.SCALE, context), out, **hooks)
+        else:
+            if parameters.get(self.LRHSI) in (None, "") or parameters.get(self.HRMSI) in (None, ""):
+                raise QgsProcessingException("Pair mode needs LRHSI and HRMSI (a co-registered pair).")
+            result = train_pair(raster_path(self, parameters, self.LRHSI, context),
+                                raster_path(self, parameters, self.HRMSI, context), out, srf=srf, **hooks)
+        feedback.pushInfo(f"{result.steps} steps in {result.seconds:.0f} s; best validation: "
+                          + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
+        return {self.OUTPUT_MODEL: str(result.checkpoint), self.OUTPUT_LOG: str(result.log),
+                **{k: float(result.metrics[k]) for k in ("PSNR", "SAM") if k in result.metrics}}

@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Warp an HRMSI onto the grid that refines an LRHSI's grid exactly, for inputs that are not co-registered.
+
+The target grid has the LRHSI's CRS, its origin and extent, and pixels ``scale`` times smaller than the LRHSI's,
+so every LRHSI pixel covers exactly ``scale`` x ``scale`` output pixels (what ``core.grid.check_coregistration``
+requires). GDAL warps into an in-memory virtual raster, which is copied into the GeoTIFF in blocks by
+``RasterWriter`` (atomic, keeps the HRMSI's band names, wavelengths and nodata).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from osgeo import gdal, osr
+
+from .blocks import Cancel, Progress, plan_blocks, walk
+from .errors import GridError, InputError
+from .raster import RasterReader, RasterWriter, check_output_path, read_info
+
+RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average")
+COPY_BLOCK = 1024
+
+
+def _same_crs(a: str, b: str) -> bool:
+    if not a or not b:
+        return a == b
+    first, second = osr.SpatialReference(), osr.SpatialReference()
+    return first.ImportFromWkt(a) == 0 and second.ImportFromWkt(b) == 0 and bool(first.IsSame(second))
+
+
+def align_to_grid(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out_path: str | os.PathLike,
+                  scale: int | None = None, *, resampling: str = "cubic", progress: Progress | None = None,
+                  cancel: Cancel | None = None) -> Path:
+    """Warp the HRMSI onto the LRHSI's grid refined ``scale`` times; returns the output path.
+
+    ``scale`` None: the ratio of the pixel sizes, rounded (both rasters must then share a CRS). ``resampling``:
+    one of RESAMPLING. Raises InputError / GridError / OutputError with the fix, Canceled on ``cancel()``.
+    """
+    lr, hr = read_info(lrhsi_path), read_info(hrmsi_path)
+    out = check_output_path(out_path, (lrhsi_path, hrmsi_path))
+    if resampling not in RESAMPLING:
+        raise InputError(f"Resampling {resampling!r} is not one of {', '.join(RESAMPLING)}.")
+    if not lr.crs_wkt or lr.geotransform[2] or lr.geotransform[4]:
+        raise GridError(f"The LRHSI {lr.path} needs a CRS and a north-up grid to align to; assign its CRS "
+                        "(gdal_edit.py -a_srs EPSG:<code>) or warp it north-up first.")
+    if scale is None:
+        if not _same_crs(lr.crs_wkt, hr.crs_wkt):
+            raise InputError("The rasters have different CRS, so the scale cannot be read off their pixel sizes; "
+                             "give the scale (LRHSI pixel size / wanted HRMSI pixel size, e.g. 3 for 30 m and 10 m).")
+        scale = round(lr.pixel_size[0] / hr.pixel_size[0])
+    if scale < 1:
+        raise InputError(f"The scale must be a positive integer; got {scale} (is the HRMSI coarser than the "
+                         "LRHSI? then the inputs are swapped).")
+    x0, dx, _, y0, _, dy = lr.geotransform
+    bounds = (min(x0, x0 + lr.width * dx), min(y0, y0 + lr.height * dy),
+              max(x0, x0 + lr.width * dx), max(y0, y0 + lr.height * dy))
+    vrt = f"/vsimem/cofusion_align_{uuid.uuid4().hex}.vrt"
+    nodata = next((v for v in hr.nodata if v is not None), None)
+    options = gdal.WarpOptions(format="VRT", dstSRS=lr.crs_wkt, outputBounds=bounds, xRes=abs(dx) / scale,
+                               yRes=abs(dy) / scale, resampleAlg=resampling, srcNodata=nodata, dstNodata=nodata)
+    if gdal.Warp(vrt, hr.path, options=options) is None:
+        raise InputError(f"GDAL cannot warp {hr.path} onto the LRHSI grid: {gdal.GetLastErrorMsg()}.")
+    try:
+        with RasterReader(vrt) as reader, RasterWriter(
+                out, width=reader.info.width, height=reader.info.height, band_count=hr.band_count,
+                geotransform=reader.info.geotransform, crs_wkt=lr.crs_wkt, nodata=nodata,
+                wavelengths_nm=hr.wavelengths_nm, fwhm_nm=hr.fwhm_nm, band_names=hr.band_names) as writer:
+            for blk in walk(plan_blocks(reader.info.width, reader.info.height, COPY_BLOCK, 0), "warping",
+                            progress, cancel):
+                writer.write(reader.read(blk.keep), blk.keep.col, blk.keep.row)
+    finally:
+        gdal.Unlink(vrt)
+    return out

@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Block walks with a margin for whole-array algorithms (classical fusion, Wald's simulation) on large rasters.
+
+An algorithm that works on whole arrays runs block by block: each block reads its window grown by a margin
+(clipped to the raster), runs, and keeps only the pixels of its own window. Where the algorithm's reach (its
+filter support) is within the margin, the kept pixels equal those of a whole-raster run; statistics fitted on the
+block (e.g. regression weights) become local to the block.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import Canceled
+from .window import Window
+
+Progress = Callable[[float, str], None]
+Cancel = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Block:
+    """``keep``: the window whose results are kept; ``read``: the window read for it (``keep`` plus margin)."""
+
+    keep: Window
+    read: Window
+
+    def inner(self, factor: int = 1) -> tuple[slice, slice]:
+        """(rows, cols) slices of ``keep`` in an array of ``read``, on a grid ``factor`` times finer."""
+        row, col = (self.keep.row - self.read.row) * factor, (self.keep.col - self.read.col) * factor
+        return slice(row, row + self.keep.height * factor), slice(col, col + self.keep.width * factor)
+
+
+def plan_blocks(width: int, height: int, block: int, margin: int) -> list[Block]:
+    """Blocks of at most ``block`` x ``block`` pixels covering a ``width`` x ``height`` grid row by row, each
+    read with ``margin`` pixels more on every side that the grid has."""
+    bounds = Window(0, 0, width, height)
+    blocks = []
+    for row in range(0, height, block):
+        for col in range(0, width, block):
+            keep = Window(col, row, min(block, width - col), min(block, height - row))
+            grown = Window(col - margin, row - margin, keep.width + 2 * margin, keep.height + 2 * margin)
+            blocks.append(Block(keep, grown.intersection(bounds)))
+    return blocks
+
+
+def walk(blocks: list[Block], what: str, progress: Progress | None, cancel: Cancel | None) -> Iterator[Block]:
+    """Yield the blocks, reporting ``progress(fraction, message)`` after each and raising Canceled before
+    each when ``cancel()`` returns True (the caller's writers then discard their files)."""
+    report = progress or (lambda _fraction, _message: None)
+    report(0.0, f"{what}: {len(blocks)} blocks")
+    for k, blk in enumerate(blocks):
+        if cancel is not None and cancel():
+            raise Canceled(f"{what} canceled; no output file was written.")
+        yield blk
+        report((k + 1) / len(blocks), f"{what}: block {k + 1} of {len(blocks)}")
+
+
+def fill_invalid(data: np.ndarray, valid: np.ndarray) -> None:
+    """Set the invalid pixels of ``data`` (C, H, W) in place to the band means of the valid ones (``valid``
+    (H, W) bool, at least one True): whole-array algorithms then see no nodata values."""
+    if not valid.all():
+        data[:, ~valid] = data[:, valid].mean(axis=1, keepdims=True)

@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Wald's protocol (``core.degrade.simulate``) on a reference raster, streamed in blocks: an (LRHSI, HRMSI) pair
+of GeoTIFFs.
+
+The reference is walked in blocks of LR pixels read with a margin that covers the blur kernel (``core.blocks``),
+so the result equals a whole-raster simulation. The reference is cropped at its right and bottom edges to a
+multiple of the scale. Outputs: the LRHSI on the reference grid coarsened ``scale`` times (same origin, pixels
+``scale`` times larger, the reference's wavelengths), and the HRMSI on the reference grid with one band per MSI
+band (named after it, at its response-weighted centre wavelength). An LR pixel is nodata when a reference pixel
+under it is; an HRMSI pixel when its reference pixel is.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .blocks import Cancel, Progress, fill_invalid, plan_blocks, walk
+from .degrade import _check_scale, blur_kernel, simulate
+from .errors import InputError, OutputError
+from .fuse import output_nodata
+from .raster import RasterReader, RasterWriter, check_output_path
+from .srf import SpectralResponse, parse_srf
+
+log = logging.getLogger(__name__)
+
+#: Edge of a block in LR pixels.
+SIMULATE_BLOCK = 256
+
+
+def centre_wavelengths(response: SpectralResponse) -> tuple[float, ...]:
+    """The response-weighted mean wavelength (nm) of every MSI band."""
+    weights = response.responses
+    return tuple(float(v) for v in (weights @ response.wavelengths_nm) / weights.sum(axis=1))
+
+
+def simulate_raster(reference_path: str | os.PathLike, srf: str | SpectralResponse, scale: int,
+                    lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, *, block: int = SIMULATE_BLOCK,
+                    progress: Progress | None = None, cancel: Cancel | None = None) -> tuple[Path, Path]:
+    """Simulate the LRHSI and the HRMSI of a high-resolution hyperspectral reference raster.
+
+    ``srf``: the MSI response, a preset ('sentinel2a:B2,B3,B4,B8'), a CSV path or a SpectralResponse; it is
+    sampled at the reference's wavelengths (its band metadata must give them). Returns the two output paths.
+    Raises InputError / OutputError with the fix, Canceled when ``cancel()`` returns True (no file is left).
+    """
+    s = _check_scale(scale)
+    lr_out = check_output_path(lrhsi_path, (reference_path,))
+    hr_out = check_output_path(hrmsi_path, (reference_path,))
+    if lr_out == hr_out:
+        raise OutputError(f"{lr_out} is given for both outputs; give the LRHSI and the HRMSI different names.")
+    with RasterReader(reference_path) as reader:
+        info = reader.info
+        if info.wavelengths_nm is None:
+            raise InputError(f"{info.path} carries no band wavelengths, so the MSI response cannot be sampled at "
+                             "its bands; add 'wavelength' band metadata (nm) to the file.")
+        response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
+        matrix = response.matrix(info.wavelengths_nm, info.fwhm_nm).astype(np.float32)
+        lr_width, lr_height = info.width // s, info.height // s
+        if lr_width < 1 or lr_height < 1:
+            raise InputError(f"{info.path} ({info.width} x {info.height} pixels) is smaller than one LR pixel of "
+                             f"scale {s}.")
+        if (lr_width * s, lr_height * s) != (info.width, info.height):
+            log.warning("%s: cropped to %d x %d pixels, a multiple of the scale %d", info.path, lr_width * s,
+                        lr_height * s, s)
+        margin = math.ceil((len(blur_kernel(s)) - s) / 2 / s)
+        x0, dx, rx, y0, ry, dy = info.geotransform
+        nodata = output_nodata(info)
+        with RasterWriter(lr_out, width=lr_width, height=lr_height, band_count=info.band_count,
+                          geotransform=(x0, dx * s, rx * s, y0, ry * s, dy * s), crs_wkt=info.crs_wkt,
+                          nodata=nodata, wavelengths_nm=info.wavelengths_nm, fwhm_nm=info.fwhm_nm,
+                          band_names=info.band_names) as lr_writer, RasterWriter(
+                hr_out, width=lr_width * s, height=lr_height * s, band_count=len(response.band_names),
+                geotransform=info.geotransform, crs_wkt=info.crs_wkt, nodata=nodata,
+                wavelengths_nm=centre_wavelengths(response), band_names=response.band_names) as hr_writer:
+            for blk in walk(plan_blocks(lr_width, lr_height, block, margin), "simulation", progress, cancel):
+                data, valid = reader.read_valid(blk.read.scaled(s))
+                rows, cols = blk.inner(s)
+                lr_rows, lr_cols = blk.inner()
+                lr_valid = valid.reshape(valid.shape[0] // s, s, valid.shape[1] // s, s).all(axis=(1, 3))
+                if valid.any():
+                    fill_invalid(data, valid)
+                lr, hr = simulate(data, matrix, s)
+                lr, hr = lr[:, lr_rows, lr_cols], hr[:, rows, cols]
+                lr[:, ~lr_valid[lr_rows, lr_cols]] = nodata
+                hr[:, ~valid[rows, cols]] = nodata
+                lr_writer.write(lr, blk.keep.col, blk.keep.row)
+                hr_writer.write(hr, blk.keep.col * s, blk.keep.row * s)
+    return lr_out, hr_out

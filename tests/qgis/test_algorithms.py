@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""simulate, fuse_classic, align_to_grid, train and assess_qnr through processing.run, on tiny synthetic rasters."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cofusion.core.grid import check_coregistration
+from cofusion.core.raster import read_info, read_raster
+
+from .conftest import HR_GT, HSI, LR_GT, WAVELENGTHS, smooth_reference
+
+pytestmark = pytest.mark.qgis
+qgis_core = pytest.importorskip("qgis.core")
+
+
+@pytest.fixture
+def simulated(run, make_raster, tmp_path) -> tuple[Path, Path, Path]:
+    """(reference 5 x 16 x 16, simulated LRHSI x2, simulated HRMSI with Sentinel-2 B2, B3, B4, B8)."""
+    reference = make_raster(data=smooth_reference(16, 16), name="reference.tif", wavelengths_nm=WAVELENGTHS,
+                            geotransform=HR_GT)
+    outputs = {"OUTPUT_LRHSI": str(tmp_path / "sim_lr.tif"), "OUTPUT_HRMSI": str(tmp_path / "sim_hr.tif")}
+    result = run("simulate", {"REFERENCE": str(reference), "SRF": "sentinel2a", "SCALE": 2, **outputs})
+    return reference, Path(result["OUTPUT_LRHSI"]), Path(result["OUTPUT_HRMSI"])
+
+
+def test_simulate_writes_a_coregistered_pair(simulated):
+    _, lr, hr = simulated
+    lr_info, hr_info = read_info(lr), read_info(hr)
+    assert (lr_info.band_count, lr_info.width, lr_info.height, lr_info.geotransform) == (HSI, 8, 8, LR_GT)
+    assert lr_info.wavelengths_nm == WAVELENGTHS
+    assert (hr_info.band_count, hr_info.width, hr_info.geotransform) == (4, 16, HR_GT)
+    assert hr_info.band_names == ("B2", "B3", "B4", "B8")
+    assert check_coregistration(lr_info, hr_info).scale == 2
+
+
+def test_simulate_without_wavelengths_says_so(run, make_raster, tmp_path):
+    bare = make_raster(data=smooth_reference(16, 16), name="bare.tif", geotransform=HR_GT)
+    with pytest.raises(qgis_core.QgsProcessingException, match="carries no band wavelengths"):
+        run("simulate", {"REFERENCE": str(bare), "SRF": "sentinel2a", "SCALE": 2,
+                         "OUTPUT_LRHSI": str(tmp_path / "a.tif"), "OUTPUT_HRMSI": str(tmp_path / "b.tif")})
+    assert not (tmp_path / "a.tif").exists() and not (tmp_path / "b.tif").exists()
+
+
+@pytest.mark.parametrize("method", ["mtf_glp_hpm", "gsa", "sfim", "bicubic"])
+def test_fuse_classic_recovers_the_reference_roughly(run, simulated, tmp_path, method):
+    reference, lr, hr = simulated
+    out = tmp_path / f"{method}.tif"
+    run("fuse_classic", {"LRHSI": str(lr), "HRMSI": str(hr), "METHOD": method, "OUTPUT": str(out)})
+    info = read_info(out)
+    assert (info.band_count, info.width, info.geotransform, info.wavelengths_nm) == (HSI, 16, HR_GT, WAVELENGTHS)
+    assert np.abs(read_raster(out) - read_raster(reference)).mean() < 0.05
+
+
+def test_fuse_classic_cancel_leaves_no_file(run, simulated, tmp_path):
+    feedback = qgis_core.QgsProcessingFeedback()
+    feedback.cancel()
+    with pytest.raises(qgis_core.QgsProcessingException, match="canceled"):
+        run("fuse_classic", {"LRHSI": str(simulated[1]), "HRMSI": str(simulated[2]), "METHOD": "gsa",
+                             "OUTPUT": str(tmp_path / "c.tif")}, feedback)
+    assert not list(tmp_path.glob("*c.tif*"))
+
+
+def test_align_to_grid_makes_a_shifted_hrmsi_fusable(run, pair, make_raster, tmp_path):
+    shifted = make_raster(data=smooth_reference(18, 18, 3), name="shifted.tif",
+                          geotransform=(499993.0, 10.0, 0.0, 5000004.0, 0.0, -10.0))
+    out = run("align_to_grid", {"LRHSI": str(pair[0]), "HRMSI": str(shifted), "OUTPUT": str(tmp_path / "al.tif")})
+    aligned = read_info(out["OUTPUT"])
+    assert aligned.geotransform == HR_GT and (aligned.width, aligned.height, aligned.band_count) == (16, 16, 3)
+    assert check_coregistration(read_info(pair[0]), aligned).scale == 2
+
+
+def test_train_pair_mode_writes_a_model_and_a_log(run, make_pair, tmp_path):
+    pair = make_pair(32)  # the validation strip needs 32 x 32 LR pixels
+    result = run("train", {"MODE": "pair", "LRHSI": str(pair[0]), "HRMSI": str(pair[1]), "ITERATIONS": 2,
+                           "BATCH_SIZE": 1, "DEVICE": "cpu", "OUTPUT_MODEL": str(tmp_path / "m.safetensors")})
+    assert Path(result["OUTPUT_MODEL"]).is_file() and "PSNR" in result
+    assert Path(result["OUTPUT_LOG"]).read_text().startswith("step,")
+
+
+def test_train_reference_mode_needs_an_srf(run, pair, tmp_path):
+    with pytest.raises(qgis_core.QgsProcessingException, match="Reference mode needs REFERENCE"):
+        run("train", {"MODE": "reference", "REFERENCE": str(pair[0]), "ITERATIONS": 2,
+                      "OUTPUT_MODEL": str(tmp_path / "m.safetensors")})
+
+
+def test_assess_qnr_gives_indices_in_range(run, make_pair, tmp_path):
+    pair = make_pair(12)  # the quality index window is 11 x 11
+    fused = run("fuse_classic", {"LRHSI": str(pair[0]), "HRMSI": str(pair[1]), "METHOD": "gsa",
+                                 "OUTPUT": str(tmp_path / "f.tif")})["OUTPUT"]
+    result = run("assess_qnr", {"FUSED": fused, "LRHSI": str(pair[0]), "HRMSI": str(pair[1]),
+                                "OUTPUT_TABLE": str(tmp_path / "qnr.csv")})
+    assert 0 <= result["D_lambda"] <= 1 and 0 <= result["D_s"] <= 1
+    assert result["QNR"] == pytest.approx((1 - result["D_lambda"]) * (1 - result["D_s"]))
+    assert "QNR" in (tmp_path / "qnr.csv").read_text()
+
+
+def test_parameter_choices_equal_the_cores():
+    from cofusion.cofusion_qgis.algorithms import params
+    from cofusion.core.align import RESAMPLING
+    from cofusion.core.classic import METHODS
+    from cofusion.core.inference import DEVICES
+
+    assert params.DEVICES == DEVICES and params.RESAMPLING == RESAMPLING
+    assert set(params.CLASSIC_METHODS) == set(METHODS)
