@@ -28,6 +28,8 @@ class ModelConfig:
         dropout: feature dropout of SSCFM's spatial attention maps during training (0.1 in the paper).
         spacam, specam, sscfm: ablation switches; a disabled module is replaced by a plain residual block
             (paper Table 3).
+        detail_injection: add the head to a learned linear detail-injection base (``core.model.prior``)
+            instead of the bicubic LRHSI alone (the paper's choice, False).
     """
 
     hsi_bands: int
@@ -42,6 +44,7 @@ class ModelConfig:
     spacam: bool = True
     specam: bool = True
     sscfm: bool = True
+    detail_injection: bool = True
 
     def __post_init__(self) -> None:
         if not 3 <= self.hsi_bands <= 300:
