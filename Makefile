@@ -13,8 +13,20 @@ export QT_QPA_PLATFORM ?= offscreen
 # Debian's qgis_process wrapper passes --noversioncheck, which the 3.22 binary rejects: call the binary.
 QGIS_PROCESS := qgis_process.bin
 RUN := PYTHONPATH=$(abspath $(PKGDIR)):$(abspath $(SITE)) QGIS_PLUGINPATH=$(abspath $(PKGDIR))
+# qgis_process with this checkout as the plugin `cofusion` and the venv's packages, e.g.
+#   $(PROCESS) run cofusion:assess --json -- FUSED=a.tif REFERENCE=b.tif OUTPUT_TABLE=t.csv ...
+# after `make plugin-enable` (once per QGIS profile).
+PROCESS := $(RUN) $(QGIS_PROCESS)
+# The installable plugin zip: only what the plugin loads (no tests, benchmarks, CLI, caches or venv).
+VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
+ZIP := dist/cofusion-$(VERSION).zip
+PLUGIN_FILES := metadata.txt __init__.py requirements.txt core training cofusion_qgis resources
+# `make deploy` unpacks the zip into this QGIS profile's plugin folder (QGIS_PROFILE=name for another profile).
+QGIS_PROFILE ?= default
+QGIS_PROFILES ?= $(HOME)/.local/share/QGIS/QGIS3/profiles
+PLUGINS_DIR := $(QGIS_PROFILES)/$(QGIS_PROFILE)/python/plugins
 
-.PHONY: setup apt test lint bench bench-baselines clean
+.PHONY: setup apt test lint bench bench-baselines clean plugin-enable zip deploy
 
 setup: apt $(STAMP)
 
@@ -51,5 +63,22 @@ test: setup lint
 bench-baselines: setup
 	$(PY) bench/baselines.py --out bench/results/baselines.md
 
+# Enables the plugin for qgis_process in the default QGIS profile (qgis_process loads only enabled plugins).
+plugin-enable: setup
+	$(PROCESS) plugins enable cofusion > /dev/null
+
+zip:
+	rm -rf build/zip && mkdir -p build/zip/cofusion dist
+	cp -r $(PLUGIN_FILES) build/zip/cofusion/
+	rm -f $(ZIP) && cd build/zip && zip -q -r -X ../../$(ZIP) cofusion -x '*/__pycache__/*' '*.pyc'
+	rm -rf build/zip
+	@echo "wrote $(ZIP)"
+
+deploy: zip
+	mkdir -p "$(PLUGINS_DIR)"
+	rm -rf "$(PLUGINS_DIR)/cofusion"
+	unzip -q $(ZIP) -d "$(PLUGINS_DIR)"
+	@echo "installed into $(PLUGINS_DIR)/cofusion; enable it in QGIS (Plugins > Manage and Install Plugins)"
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) build dist
