@@ -17,7 +17,6 @@ import importlib
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -85,15 +84,16 @@ def activate(folder: str | os.PathLike) -> bool:
 
 
 def interpreter() -> str:
-    """The Python executable of the running interpreter. Inside QGIS ``sys.executable`` may be the QGIS
-    program itself (Windows, qgis_process): then the ``python`` beside the interpreter's prefix is used."""
-    if Path(sys.executable).name.lower().startswith("python"):
+    """The Python executable of the running interpreter. An embedded Python (QGIS, qgis_process) may report the
+    host program or whatever ``python3`` is first on PATH as ``sys.executable``, so outside a virtual environment
+    the installation's own executable under ``sys.exec_prefix`` is preferred."""
+    if sys.prefix != sys.base_prefix:
         return sys.executable
-    for folder in (Path(sys.exec_prefix), Path(sys.exec_prefix) / "bin"):
-        for name in ("python.exe", f"python{sys.version_info.major}.{sys.version_info.minor}", "python3"):
-            if (folder / name).is_file():
-                return str(folder / name)
-    return shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}") or "python3"
+    prefix, version = Path(sys.exec_prefix), f"{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (prefix / "python.exe", prefix / "python3.exe", prefix / "bin" / f"python{version}"):
+        if candidate.is_file():
+            return str(candidate)
+    return sys.executable
 
 
 def install_commands(requirements: Sequence[Requirement], target: str | os.PathLike, variant: str = "cpu", *,

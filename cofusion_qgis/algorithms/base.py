@@ -27,11 +27,13 @@ def require_dependencies() -> None:
     """QgsProcessingException naming the missing runtime packages and how to install them, if any is missing."""
     absent = dependencies.missing(dependencies.read_requirements())
     if absent:
+        from ..plugin import site_dir  # the plugin module imports the provider, which imports this one
+
         specs = " ".join(r.spec for r in absent)
         raise QgsProcessingException(
             f"CoFusion needs Python packages that QGIS's Python lacks: {', '.join(r.name for r in absent)}. "
             "Install them from the CoFusion message in QGIS (Plugins > CoFusion > Install dependencies), or run "
-            f"'{dependencies.interpreter()} -m pip install {specs}'.")
+            f"'{dependencies.interpreter()} -m pip install --target {site_dir()} {specs}'.")
 
 
 class CoFusionAlgorithm(QgsProcessingAlgorithm):
