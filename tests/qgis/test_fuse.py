@@ -58,3 +58,12 @@ def test_missing_bundled_model_is_a_clear_error(run, pair, tmp_path, monkeypatch
     monkeypatch.setattr(fuse, "DEFAULT_MODEL", tmp_path / "absent.safetensors")
     with pytest.raises(qgis_core.QgsProcessingException, match="bundled model .*absent.safetensors is missing"):
         run("fuse", _params(pair, "", tmp_path / "fused.tif"))
+
+
+def test_cancel_during_the_run_stops_after_the_batch(run, make_pair, model, tmp_path):
+    feedback = qgis_core.QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda percent: percent > 0 and feedback.cancel())
+    out = tmp_path / "fused.tif"
+    with pytest.raises(qgis_core.QgsProcessingException, match="canceled"):
+        run("fuse", _params(make_pair(32), model, out, BATCH_SIZE=1), feedback)
+    assert 0 < feedback.progress() < 100 and list(tmp_path.glob("*fused*")) == []
