@@ -1,8 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Shared fixtures: paths to the real data in ../shared/data and small synthetic rasters."""
+"""Shared fixtures: paths to the real data in ../shared/data, small synthetic rasters, and the session's QGIS
+(one offscreen QgsApplication with Processing and the plugin, for tests/qgis and tests/reliability; QGIS is imported
+only when a test asks for it)."""
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,6 +19,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 UTM_32N = 32632
 DEFAULT_GEOTRANSFORM = (500000.0, 30.0, 0.0, 5000000.0, 0.0, -30.0)
+PROCESSING_PLUGINS = "/usr/share/qgis/python/plugins"
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +96,41 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def qgis_app():
+    """The QgsApplication (offscreen, no GUI) with Processing initialised; skips where PyQGIS is absent."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    qgis_core = pytest.importorskip("qgis.core")
+    app = qgis_core.QgsApplication([], False)
+    app.initQgis()
+    if PROCESSING_PLUGINS not in sys.path:
+        sys.path.append(PROCESSING_PLUGINS)
+    from processing.core.Processing import Processing
+
+    Processing.initialize()
+    return app
+
+
+@pytest.fixture(scope="session")
+def plugin(qgis_app):
+    """The CoFusion plugin as qgis_process starts it: classFactory, then initProcessing."""
+    import cofusion
+
+    plugin = cofusion.classFactory(None)
+    plugin.initProcessing()
+    yield plugin
+    plugin.unload()
+
+
+@pytest.fixture
+def run(plugin):
+    """processing.run('cofusion:<id>', params) with a fresh feedback; returns the results dict."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    def run_algorithm(algorithm: str, params: dict, feedback=None) -> dict:
+        return processing.run(f"cofusion:{algorithm}", params, feedback=feedback or QgsProcessingFeedback())
+
+    return run_algorithm

@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""QGIS test fixtures: one offscreen QgsApplication with Processing per session, the plugin's provider, a tiny
-synthetic scene (reference, simulated-like pair) and a tiny untrained checkpoint."""
+"""QGIS test fixtures: a tiny synthetic scene (reference, simulated-like pair) and a tiny untrained checkpoint.
+
+The session's QgsApplication and the plugin (`qgis_app`, `plugin`, `run`) live in tests/conftest.py, shared with
+tests/reliability."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,46 +14,10 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 qgis_core = pytest.importorskip("qgis.core")
 
-PROCESSING_PLUGINS = "/usr/share/qgis/python/plugins"
 HSI, MSI, SCALE = 5, 3, 2
 WAVELENGTHS = (450.0, 550.0, 650.0, 750.0, 850.0)
 LR_GT = (500000.0, 20.0, 0.0, 5000000.0, 0.0, -20.0)
 HR_GT = (500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0)
-
-
-@pytest.fixture(scope="session")
-def qgis_app():
-    """The QgsApplication (offscreen, no GUI) with Processing initialised."""
-    app = qgis_core.QgsApplication([], False)
-    app.initQgis()
-    if PROCESSING_PLUGINS not in sys.path:
-        sys.path.append(PROCESSING_PLUGINS)
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
-    return app
-
-
-@pytest.fixture(scope="session")
-def plugin(qgis_app):
-    """The CoFusion plugin as qgis_process starts it: classFactory, then initProcessing."""
-    import cofusion
-
-    plugin = cofusion.classFactory(None)
-    plugin.initProcessing()
-    yield plugin
-    plugin.unload()
-
-
-@pytest.fixture
-def run(plugin):
-    """processing.run('cofusion:<id>', params) with a fresh feedback; returns the results dict."""
-    import processing
-
-    def run_algorithm(algorithm: str, params: dict, feedback=None) -> dict:
-        return processing.run(f"cofusion:{algorithm}", params, feedback=feedback or qgis_core.QgsProcessingFeedback())
-
-    return run_algorithm
 
 
 def smooth_reference(rows: int, cols: int, bands: int = HSI) -> np.ndarray:
