@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""initGui / unload with a GUI QgsApplication (in a subprocess: the session's application has no GUI)."""
+"""initGui / unload with a GUI QgsApplication and a stand-in iface (in a subprocess: a fresh QGIS, whose state
+before and after can be compared)."""
 from __future__ import annotations
 
 import os
@@ -13,22 +14,33 @@ pytest.importorskip("qgis.core")
 
 SCRIPT = """
 from qgis.core import QgsApplication
-from qgis.gui import QgsMessageBar
+from qgis.gui import QgsMapCanvas, QgsMessageBar
 from qgis.PyQt.QtWidgets import QMainWindow
 app = QgsApplication([], True)
 app.initQgis()
 
 class Iface:
     def __init__(self):
-        self.window, self.bar, self.menus = QMainWindow(), QgsMessageBar(), []
+        self.window, self.bar, self.canvas = QMainWindow(), QgsMessageBar(), QgsMapCanvas()
+        self.menus, self.tools, self.docks = [], [], []
     def mainWindow(self):
         return self.window
     def messageBar(self):
         return self.bar
+    def mapCanvas(self):
+        return self.canvas
     def addPluginToMenu(self, menu, action):
         self.menus.append((menu, action))
     def removePluginMenu(self, menu, action):
         self.menus.remove((menu, action))
+    def addToolBarIcon(self, action):
+        self.tools.append(action)
+    def removeToolBarIcon(self, action):
+        self.tools.remove(action)
+    def addDockWidget(self, area, dock):
+        self.docks.append(dock)
+    def removeDockWidget(self, dock):
+        self.docks.remove(dock)
 
 import cofusion
 from cofusion.cofusion_qgis import dependencies
@@ -40,15 +52,22 @@ plugin.initGui()
 print("provider", registry.providerById("cofusion") is not None)
 print("menu", [a.text() for _, a in iface.menus])
 print("message", iface.bar.currentItem().text())
+tool = iface.canvas.mapTool()
+plugin.dock_action.setChecked(True)
+print("dock", [d.objectName() for d in iface.docks], [a.text() for a in iface.tools])
+plugin.dock.spectra.inspect_button.setChecked(True)
+print("inspecting", iface.canvas.mapTool() is plugin.dock.spectra.tool)
 plugin.unload()
-print("restored", [p.id() for p in registry.providers()] == before and iface.menus == [])
+print("restored", [p.id() for p in registry.providers()] == before and iface.menus == [] and iface.tools == []
+      and iface.docks == [] and iface.canvas.mapTool() is tool)
 """
 
 
-def test_init_gui_adds_menu_and_missing_message_and_unload_removes_them():
+def test_init_gui_adds_menus_toolbar_dock_and_missing_message_and_unload_removes_them():
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
-    assert "provider True" in out and "menu ['Install dependencies…']" in out and "restored True" in out
+    assert "provider True" in out and "menu ['CoFusion panel', 'Install dependencies…']" in out
+    assert "dock ['CoFusionDock'] ['CoFusion panel']" in out and "inspecting True" in out and "restored True" in out
     assert any(line.startswith("message ") and "torch" in line for line in out)

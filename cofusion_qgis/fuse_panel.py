@@ -1,0 +1,274 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The fusion part of the dock: layer and model pickers, the advanced settings, Fuse / Cancel and progress.
+
+The panel fills a ``FuseParameters`` from its widgets and runs a ``FuseTask`` in QGIS's task manager; the task's
+signals arrive on the main thread, where the result is added to the project with a true-colour rendering and
+``fused(layer)`` is emitted. Settings (model, device, tile, overlap, batch and the chosen layers by id) are kept
+in QgsSettings between sessions. Errors go to the message bar with the core's message.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsMapLayerProxyModel,
+    QgsProcessingException,
+    QgsProcessingUtils,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSettings,
+)
+from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .algorithms.base import require_dependencies
+from .algorithms.fuse import DEFAULT_BATCH, DEFAULT_MODEL, model_path
+from .algorithms.params import DEVICES
+from .fuse_task import FuseParameters, FuseTask
+from .i18n import tr
+
+#: QgsSettings group of the dock.
+SETTINGS = "CoFusion/dock/"
+#: Tile and overlap spin boxes show 'auto' at their minimum (the core's defaults).
+AUTO_TILE, AUTO_OVERLAP = 0, -16
+
+
+def raster_layers() -> list[QgsRasterLayer]:
+    """The raster layers of the project, in layer-tree order."""
+    return [layer for layer in QgsProject.instance().layerTreeRoot().layerOrder()
+            if isinstance(layer, QgsRasterLayer)]
+
+
+def suggest(layers: list[QgsRasterLayer]) -> tuple[QgsRasterLayer | None, QgsRasterLayer | None]:
+    """A guess at (LRHSI, HRMSI) among ``layers``: the LRHSI has the most bands (at least 5), the HRMSI the
+    finest pixels among the others with 3 to 20 bands."""
+    hyper = max((la for la in layers if la.bandCount() >= 5), key=QgsRasterLayer.bandCount, default=None)
+    multi = min((la for la in layers if la is not hyper and 3 <= la.bandCount() <= 20),
+                key=QgsRasterLayer.rasterUnitsPerPixelX, default=None)
+    return hyper, multi
+
+
+class FusePanel(QWidget):
+    """Inputs, model, advanced settings and the Fuse button; emits ``fused(layer)`` with the added result."""
+
+    fused = pyqtSignal(QgsRasterLayer)
+
+    def __init__(self, message_bar: QgsMessageBar, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message_bar = message_bar
+        self.task: FuseTask | None = None
+        self.lrhsi = self._layer_picker(tr("Low-resolution hyperspectral raster (e.g. EnMAP, PRISMA), with band "
+                                           "wavelengths."))
+        self.hrmsi = self._layer_picker(tr("High-resolution multispectral raster (e.g. Sentinel-2) on a grid that "
+                                           "subdivides the LRHSI's grid."))
+        self.reference = self._layer_picker(tr("Optional high-resolution hyperspectral reference: its spectra are "
+                                               "plotted and compared with the fused ones (SAM, RMSE)."))
+        self.model = QgsFileWidget()
+        self.model.setFilter(tr("CoFusion model (*.safetensors)"))
+        self.model.lineEdit().setPlaceholderText(tr("bundled model"))
+        self.model.setToolTip(tr("A CoFusion checkpoint trained for these band counts and scale; empty: the model "
+                                 "bundled with the plugin ({}).").format(DEFAULT_MODEL.name))
+        self.output = QgsFileWidget()
+        self.output.setStorageMode(QgsFileWidget.SaveFile)
+        self.output.setFilter(tr("GeoTIFF (*.tif *.tiff)"))
+        self.output.lineEdit().setPlaceholderText(tr("temporary file"))
+        self.output.setToolTip(tr("The fused GeoTIFF; empty: a temporary file."))
+
+        inputs = QFormLayout()
+        inputs.addRow(tr("LRHSI"), self.lrhsi)
+        inputs.addRow(tr("HRMSI"), self.hrmsi)
+        inputs.addRow(tr("Reference"), self.reference)
+        inputs.addRow(tr("Model"), self.model)
+        inputs.addRow(tr("Output"), self.output)
+
+        self.device = QComboBox()
+        self.device.addItems(DEVICES)
+        self.device.setToolTip(tr("Where the model runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda."))
+        self.tile = self._spin(AUTO_TILE, 4096, 16, tr("Edge of the square tiles the model runs on, in output "
+                                                       "pixels; a multiple of 16. auto: 288."))
+        self.overlap = self._spin(AUTO_OVERLAP, 1024, 16, tr("Output pixels shared by neighbouring tiles, blended "
+                                                             "smoothly; at most half the tile. auto: 32."))
+        self.batch = self._spin(1, 256, 1, tr("Tiles per model call: more is faster on a GPU and needs more "
+                                              "memory."))
+        self.advanced = QgsCollapsibleGroupBox(tr("Advanced"))
+        self.advanced.setCollapsed(True)
+        self.advanced.setSaveCollapsedState(False)
+        form = QFormLayout(self.advanced)
+        form.addRow(tr("Device"), self.device)
+        form.addRow(tr("Tile size (px)"), self.tile)
+        form.addRow(tr("Tile overlap (px)"), self.overlap)
+        form.addRow(tr("Batch size (tiles)"), self.batch)
+
+        self.fuse_button = QPushButton(QgsApplication.getThemeIcon("/mActionStart.svg"), tr("Fuse"))
+        self.fuse_button.setToolTip(tr("Fuse the LRHSI and the HRMSI in the background; the result is added to "
+                                       "the map."))
+        self.fuse_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton(tr("Cancel"))
+        self.cancel_button.setToolTip(tr("Stop the fusion after the batch in progress; no file is left."))
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.status = QLabel(" ")
+        self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.fuse_button)
+        buttons.addWidget(self.cancel_button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(inputs)
+        layout.addWidget(self.advanced)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self.restore()
+        QgsProject.instance().layersAdded.connect(self.fill_empty_pickers)
+
+    @staticmethod
+    def _layer_picker(tooltip: str) -> QgsMapLayerComboBox:
+        picker = QgsMapLayerComboBox()
+        picker.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        picker.setAllowEmptyLayer(True)
+        picker.setLayer(None)
+        picker.setToolTip(tooltip)
+        return picker
+
+    @staticmethod
+    def _spin(minimum: int, maximum: int, step: int, tooltip: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(minimum, maximum)
+        spin.setSingleStep(step)
+        if minimum <= 0:
+            spin.setSpecialValueText(tr("auto"))
+        spin.setToolTip(tooltip)
+        return spin
+
+    # ------------------------------------------------------------------------------------------------ settings
+    def restore(self) -> None:
+        """Widgets from QgsSettings (layers by id when the project has them, else a guess)."""
+        settings = QgsSettings()
+        self.model.setFilePath(settings.value(SETTINGS + "model", "", type=str))
+        self.device.setCurrentText(settings.value(SETTINGS + "device", DEVICES[0], type=str))
+        self.tile.setValue(settings.value(SETTINGS + "tile", AUTO_TILE, type=int))
+        self.overlap.setValue(settings.value(SETTINGS + "overlap", AUTO_OVERLAP, type=int))
+        self.batch.setValue(settings.value(SETTINGS + "batch", DEFAULT_BATCH, type=int))
+        project = QgsProject.instance()
+        for key, picker in self._pickers().items():
+            picker.setLayer(project.mapLayer(settings.value(SETTINGS + key, "", type=str)))
+        self.fill_empty_pickers()
+
+    def save(self) -> None:
+        """The widgets' values to QgsSettings."""
+        settings = QgsSettings()
+        settings.setValue(SETTINGS + "model", self.model.filePath())
+        settings.setValue(SETTINGS + "device", self.device.currentText())
+        for key, spin in (("tile", self.tile), ("overlap", self.overlap), ("batch", self.batch)):
+            settings.setValue(SETTINGS + key, spin.value())
+        for key, picker in self._pickers().items():
+            settings.setValue(SETTINGS + key, picker.currentLayer().id() if picker.currentLayer() else "")
+
+    def _pickers(self) -> dict[str, QgsMapLayerComboBox]:
+        return {"lrhsi": self.lrhsi, "hrmsi": self.hrmsi, "reference": self.reference}
+
+    def fill_empty_pickers(self, *_added) -> None:
+        """Put the guessed LRHSI / HRMSI (``suggest``) into the pickers that are still empty."""
+        hyper, multi = suggest(raster_layers())
+        for picker, layer in ((self.lrhsi, hyper), (self.hrmsi, multi)):
+            if picker.currentLayer() is None and layer is not None:
+                picker.setLayer(layer)
+
+    # ------------------------------------------------------------------------------------------------ the run
+    def parameters(self) -> FuseParameters:
+        """The task's parameters from the widgets; QgsProcessingException with a message a user can act on."""
+        lrhsi, hrmsi = self.lrhsi.currentLayer(), self.hrmsi.currentLayer()
+        if lrhsi is None or hrmsi is None:
+            raise QgsProcessingException(tr("Choose an LRHSI and an HRMSI layer."))
+        for layer in (lrhsi, hrmsi):
+            if layer.providerType() != "gdal":
+                raise QgsProcessingException(tr("Layer '{}' is not a file raster; save it as a GeoTIFF first.")
+                                             .format(layer.name()))
+        out = self.output.filePath() or QgsProcessingUtils.generateTempFilename("cofusion_fused.tif")
+        tile, overlap = self.tile.value(), self.overlap.value()
+        return FuseParameters(lrhsi.source(), hrmsi.source(), out, model_path(self.model.filePath()),
+                              self.device.currentText(), tile if tile > AUTO_TILE else None,
+                              overlap if overlap > AUTO_OVERLAP else None, self.batch.value())
+
+    def start(self) -> None:
+        """Check the inputs and start the fusion task (the button stays disabled while it runs)."""
+        try:
+            require_dependencies()
+            parameters = self.parameters()
+        except QgsProcessingException as exc:
+            self.report_error(exc.args[0] if exc.args else str(exc))
+            return
+        self.save()
+        self.task = FuseTask(parameters)
+        # bound methods of main-thread objects: the worker thread's signals are queued to the main thread
+        self.task.progressChanged.connect(self.show_progress)
+        self.task.status.connect(self.status.setText)
+        self.task.fused.connect(self.add_result)
+        self.task.failed.connect(self.report_error)
+        self.task.canceled.connect(self.canceled)
+        self.fuse_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.status.setText(tr("Loading the model…"))
+        QgsApplication.taskManager().addTask(self.task)
+
+    def show_progress(self, percent: float) -> None:
+        self.progress.setValue(int(percent))
+
+    def canceled(self) -> None:
+        self.finish(tr("Canceled: no file was written."))
+
+    def cancel(self) -> None:
+        """Ask the running task to stop (it stops after the batch in progress)."""
+        if self.task is not None:
+            self.cancel_button.setEnabled(False)
+            self.status.setText(tr("Canceling…"))
+            self.task.cancel()
+
+    def finish(self, text: str) -> None:
+        """Back to idle, with ``text`` as the status."""
+        self.task = None
+        self.fuse_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.status.setText(text)
+
+    def report_error(self, message: str) -> None:
+        """Show ``message`` (the core's) in the message bar and the status line."""
+        self.message_bar.pushMessage("CoFusion", message, Qgis.Critical, 0)
+        self.finish(tr("Failed: see the message bar."))
+
+    def add_result(self, path: str) -> None:
+        """Add the fused raster to the project, in true colour, and announce it."""
+        from ..core.raster import read_info
+        from .rendering import apply_true_color
+
+        layer = QgsRasterLayer(path, Path(path).stem)
+        apply_true_color(layer, read_info(path).wavelengths_nm)
+        QgsProject.instance().addMapLayer(layer)
+        self.progress.setValue(100)
+        self.finish(tr("Fused: {}").format(path))
+        self.fused.emit(layer)
+
+    def unload(self) -> None:
+        """Cancel a running task and disconnect from the project."""
+        if self.task is not None:
+            self.task.cancel()
+        QgsProject.instance().layersAdded.disconnect(self.fill_empty_pickers)

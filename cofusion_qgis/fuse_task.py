@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The fusion as a QGIS background task: ``FuseTask`` wraps ``core.fuse.fuse_raster`` in a QgsTask.
+
+``run()`` works in a worker thread on file paths only (never a live layer): it loads the model, fuses, and
+turns the core's progress into ``setProgress`` and ``isCanceled()`` into its cancel check. ``finished()`` runs
+on the main thread and emits ``fused(path)`` or ``failed(message)`` (the core's message as is; a cancel
+emits ``canceled``), so all GUI work happens in the slots connected to these signals. ``status(text)`` carries
+the core's progress text (queued to the receiver's thread).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qgis.core import QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+from .i18n import tr
+
+
+@dataclass(frozen=True)
+class FuseParameters:
+    """What the dock hands to the task: input and output paths, the model file, the device ('auto', 'cpu',
+    'cuda'), tile and overlap in HR pixels (None: the core's defaults) and the batch size in tiles."""
+
+    lrhsi: str
+    hrmsi: str
+    out: str
+    model: str
+    device: str = "auto"
+    tile: int | None = None
+    overlap: int | None = None
+    batch: int = 4
+
+
+class FuseTask(QgsTask):
+    """Fuses ``parameters.lrhsi`` and ``parameters.hrmsi`` into ``parameters.out`` in the background."""
+
+    fused = pyqtSignal(str)
+    failed = pyqtSignal(str)
+    canceled = pyqtSignal()
+    status = pyqtSignal(str)  # the core's progress text ('tile 3 of 12'), emitted from the worker thread
+
+    def __init__(self, parameters: FuseParameters) -> None:
+        super().__init__(tr("CoFusion: fusing"), QgsTask.CanCancel)
+        self.parameters = parameters
+        self.error: str | None = None
+        self.was_canceled = False
+        self.out_path: str | None = None
+
+    def run(self) -> bool:
+        """Worker thread: load the model and fuse; store the outcome for ``finished``. Never raises."""
+        from ..core.errors import Canceled, CoFusionError
+        from ..core.fuse import check_inputs, fuse_raster
+        from ..core.inference import NetworkPredictor
+
+        p = self.parameters
+        try:
+            check_inputs(p.lrhsi, p.hrmsi, p.out)  # fail fast, before the model loads
+            predictor = NetworkPredictor.from_checkpoint(p.model, device=p.device)
+            result = fuse_raster(p.lrhsi, p.hrmsi, p.out, predictor, tile=p.tile, overlap=p.overlap,
+                                 batch=p.batch, progress=self._report, cancel=self.isCanceled)
+        except Canceled:
+            self.was_canceled = True
+            return False
+        except CoFusionError as exc:
+            self.error = str(exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 (an unexpected failure must reach the user, not kill QGIS)
+            self.error = f"{type(exc).__name__}: {exc}"
+            return False
+        self.out_path = str(result.out_path)
+        return True
+
+    def _report(self, fraction: float, message: str) -> None:
+        """The core's progress callable (worker thread): percent to ``setProgress``, text to ``status``."""
+        self.setProgress(100.0 * fraction)
+        self.status.emit(message)
+
+    def finished(self, result: bool) -> None:  # noqa: FBT001 (QGIS API)
+        """Main thread: announce the outcome."""
+        if result:
+            self.fused.emit(self.out_path)
+        elif self.was_canceled or self.isCanceled():
+            self.canceled.emit()
+        else:
+            self.failed.emit(self.error or tr("The fusion failed."))
