@@ -194,11 +194,35 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """
     card, tensors = _read(path, with_weights=True)
     model = build_model(card.config)
+    _check_weights(model, tensors, str(path))
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: the weights do not match the architecture in its card ({exc}).") from exc
+        first = str(exc).strip().splitlines()[-1].strip()  # PyTorch lists every tensor: keep the message one line
+        raise CheckpointError(f"{path}: the weights do not match the architecture in its card ({first}).") from exc
     return Checkpoint(model=model.eval(), card=card, path=str(path))
+
+
+def _check_weights(model: CoFusionNet, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """CheckpointError, in one line, when the file's tensors are not the names and shapes the card's network has."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    missing = [name for name in expected if name not in tensors]
+    unexpected = [name for name in tensors if name not in expected]
+    reshaped = [name for name in expected if name in tensors and tuple(tensors[name].shape) != expected[name]]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} tensors the network does not have (e.g. {unexpected[0]})")
+    if reshaped:
+        name = reshaped[0]
+        problems.append(f"{len(reshaped)} tensors of another shape (e.g. {name}: {list(tensors[name].shape)} in the file, "
+                        f"{list(expected[name])} for the card)")
+    if problems:
+        raise CheckpointError(
+            f"{source}: the weights do not match the architecture in its card: " + ", ".join(problems) + ". The file was altered or mixes two models; use the checkpoint as CoFusion "
+            "saved it, or train the model again."
+        )
 
 
 def _read(path: str | os.PathLike, with_weights: bool) -> tuple[ModelCard, dict[str, torch.Tensor]]:
