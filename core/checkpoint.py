@@ -216,12 +216,12 @@ def _check_weights(model: CoFusionNet, tensors: dict[str, torch.Tensor], source:
         problems.append(f"{len(unexpected)} tensors the network does not have (e.g. {unexpected[0]})")
     if reshaped:
         name = reshaped[0]
-        problems.append(f"{len(reshaped)} tensors of another shape (e.g. {name}: {list(tensors[name].shape)} in the file, "
-                        f"{list(expected[name])} for the card)")
+        problems.append(f"{len(reshaped)} tensors of another shape (e.g. {name}: {list(tensors[name].shape)} in "
+                        f"the file, {list(expected[name])} for the card)")
     if problems:
         raise CheckpointError(
-            f"{source}: the weights do not match the architecture in its card: " + ", ".join(problems) + ". The file was altered or mixes two models; use the checkpoint as CoFusion "
-            "saved it, or train the model again."
+            f"{source}: the weights do not match the architecture in its card: {', '.join(problems)}. The file was "
+            "altered or mixes two models; use the checkpoint as CoFusion saved it, or train the model again."
         )
 
 
