@@ -67,6 +67,10 @@ class Predictor(Protocol):
         """lr (B, C_h, T/s, T/s) and hr (B, C_m, T, T) float32 in the rasters' units -> (B, C_h, T, T)."""
         ...
 
+    # Optional: ``prepare(lr_reader, hr_reader, grid)``, called once before the first tile with the two open
+    # ``RasterReader`` and the ``FusionGrid``, for scene-level statistics (``NetworkPredictor.prepare``). It
+    # always sees the whole grid, so a sub-window fusion matches the same pixels of a whole run.
+
 
 @dataclass(frozen=True)
 class FusionResult:
@@ -301,6 +305,10 @@ def fuse_raster(
         geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata, wavelengths_nm=lr_info.wavelengths_nm,
         fwhm_nm=lr_info.fwhm_nm, band_names=lr_info.band_names,
     ) as writer:
+        prepare = getattr(predictor, "prepare", None)
+        if prepare is not None:
+            report(0.0, "fitting the model's scene statistics")
+            prepare(lr_reader, hr_reader, grid)
         reader = _TileReader(lr_reader, hr_reader, grid, predictor)
         for blk in blocks:
             merger = StripeMerger(_in_file(blk, region), lr_info.band_count, tile, nodata, writer.write)

@@ -7,17 +7,23 @@ rasters' own units in, numpy tiles out. Nothing here knows about rasters or file
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .degrade import blur_kernel, spatial_degrade
 from .errors import InputError
+from .model.prior import SceneMoments
+from .window import Window
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
+#: Block edge (LR pixels) of the pass that fits the detail-injection base on a scene.
+PREPARE_BLOCK = 256
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -43,7 +49,8 @@ class NetworkPredictor:
     """A checkpoint made callable on tiles: (lr (B, C_h, t, t), hr (B, C_m, s*t, s*t)) -> (B, C_h, s*t, s*t).
 
     Inputs and outputs are float32 in the rasters' own units; normalisation uses the checkpoint's training
-    statistics only (never the tile's), so nodata handling and tiling cannot shift the result. On CUDA the
+    statistics only (never the tile's), so nodata handling and tiling cannot shift the result. A model with a
+    detail-injection base needs :meth:`prepare` on the scene first (the engine calls it). On CUDA the
     forward runs under float16 autocast; on the CPU in float32 with channels-last memory layout.
     """
 
@@ -68,6 +75,42 @@ class NetworkPredictor:
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto",
                         threads: int | None = None) -> NetworkPredictor:
         return cls(load_checkpoint(path), device=device, threads=threads)
+
+    def prepare(self, lr_reader, hr_reader, grid, block: int | None = None) -> None:
+        """Fit the model's detail-injection base on the whole fusion grid (a no-op for a model without one).
+
+        lr_reader, hr_reader: ``core.raster.RasterReader`` of the LRHSI and the HRMSI; grid: their
+        ``core.grid.FusionGrid``. Walks the grid in blocks of at most ``block`` x ``block`` LR pixels (default
+        :data:`PREPARE_BLOCK`), each HRMSI block read with the blur's margin so the degraded HRMSI equals a
+        whole-scene degradation: the fit is the whole scene's, in memory that depends on ``block`` and the band
+        counts only. LR pixels with nodata in either input are left out.
+        """
+        base = self.model.base
+        if base is None:
+            return
+        hsi_mean, hsi_std, msi_mean, msi_std = (t.cpu()[0] for t in self._stats)
+        s, lr_grid, hr_grid = grid.scale, grid.lr_window, grid.hr_window
+        block = block or PREPARE_BLOCK
+        margin = math.ceil((blur_kernel(s).size - s) // 2 / s)  # LR pixels of context the blur needs
+        bounds = Window(0, 0, lr_grid.width, lr_grid.height)
+        moments = SceneMoments(self.hsi_bands, self.msi_bands)
+        for row in range(0, lr_grid.height, block):
+            for col in range(0, lr_grid.width, block):
+                part = Window(col, row, min(block, lr_grid.width - col), min(block, lr_grid.height - row))
+                grown = Window(col - margin, row - margin, part.width + 2 * margin,
+                               part.height + 2 * margin).intersection(bounds)
+                lr, lr_valid = lr_reader.read_valid(Window(lr_grid.col + col, lr_grid.row + row, *part[2:]))
+                hr, hr_valid = hr_reader.read_valid(Window(hr_grid.col + grown.col * s, hr_grid.row + grown.row * s,
+                                                           grown.width * s, grown.height * s))
+                hr[:, ~hr_valid] = self.msi_fill[:, None]
+                msi_lr = spatial_degrade((torch.from_numpy(hr) - msi_mean) / msi_std, s)
+                inner = (slice(row - grown.row, row - grown.row + part.height),
+                         slice(col - grown.col, col - grown.col + part.width))
+                hr_ok = hr_valid.reshape(grown.height, s, grown.width, s).all(axis=(1, 3))[inner]
+                moments.add((torch.from_numpy(lr) - hsi_mean) / hsi_std, msi_lr[(slice(None), *inner)],
+                            torch.from_numpy(lr_valid & hr_ok))
+        if moments.count:
+            base.set_weights(moments.weights())
 
     def __call__(self, lr: np.ndarray, hr: np.ndarray) -> np.ndarray:
         hsi_mean, hsi_std, msi_mean, msi_std = self._stats

@@ -15,6 +15,7 @@ All arrays are float32 in the data's own units; the training loop normalises the
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,11 @@ class PatchSource:
 
     def validation(self) -> Batch: ...
 
+    def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """The training scenes as the network's inputs see them, to fit its detail-injection base on:
+        (LRHSI (C_h, h, w), HRMSI (C_m, s*h, s*w), valid LR pixels (h, w) bool or None), data units."""
+        ...
+
 
 class ReferenceSource(PatchSource):
     """Wald's-protocol pairs simulated on the fly from HR hyperspectral scenes.
@@ -151,6 +157,14 @@ class ReferenceSource(PatchSource):
 
     def validation(self) -> Batch:
         return self._validation
+
+    def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, None]]:
+        s, m = self.scale, self.margin
+        for scene in self.padded:
+            rows, cols = (scene.shape[1] - 2 * m) // s * s, (scene.shape[2] - 2 * m) // s * s
+            lr, msi = self._simulate(scene[None, :, :rows + 2 * m, :cols + 2 * m])
+            inner_lr = slice(m // s, m // s + rows // s), slice(m // s, m // s + cols // s)
+            yield lr[(0, slice(None), *inner_lr)], msi[0, :, m:m + rows, m:m + cols], None
 
     def _simulate(self, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return spatial_degrade(hr, self.scale), spectral_degrade(hr, self.srf)
@@ -211,3 +225,11 @@ class PairSource(PatchSource):
 
     def validation(self) -> Batch:
         return self._validation
+
+    def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        s = self.scale
+        valid = None
+        if self.valid is not None:
+            rows, cols = self.valid.shape
+            valid = self.valid.reshape(rows // s, s, cols // s, s).all(dim=3).all(dim=1)
+        yield self.inputs_lr, self.inputs_msi, valid

@@ -20,17 +20,17 @@ from pathlib import Path
 import torch
 
 from ..core.checkpoint import ModelCard, save_checkpoint
+from ..core.degrade import spatial_degrade
 from ..core.errors import Canceled, CheckpointError, InputError
 from ..core.inference import configure_cpu_threads, resolve_device
 from ..core.metrics import psnr, sam, ssim_torch
 from ..core.model import ModelConfig, build_model
+from ..core.model.prior import SceneMoments
 from .data import Batch, PatchSource
 
 log = logging.getLogger(__name__)
 
 SSIM_WEIGHT = 0.1  # lambda of paper eq. (8)
-#: Training batches whose pixels fit the detail-injection base by least squares before the first step.
-BASE_FIT_BATCHES = 8
 LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "val_psnr", "val_sam", "elapsed_s")
 
 
@@ -135,8 +135,7 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
     if resume.exists() and not restart:
         state = _load_resume(resume, fingerprint, model, optimizer, generator)
         log.info("resuming %s at step %d", out, state.step)
-    else:
-        _fit_base(model, source, settings, stats, generator, device)
+    _fit_base(model, source, stats)  # not in the resume state: the base is a function of the data
     log_path = out.with_name(out.stem + ".log.csv")
     if state.step:
         _truncate_log(log_path, state.step)
@@ -222,14 +221,15 @@ def _loss(model, batch: Batch, stats, value_range: float) -> tuple[torch.Tensor,
     return l1 + SSIM_WEIGHT * (1.0 - ssim_value), l1.detach(), ssim_value.detach()
 
 
-def _fit_base(model, source: PatchSource, settings: TrainSettings, stats: list[torch.Tensor],
-              generator: torch.Generator, device: torch.device) -> None:
-    """Least-squares start of the model's detail-injection base on BASE_FIT_BATCHES training batches."""
-    hsi_mean, hsi_std, msi_mean, msi_std = stats
-    batches = [_to(source.sample(settings.batch_size, settings.patch, generator), device)
-               for _ in range(BASE_FIT_BATCHES)]
-    lr, msi, target = (torch.cat(parts) for parts in zip(*((b.lr, b.msi, b.target) for b in batches), strict=True))
-    model.fit_base((lr - hsi_mean) / hsi_std, (msi - msi_mean) / msi_std, (target - hsi_mean) / hsi_std)
+def _fit_base(model, source: PatchSource, stats: list[torch.Tensor]) -> None:
+    """Set the model's detail-injection base (if it has one) to the GSA fit of the training scenes."""
+    if model.base is None:
+        return
+    hsi_mean, hsi_std, msi_mean, msi_std = (t.cpu()[0] for t in stats)
+    moments = SceneMoments(source.hsi_bands, source.msi_bands)
+    for lr, msi, valid in source.base_pairs():
+        moments.add((lr - hsi_mean) / hsi_std, spatial_degrade((msi - msi_mean) / msi_std, source.scale), valid)
+    model.base.set_weights(moments.weights())
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:

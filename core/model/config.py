@@ -28,8 +28,8 @@ class ModelConfig:
         dropout: feature dropout of SSCFM's spatial attention maps during training (0.1 in the paper).
         spacam, specam, sscfm: ablation switches; a disabled module is replaced by a plain residual block
             (paper Table 3).
-        detail_injection: add the head to a learned linear detail-injection base (``core.model.prior``)
-            instead of the bicubic LRHSI alone (the paper's choice, False).
+        detail_injection: add the head to a GSA detail-injection base fitted on each scene
+            (``core.model.prior``) instead of the bicubic LRHSI alone (the paper's choice, False).
     """
 
     hsi_bands: int

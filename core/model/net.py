@@ -10,15 +10,16 @@ Data flow (B batch, C_h / C_m hyperspectral / multispectral bands, s scale, D wi
     R^3 = Blocks_3(F^3); R^l = Blocks_l(F^l + up2(E'_l(R^(l+1))))  for l = 2, 1   (global proxies, eq. 1)
     Z = Base(bicubic_xs(X), Y) + Head(R^1 + F^1)                    (progressive upsampling, residuals)
 
-Base is the learned detail injection of ``core.model.prior`` (our addition, see there why), or the bicubic
-LRHSI alone as in the paper when ``config.detail_injection`` is False.
+Base is the scene-adaptive GSA detail injection of ``core.model.prior`` (our addition, see there why), whose
+weights are set per scene (``self.base.set_weights``), or the bicubic LRHSI alone as in the paper when
+``config.detail_injection`` is False.
 
 Choices where the paper is vague: down2 is 2 x 2 average pooling (what bilinear x0.5 computes); E_l is a 3 x 3
 convolution + GELU; the proxy encoder E'_l is a 1 x 1 convolution applied before the bilinear up2 (the two
 commute, so the convolution runs at the coarse resolution); the LRHSI is embedded by a 1 x 1 convolution at low
 resolution before its bicubic upsampling (same linear map, s^2 times cheaper); the head is 3 x 3 conv + GELU +
 1 x 1 conv to C_h, its last layer zero-initialised so an untrained network returns the base (the bicubic LRHSI
-until the base is fitted).
+until the base's weights are set).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from ..errors import InputError
 from .blocks import CoFusionBlock
 from .config import ModelConfig
 from .layers import pad_to_multiple
-from .prior import DetailInjection, fit_detail_injection
+from .prior import DetailInjection
 
 LEVELS = 3
 
@@ -86,16 +87,6 @@ class CoFusionNet(nn.Module):
         base = upsampled if self.base is None else self.base(upsampled, hr_msi)
         fused = base + self.head(refined + aligned)
         return fused[..., :height, :width]
-
-    def fit_base(self, lr_hsi: torch.Tensor, hr_msi: torch.Tensor, target: torch.Tensor) -> None:
-        """Give the detail-injection base its least-squares values on training pairs (normalised units).
-
-        lr_hsi (B, C_h, h, w), hr_msi (B, C_m, s*h, s*w), target (B, C_h, s*h, s*w). A no-op without a base.
-        """
-        self._check_inputs(lr_hsi, hr_msi)
-        if self.base is not None:
-            upsampled = _upsample(lr_hsi, self.config.scale, "bicubic")
-            fit_detail_injection(self.base, hr_msi, upsampled, target)
 
     def _check_inputs(self, lr_hsi: torch.Tensor, hr_msi: torch.Tensor) -> None:
         config = self.config

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The CoFusion network: shapes, the SCM update rule, gradients, determinism, equivariance, ablations."""
+import numpy as np
 import pytest
 import torch
 
@@ -35,25 +36,29 @@ def test_untrained_network_returns_bicubic_upsampling():
     torch.testing.assert_close(out, bicubic)
 
 
-def test_fitted_detail_injection_beats_bicubic_on_unseen_real_pixels(shared_data):
-    # Jasper Ridge by Wald's protocol at x4: fit the base on the left half, measure on the right half.
-    from cofusion.core.degrade import simulate
-    from cofusion.core.metrics import psnr
+def test_the_scene_fitted_base_is_the_classical_gsa(shared_data):
+    # Jasper Ridge by Wald's protocol at x4, moments added in two halves: the untrained net is core.classic.gsa.
+    from cofusion.core.classic import gsa
+    from cofusion.core.degrade import simulate, spatial_degrade
+    from cofusion.core.model.prior import SceneMoments
     from cofusion.core.raster import read_info, read_raster
     from cofusion.core.srf import parse_srf
 
     path = shared_data / "aviris_jasper_ridge.tif"
     reference = read_raster(path)[:, :96, :96] / 10000.0
     srf = parse_srf("sentinel2a:B2,B3,B4,B8").matrix(read_info(path).wavelengths_nm)
-    lr, hr = (torch.from_numpy(a)[None].float() for a in simulate(reference, srf, 4))
-    target = torch.from_numpy(reference)[None].float()
-    model = build_model(ModelConfig(reference.shape[0], 4, 4, width=8, top_k=4)).eval()
-    model.fit_base(lr[..., :12], hr[..., :48], target[..., :48])
+    lr, hr = simulate(reference, srf, 4)
+    lr_t, hr_t = torch.from_numpy(lr), torch.from_numpy(hr)
+    moments = SceneMoments(lr.shape[0], hr.shape[0])
+    msi_lr = spatial_degrade(hr_t, 4)
+    moments.add(lr_t[:, :, :12], msi_lr[:, :, :12])
+    moments.add(lr_t[:, :, 12:], msi_lr[:, :, 12:])
+    model = build_model(ModelConfig(lr.shape[0], 4, 4, width=8, top_k=4)).eval()
+    model.base.set_weights(moments.weights())
     with torch.inference_mode():
-        fused = model(lr, hr)[0, :, :, 48:].numpy()
-    bicubic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
-    unseen = reference[:, :, 48:]
-    assert psnr(unseen, fused) > psnr(unseen, bicubic[0, :, :, 48:].numpy()) + 5.0
+        fused = model(lr_t[None], hr_t[None])[0].numpy()
+    expected = gsa(lr, hr, 4)
+    np.testing.assert_allclose(fused, expected, atol=1e-5 * abs(expected).max())
 
 
 def test_coordinate_update_follows_eq4_on_a_hand_made_matrix():
@@ -86,10 +91,8 @@ def test_gradients_reach_every_parameter():
     config = ModelConfig(6, 2, 2, width=16, top_k=4)
     model = build_model(config).train()
     # The head's last layer starts at zero (the untrained net is bicubic), which blocks gradients upstream for the
-    # first step only, and so does the detail-injection gain for its intensity map; give both weights so every
-    # parameter's gradient is observable at once.
+    # first step only; give it weights so every parameter's gradient is observable at once.
     torch.nn.init.normal_(model.head[-1].weight, std=0.1)
-    torch.nn.init.normal_(model.base.gain.weight, std=0.1)
     lr, hr = _inputs(config, lr_size=(8, 8), batch=2)
     model(lr, hr).square().mean().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
