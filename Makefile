@@ -82,3 +82,15 @@ deploy: zip
 
 clean:
 	rm -rf $(VENV) build dist
+
+# docs/screenshot.png: the QGIS desktop under Xvfb with this checkout as the plugin, in a throw-away profile; the
+# startup script tools/screenshot.py opens the sample scene, fuses it in the dock (bundled model unless
+# COFUSION_MODEL names another) and plots the spectra at a point.
+SCREENSHOT := docs/screenshot.png
+.PHONY: screenshot
+screenshot: setup
+	profiles=$$(mktemp -d) && mkdir -p $$profiles/profiles/default/QGIS && \
+	printf '[PythonPlugins]\ncofusion=true\n' > $$profiles/profiles/default/QGIS/QGIS3.ini && \
+	$(RUN) COFUSION_SCREENSHOT=$(abspath $(SCREENSHOT)) COFUSION_SAMPLE=$(CURDIR)/resources/sample QT_QPA_PLATFORM=xcb \
+		timeout 600 xvfb-run -a -s "-screen 0 1280x800x24" qgis --nologo --noversioncheck --profiles-path $$profiles --code tools/screenshot.py; \
+	status=$$?; rm -rf $$profiles; exit $$status

@@ -146,6 +146,8 @@ class FusePanel(QWidget):
         picker.setAllowEmptyLayer(True)
         picker.setLayer(None)
         picker.setToolTip(tooltip)
+        picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)  # narrow docks
+        picker.setMinimumContentsLength(8)
         return picker
 
     @staticmethod

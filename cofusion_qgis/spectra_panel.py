@@ -14,7 +14,7 @@ from qgis.core import QgsApplication, QgsMapLayerProxyModel, QgsPointXY, QgsRast
 from qgis.gui import QgsMapCanvas, QgsMapLayerComboBox, QgsMapToolEmitPoint, QgsVertexMarker
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor, QIcon
-from qgis.PyQt.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from qgis.PyQt.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from ..core.spectrum import write_csv
 from .i18n import tr
@@ -35,6 +35,8 @@ class SpectraPanel(QWidget):
         self.fused.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.fused.setAllowEmptyLayer(True)
         self.fused.setLayer(None)
+        self.fused.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.fused.setMinimumContentsLength(8)
         self.fused.setToolTip(tr("The fused raster whose spectra are plotted (the last fusion's result)."))
         self.tool = QgsMapToolEmitPoint(canvas)
         self.tool.setCursor(Qt.CrossCursor)

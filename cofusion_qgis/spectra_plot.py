@@ -49,6 +49,7 @@ class SpectraPlot(QWidget):
         self.widget.setMinimumHeight(180)
         self.widget.showGrid(x=True, y=True, alpha=0.3)
         self.widget.setLabel("left", tr("Value"))
+        self.widget.getAxis("bottom").enableAutoSIPrefix(False)  # nm stay nm (not 'knm')
         self.legend = QLabel(" ")
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.RichText)

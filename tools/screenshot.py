@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Startup script for the QGIS desktop (``qgis --code tools/screenshot.py``, see ``make screenshot``): opens the
+sample scene, runs the fusion in the CoFusion dock, clicks a point with the spectral inspector and saves a
+screenshot of the main window.
+
+Environment: COFUSION_SCREENSHOT (the PNG to write), COFUSION_SAMPLE (the folder of the sample scene),
+COFUSION_MODEL (a checkpoint; empty: the bundled model), COFUSION_OUTPUT (the fused GeoTIFF; default: a file in a
+new temporary folder). Exits QGIS with status 0 when the PNG is written, 1 on any failure (the reason on stderr).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import qgis.utils
+from qgis.core import QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.gui import QgsMapMouseEvent
+from qgis.PyQt.QtCore import QEvent, QPoint, Qt, QTimer
+
+SAMPLE = Path(os.environ["COFUSION_SAMPLE"])  # qgis --code runs this with exec(): no __file__
+SCREENSHOT = Path(os.environ["COFUSION_SCREENSHOT"]).resolve()
+#: The inspected point (EPSG:32610, inside the sample scene) and the seconds QGIS gets before giving up.
+POINT = QgsPointXY(560490.0, 4142150.0)
+TIMEOUT_S = 540
+iface = qgis.utils.iface
+
+
+def fail(message: str) -> None:
+    print(f"screenshot: {message}", file=sys.stderr, flush=True)
+    os._exit(1)  # noqa: SLF001 (leave QGIS at once, without its exit dialogs)
+
+
+def guarded(step):
+    """``step`` that ends QGIS with status 1 and the traceback when it raises."""
+    def run(*args):
+        try:
+            step(*args)
+        except Exception:  # noqa: BLE001
+            fail(traceback.format_exc())
+    return run
+
+
+@guarded
+def start() -> None:
+    """Enable the plugin, open the sample layers in true colour, fill the dock and start the fusion."""
+    if "cofusion" not in qgis.utils.active_plugins:
+        qgis.utils.loadPlugin("cofusion") and qgis.utils.startPlugin("cofusion")
+    plugin = qgis.utils.plugins["cofusion"]
+    from cofusion.cofusion_qgis.rendering import apply_true_color
+    from cofusion.core.raster import read_info
+
+    layers = {}
+    for name in ("hrmsi", "reference", "lrhsi"):
+        path = str(SAMPLE / f"{name}.tif")
+        layer = QgsRasterLayer(path, name)
+        if not layer.isValid():
+            fail(f"cannot open {path}")
+        apply_true_color(layer, read_info(path).wavelengths_nm)
+        layers[name] = QgsProject.instance().addMapLayer(layer)
+    for name in ("hrmsi", "reference"):
+        QgsProject.instance().layerTreeRoot().findLayer(layers[name].id()).setItemVisibilityChecked(False)
+    window = iface.mainWindow()
+    window.resize(1280, 800)
+    plugin.dock_action.setChecked(True)
+    dock = plugin.dock
+    window.resizeDocks([dock], [520], Qt.Horizontal)
+    dock.fusion.lrhsi.setLayer(layers["lrhsi"])
+    dock.fusion.hrmsi.setLayer(layers["hrmsi"])
+    dock.fusion.reference.setLayer(layers["reference"])
+    dock.fusion.model.setFilePath(os.environ.get("COFUSION_MODEL", ""))
+    out = os.environ.get("COFUSION_OUTPUT") or str(Path(tempfile.mkdtemp()) / "fused.tif")
+    dock.fusion.output.setFilePath(out)
+    dock.fusion.device.setCurrentText("cpu")
+    dock.fusion.fused.connect(lambda layer: QTimer.singleShot(1000, lambda: inspect(dock)))
+    dock.fusion.start()
+    if dock.fusion.task is None:
+        fail(f"the fusion did not start: {dock.fusion.message_bar.currentItem().text()}")
+    dock.fusion.task.failed.connect(lambda message: fail(f"the fusion failed: {message}"))
+
+
+@guarded
+def inspect(dock) -> None:
+    """Zoom to the scene and click ``POINT`` with the spectral inspector."""
+    canvas = iface.mapCanvas()
+    extent = QgsRectangle(dock.spectra.fused.currentLayer().extent())
+    extent.scale(1.05)
+    canvas.setExtent(extent)
+    canvas.refresh()
+    dock.spectra.inspect_button.setChecked(True)
+    pixel = canvas.getCoordinateTransform().transform(POINT)
+    position = QPoint(round(pixel.x()), round(pixel.y()))
+    dock.spectra.tool.canvasPressEvent(  # QgsMapToolEmitPoint emits canvasClicked on the press
+        QgsMapMouseEvent(canvas, QEvent.MouseButtonPress, position, Qt.LeftButton, Qt.LeftButton))
+    if not dock.spectra.plot.items():
+        fail(f"no curve at the point: {dock.spectra.message.text()}")
+    scroll = dock.widget().verticalScrollBar()
+    scroll.setValue(scroll.maximum())  # the plot, on a screen too small for the whole dock
+    QTimer.singleShot(3000, save)
+
+
+@guarded
+def save() -> None:
+    """Grab the main window into the PNG and quit."""
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    if not iface.mainWindow().grab().save(str(SCREENSHOT), "PNG", 9):
+        fail(f"cannot write {SCREENSHOT}")
+    print(f"screenshot: wrote {SCREENSHOT}", flush=True)
+    os._exit(0)  # noqa: SLF001 (QGIS 3.22 may abort while tearing down the Python plugins under Xvfb)
+
+
+QTimer.singleShot(TIMEOUT_S * 1000, lambda: fail(f"gave up after {TIMEOUT_S} s"))
+QTimer.singleShot(2000, start)
