@@ -143,8 +143,10 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
     started = time.monotonic() - state.elapsed
     with open(log_path, "a" if state.step else "w", newline="") as log_file:
         writer = csv.writer(log_file)
-        if not state.step:
+        if not state.step:  # the starting point (the detail-injection base alone) is a candidate too
             writer.writerow(LOG_COLUMNS)
+            metrics = _keep_if_best(model, card, source, stats, device, state, out)
+            writer.writerow([0, "", "", "", "", metrics["PSNR"], metrics["SAM"], round(time.monotonic() - started, 2)])
         while True:
             elapsed = time.monotonic() - started
             fraction = _budget_fraction(settings, state.step, elapsed)
@@ -167,14 +169,9 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
             row = [state.step, optimizer.param_groups[0]["lr"], loss.item(), l1.item(), ssim_value.item(), "", ""]
             last = _budget_fraction(settings, state.step, time.monotonic() - started) >= 1.0
             if state.step % settings.validate_every == 0 or last:
-                metrics = validate(model, source.validation(), stats, source.value_range, device)
-                row[5:7] = [metrics["PSNR"], metrics["SAM"]]
                 state.elapsed = time.monotonic() - started
-                if metrics["PSNR"] > state.best.get("PSNR", -math.inf):
-                    state.best = metrics
-                    best_card = replace(card, metrics=metrics, provenance={
-                        **card.provenance, "steps": state.step, "train_seconds": round(state.elapsed, 1)})
-                    save_checkpoint(out, model, best_card)
+                metrics = _keep_if_best(model, card, source, stats, device, state, out)
+                row[5:7] = [metrics["PSNR"], metrics["SAM"]]
                 _save_resume(resume, fingerprint, model, optimizer, generator, state)
             writer.writerow(row + [round(time.monotonic() - started, 2)])
             log_file.flush()
@@ -197,6 +194,17 @@ def validate(model: torch.nn.Module, batch: Batch, stats: list[torch.Tensor], va
     est = (out[0] / value_range).cpu().numpy()
     ref = (batch.target[0] / value_range).numpy()
     return {"PSNR": psnr(ref, est), "SAM": sam(ref, est)}
+
+
+def _keep_if_best(model, card: ModelCard, source: PatchSource, stats: list[torch.Tensor], device: torch.device,
+                  state: _RunState, out: Path) -> dict:
+    """Validate the model; when its PSNR is the best so far, record it in ``state`` and save it to ``out``."""
+    metrics = validate(model, source.validation(), stats, source.value_range, device)
+    if metrics["PSNR"] > state.best.get("PSNR", -math.inf):
+        state.best = metrics
+        save_checkpoint(out, model, replace(card, metrics=metrics, provenance={
+            **card.provenance, "steps": state.step, "train_seconds": round(state.elapsed, 1)}))
+    return metrics
 
 
 @dataclass

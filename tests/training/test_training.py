@@ -58,11 +58,11 @@ def test_reference_mode_writes_a_loadable_checkpoint_and_log(reference, tmp_path
     assert (card.config.hsi_bands, card.config.msi_bands, card.config.scale) == (8, 3, 4)
     assert card.hsi_wavelengths_nm == WAVELENGTHS and card.msi_band_names == ("B2", "B3", "B4")
     assert np.allclose(np.sum(card.srf, axis=1), 1.0)
-    assert card.provenance["mode"] == "reference" and card.provenance["steps"] in (2, 4)
+    assert card.provenance["mode"] == "reference" and card.provenance["steps"] in (0, 2, 4)
     assert set(card.metrics) == {"PSNR", "SAM"} and card.metrics == result.metrics
     rows = list(csv.DictReader(open(result.log)))
-    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
-    assert rows[1]["val_psnr"] and rows[3]["val_psnr"] and not rows[0]["val_psnr"]
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4]  # step 0: the untrained start, validated too
+    assert rows[0]["val_psnr"] and rows[2]["val_psnr"] and rows[4]["val_psnr"] and not rows[1]["val_psnr"]
     assert seen == sorted(seen) and seen[-1] == 1.0
     assert not resume_path(out).exists()
 
@@ -86,7 +86,7 @@ def test_resume_after_an_interruption_continues_where_it_stopped(reference, tmp_
     resumed = train_reference([reference], "sentinel2a:B2,B3,B4", 4, out,
                               settings=_settings(iterations=6, validate_every=3))
     assert resumed.steps == 6
-    assert [int(r["step"]) for r in csv.DictReader(open(resumed.log))] == [1, 2, 3, 4, 5, 6]
+    assert [int(r["step"]) for r in csv.DictReader(open(resumed.log))] == [0, 1, 2, 3, 4, 5, 6]
     state_whole, state_resumed = _state(whole.checkpoint), _state(resumed.checkpoint)
     assert all(torch.equal(state_whole[k], state_resumed[k]) for k in state_whole)
 
