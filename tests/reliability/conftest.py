@@ -81,14 +81,14 @@ class Outcome:
     message: str = ""
 
 
-def run_core(scene: Scene, request: pytest.FixtureRequest, batch: int = 4) -> Outcome:
+def run_core(scene: Scene, request: pytest.FixtureRequest, batch: int = 4, overlap: int = 0) -> Outcome:
     """The core API as the CLI and Processing use it: check the inputs, load the model, fuse."""
     from cofusion.core.inference import NetworkPredictor
 
     try:
         check_inputs(scene.lr, scene.hr, scene.out)
         predictor = NetworkPredictor.from_checkpoint(scene.model, device="cpu")
-        fuse_raster(scene.lr, scene.hr, scene.out, predictor, tile=TILE, overlap=0, batch=batch)
+        fuse_raster(scene.lr, scene.hr, scene.out, predictor, tile=TILE, overlap=overlap, batch=batch)
     except CoFusionError as exc:
         return Outcome(type(exc), str(exc))
     return Outcome(None)
