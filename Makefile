@@ -26,7 +26,7 @@ QGIS_PROFILE ?= default
 QGIS_PROFILES ?= $(HOME)/.local/share/QGIS/QGIS3/profiles
 PLUGINS_DIR := $(QGIS_PROFILES)/$(QGIS_PROFILE)/python/plugins
 
-.PHONY: setup apt test lint bench bench-baselines clean plugin-enable zip deploy
+.PHONY: setup apt test lint demo bench bench-baselines bench-fuse clean plugin-enable zip deploy
 
 setup: apt $(STAMP)
 
@@ -60,12 +60,23 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
+# The bundled sample fused by CoFusion (bundled model) and the classical methods through qgis_process, assessed
+# against its reference.
+demo: setup plugin-enable
+	$(RUN) $(PY) tools/demo.py --process "$(QGIS_PROCESS)"
+
+bench: bench-baselines bench-fuse
+
 bench-baselines: setup
 	$(PY) bench/baselines.py --out bench/results/baselines.md
 
+# Network and engine speed, memory flatness, tile/batch sweep (about 6 minutes on 2 quiet cores).
+bench-fuse: setup
+	$(PY) bench/fuse_speed.py --out bench/results/fuse_speed.md
+
 # Enables the plugin for qgis_process in the default QGIS profile (qgis_process loads only enabled plugins).
 plugin-enable: setup
-	$(PROCESS) plugins enable cofusion > /dev/null
+	@$(PROCESS) plugins 2>/dev/null | grep -q '^\* cofusion$$' || $(PROCESS) plugins enable cofusion > /dev/null
 
 zip:
 	rm -rf build/zip && mkdir -p build/zip/cofusion dist
