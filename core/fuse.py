@@ -311,6 +311,8 @@ def fuse_raster(
             prepare(lr_reader, hr_reader, grid)
         reader = _TileReader(lr_reader, hr_reader, grid, predictor)
         for blk in blocks:
+            lr_reader.drop_cache()  # input blocks read so far (by prepare, by the last block) are not needed
+            hr_reader.drop_cache()  # again: GDAL's cache would keep them, and memory grow with the scene
             merger = StripeMerger(_in_file(blk, region), lr_info.band_count, tile, nodata, writer.write)
             tiles = plan_tiles(blk, width, height, tile, overlap, align)
             for first in range(0, len(tiles), batch):
