@@ -177,19 +177,28 @@ def write_results(path: Path, rows: Sequence[Mapping[str, object]], columns: Map
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cells = [[format(row[key], spec) for key, spec in columns.items()] for row in rows]
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     with open(path, "w", newline="", encoding="utf-8") as f:
         if path.suffix.lower() == ".md":
             f.write(f"# {title}\n\nCommand: `{command_line()}`\n\nDate: {date}. Machine: {machine()}.\n\n")
             f.writelines(f"{note}\n\n" for note in notes)
-            f.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
-            f.writelines("| " + " | ".join(line) + " |\n" for line in cells)
+            f.write(markdown_table(rows, columns))
         else:
             f.write(f"# {command_line()} ({date})\n")
             writer = csv.writer(f)
             writer.writerow(list(columns))
-            writer.writerows(cells)
+            writer.writerows(_cells(rows, columns))
+
+
+def markdown_table(rows: Sequence[Mapping[str, object]], columns: Mapping[str, str]) -> str:
+    """``rows`` as a Markdown table, one line per row; ``columns`` as for :func:`write_results`."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(rows, columns)]
+    return "\n".join(lines) + "\n"
+
+
+def _cells(rows: Sequence[Mapping[str, object]], columns: Mapping[str, str]) -> list[list[str]]:
+    return [[format(row[key], spec) for key, spec in columns.items()] for row in rows]
 
 
 def _shift(window: Window, origin: Window) -> Window:
