@@ -81,7 +81,7 @@ class Outcome:
     message: str = ""
 
 
-def run_core(scene: Scene, request: pytest.FixtureRequest, batch: int = 4, overlap: int = 0) -> Outcome:
+def run_core(scene: Scene, request: pytest.FixtureRequest | None, batch: int = 4, overlap: int = 0) -> Outcome:
     """The core API as the CLI and Processing use it: check the inputs, load the model, fuse."""
     from cofusion.core.inference import NetworkPredictor
 

@@ -9,44 +9,50 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from osgeo import osr
 
-from cofusion.core.raster import read_raster
+from cofusion.core.raster import read_raster, write_raster
 
 from .conftest import HR_GT, HSI, LR_GT, MSI, TILE, WAVELENGTHS, Scene, run_core
 
 
-@pytest.fixture
-def tiled_scene(scene, make_raster) -> Scene:
-    """LRHSI 40 x 40, HRMSI 80 x 80: 3 x 3 tiles of 32 overlapping by 16 (blending and edge mirroring at work);
-    batches of 4 leave a last batch of 1, where the rounding of the batch-size test differs (4 tiles do not show it)."""
-    return scene.replace(lr=make_raster(HSI, 40, 40, name="lr40.tif", geotransform=LR_GT, wavelengths_nm=WAVELENGTHS),
-                         hr=make_raster(MSI, 80, 80, name="hr80.tif", geotransform=HR_GT))
+@pytest.fixture(scope="module")
+def fused(tmp_path_factory, tiny_model) -> dict[str, np.ndarray]:
+    """Three CPU fusions of one scene, by name: 'batch4', 'batch4_again' (a second run) and 'batch1'.
+
+    LRHSI 40 x 40, HRMSI 80 x 80: 3 x 3 tiles of 32 overlapping by 16 (blending and edge mirroring at work);
+    batches of 4 leave a last batch of 1, where the batch-size rounding shows (a scene of 4 tiles does not show it).
+    """
+    folder = tmp_path_factory.mktemp("repeat")
+    rng = np.random.default_rng(0)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32632)
+    wkt = srs.ExportToWkt()
+    lr, hr = folder / "lr.tif", folder / "hr.tif"
+    write_raster(lr, rng.random((HSI, 40, 40), np.float32), geotransform=LR_GT, crs_wkt=wkt, wavelengths_nm=WAVELENGTHS)
+    write_raster(hr, rng.random((MSI, 80, 80), np.float32), geotransform=HR_GT, crs_wkt=wkt)
+    outputs = {}
+    for name, batch in (("batch4", 4), ("batch4_again", 4), ("batch1", 1)):
+        out = folder / f"{name}.tif"
+        outcome = run_core(Scene(lr, hr, tiny_model, out), None, batch=batch, overlap=16)
+        assert outcome.error is None, outcome
+        outputs[name] = read_raster(out)
+        assert np.isfinite(outputs[name]).all() and outputs[name].std() > 0
+    return outputs
 
 
-def _fused(scene: Scene, name: str, request, batch: int) -> np.ndarray:
-    out = scene.out.with_name(name)
-    outcome = run_core(scene.replace(out=out), request, batch=batch, overlap=16)
-    assert outcome.error is None, outcome
-    data = read_raster(out)
-    assert np.isfinite(data).all() and data.std() > 0
-    return data
-
-
-def test_the_same_run_is_bit_identical_run_after_run(tiled_scene, request):
-    first = _fused(tiled_scene, "run1.tif", request, batch=4)
-    assert _fused(tiled_scene, "run2.tif", request, batch=4).tobytes() == first.tobytes()
+def test_the_same_run_is_bit_identical_run_after_run(fused):
+    assert fused["batch4_again"].tobytes() == fused["batch4"].tobytes()
 
 
 @pytest.mark.xfail(strict=True, reason="PyTorch's CPU kernels round a tile differently in a batch of 4 than alone "
                                        "(1 ulp per tile, about 4e-6 after blending)")
-def test_the_batch_size_does_not_change_a_bit(tiled_scene, request):
-    batched = _fused(tiled_scene, "batch4.tif", request, batch=4)
-    assert _fused(tiled_scene, "batch1.tif", request, batch=1).tobytes() == batched.tobytes()
+def test_the_batch_size_does_not_change_a_bit(fused):
+    assert fused["batch1"].tobytes() == fused["batch4"].tobytes()
 
 
-def test_the_batch_size_changes_the_output_only_by_float32_rounding(tiled_scene, request):
-    batched = _fused(tiled_scene, "batch4.tif", request, batch=4)
-    np.testing.assert_allclose(_fused(tiled_scene, "batch1.tif", request, batch=1), batched, rtol=1e-5, atol=1e-6)
+def test_the_batch_size_changes_the_output_only_by_float32_rounding(fused):
+    np.testing.assert_allclose(fused["batch1"], fused["batch4"], rtol=1e-5, atol=1e-6)
 
 
 def _rss_bytes() -> int:
