@@ -40,7 +40,15 @@ import numpy as np
 from .errors import Canceled, CheckpointError, InputError
 from .grid import FusionGrid, check_coregistration
 from .raster import RasterInfo, RasterReader, RasterWriter, check_output_path, read_info
-from .tiling import DEFAULT_BLOCK, blend_weights, block_size, default_tiling, plan_blocks, plan_tiles
+from .tiling import (
+    DEFAULT_BLOCK,
+    blend_weights,
+    block_size,
+    check_tiling,
+    default_tiling,
+    plan_blocks,
+    plan_tiles,
+)
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -287,6 +295,7 @@ def fuse_raster(
         raise InputError(f"Batch size {batch} must be at least 1 tile; pass for example --batch {DEFAULT_BATCH}.")
     width, height = grid.hr_window.width, grid.hr_window.height
     region = Window(0, 0, width, height) if region is None else Window(*region)
+    check_tiling(tile, overlap, align)  # before block_size, which divides by tile - overlap
     blocks = plan_blocks(region, block_size(block, tile, overlap))
     total = sum(len(plan_tiles(b, width, height, tile, overlap, align)) for b in blocks)
     log.info("Fusing %s + %s -> %s: x%d, %d x %d pixels, %d tiles of %d (overlap %d) in %d blocks",

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cofusion.core.errors import CoFusionError
+from cofusion.core.errors import CoFusionError, InputError
 from cofusion.core.fuse import check_inputs, fuse_raster
 from cofusion.core.raster import read_info, read_raster, write_raster
 
@@ -140,19 +140,17 @@ def _check_output(lr_path: Path, hr_path: Path, out: Path, scale: int) -> None:
     np.testing.assert_allclose(fused[:, valid], lr[:, valid], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError,
-                   reason="fuse_raster calls tiling.block_size (divides by tile - overlap) before check_tiling")
 def test_an_overlap_as_large_as_the_tile_is_a_clear_error(tmp_path):
-    """Found by the fuzzing below (which therefore leaves this one setting out): a clear InputError is wanted."""
+    """Found by the fuzzing below: fuse_raster divided by tile - overlap (ZeroDivisionError) before checking them."""
     s = {"scale": 2, "hsi": 2, "msi": 1, "dtype": "float32", "lr_shape": (4, 4), "hr_shape": (8, 8), "shift": (0, 0),
          "nodata": "none", "seed": 0}
     lr_path, hr_path = _write_scene(tmp_path, s)
-    with pytest.raises(CoFusionError, match="overlap"):
+    with pytest.raises(InputError, match="Tile overlap 4 is not usable with tile size 4"):
         fuse_raster(lr_path, hr_path, tmp_path / "fused.tif", Upsampled(2, 2, 2, 1), tile=4, overlap=4)
 
 
 @settings(settings.get_profile("reliability"))
-@given(s=scenes().filter(lambda s: s["misfit"] or s["overlap_steps"] != s["tile_steps"]))
+@given(s=scenes())
 def test_fuse_writes_the_right_grid_and_pixels_or_a_clear_error(s):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
