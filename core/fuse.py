@@ -54,6 +54,9 @@ from .window import Window
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 4
+#: Largest difference (nm) between an LRHSI band centre and the model's for the same band: sensors' nominal
+#: centres are good to a few nm; more means other bands or another order.
+WAVELENGTH_TOLERANCE_NM = 10.0
 #: Rows per GeoTIFF write where the tiling allows (the writer's internal tiles are 256 x 256).
 WRITE_ROWS = 256
 
@@ -70,6 +73,7 @@ class Predictor(Protocol):
     align: int  # HR tile origins and sizes must be multiples of this (a multiple of scale)
     hsi_fill: np.ndarray  # (C_h,) value, in the LRHSI's units, put into nodata LR pixels
     msi_fill: np.ndarray  # (C_m,) value, in the HRMSI's units, put into nodata HR pixels
+    # Optional: ``wavelengths_nm`` (C_h,) band centres it was trained on, or None; inputs must match them.
 
     def __call__(self, lr: np.ndarray, hr: np.ndarray) -> np.ndarray:
         """lr (B, C_h, T/s, T/s) and hr (B, C_m, T, T) float32 in the rasters' units -> (B, C_h, T, T)."""
@@ -198,6 +202,17 @@ def check_predictor(predictor: Predictor, lr_info: RasterInfo, hr_info: RasterIn
             f"The model was trained for scale {predictor.scale} but the HRMSI {hr_info.path} has pixels "
             f"{grid.scale} times finer than the LRHSI {lr_info.path}; {fix}."
         )
+    expected = getattr(predictor, "wavelengths_nm", None)
+    if expected is not None and lr_info.wavelengths_nm is not None:
+        gaps = np.abs(np.asarray(lr_info.wavelengths_nm) - np.asarray(expected))
+        if gaps.max() > WAVELENGTH_TOLERANCE_NM:
+            band = int(gaps.argmax())
+            raise CheckpointError(
+                f"The LRHSI {lr_info.path} has other wavelengths than the model was trained on: its band "
+                f"{band + 1} is centred at {lr_info.wavelengths_nm[band]:.1f} nm, the model's at "
+                f"{expected[band]:.1f} nm (bands must be the same, in the same order, within "
+                f"{WAVELENGTH_TOLERANCE_NM:g} nm); reorder or subset the bands to the model's, or {fix}."
+            )
 
 
 def output_nodata(lr_info: RasterInfo) -> float:

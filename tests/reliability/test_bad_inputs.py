@@ -123,14 +123,12 @@ def _copy_truncated(source: Path, target: Path) -> Path:
 @dataclass(frozen=True)
 class Refused:
     """A bad input: how to make it from the good scene, the core's error class, and regular expressions the message
-    must contain (the problem and the fix). `qgis_words` replace `words` where QGIS refuses the input itself;
-    `known_gap`: why the core does not refuse it yet (the case is then a strict xfail, so a fix shows)."""
+    must contain (the problem and the fix). `qgis_words` replace `words` where QGIS refuses the input itself."""
 
     build: Callable[[Scene, Kit], Scene]
     error: type[CoFusionError]
     words: tuple[str, ...]
     qgis_words: tuple[str, ...] | None = None
-    known_gap: str | None = None
 
 
 REFUSED: dict[str, Refused] = {
@@ -185,9 +183,7 @@ REFUSED: dict[str, Refused] = {
     # the model's band i would get another wavelength: a silently wrong result
     "wavelengths_unsorted": Refused(
         lambda s, k: s.replace(lr=_lr(k, wavelengths_nm=WAVELENGTHS[::-1])), CheckpointError,
-        ("wavelengths", "the model"),
-        known_gap="core.fuse.check_predictor compares band counts and scale, not the LRHSI's wavelengths with the "
-                  "checkpoint's hsi_wavelengths_nm"),
+        ("other wavelengths than the model", "same order", "reorder or subset")),
     "checkpoint_missing": Refused(lambda s, k: s.replace(model=k.tmp / "absent.safetensors"), CheckpointError,
                                   ("absent.safetensors does not exist", "CoFusion .safetensors")),
     "checkpoint_truncated": Refused(
@@ -235,9 +231,7 @@ def _matches(message: str, words: tuple[str, ...]) -> bool:
 
 
 @pytest.mark.parametrize("entry", ENTRY_PARAMS)
-@pytest.mark.parametrize("case", [
-    pytest.param(name, marks=[pytest.mark.xfail(strict=True, reason=bad.known_gap)] if bad.known_gap else [])
-    for name, bad in REFUSED.items()])
+@pytest.mark.parametrize("case", list(REFUSED))
 def test_a_bad_input_is_refused_clearly_and_changes_nothing(scene, kit, request, entry, case):
     bad = REFUSED[case]
     scene = bad.build(scene, kit)
