@@ -15,7 +15,7 @@ Measured with untrained but fully built networks (speed does not depend on the w
 - the bare network forward on tiles of the engine's default size and batch: output MP/s, GFLOP/s, share of
   the matmul peak;
 - ``fuse_raster`` end to end on a synthetic GeoTIFF pair (written beforehand) for each output size, each run
-  in a fresh child process that reports its own peak resident memory (``ru_maxrss``), so that peaks never
+  in a fresh child process that reports its own peak resident memory (VmHWM), so that peaks never
   mix; the tiler overhead is 1 - (tiles x bare forward time per tile) / end-to-end time;
 - a sweep of tile size and batch (bare forward in a child process each: throughput per output pixel after
   the overlap is discounted, and peak memory), which the engine's defaults were chosen from;
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import statistics
 import subprocess
 import sys
@@ -141,8 +140,19 @@ def child(spec: dict) -> dict:
             fused = fuse_raster(spec["lr"], spec["hr"], Path(folder) / "out.tif", predictor, tile=spec["tile"],
                                 overlap=spec["overlap"], batch=spec["batch"])
         result.update(seconds=fused.seconds, tiles=fused.tiles)
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_mb"] = peak_rss_mb()
     return result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): VmHWM of /proc/self/status.
+
+    Not ``ru_maxrss``: Linux carries that across fork and exec, so a child started from a large parent reports
+    the parent's size; VmHWM belongs to the address space the child's exec created.
+    """
+    with open("/proc/self/status") as status:
+        line = next(row for row in status if row.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def in_child(**spec: object) -> dict:
@@ -276,7 +286,7 @@ def notes(peak: float, networks: list[dict], e2e: list[dict], sweeps: list[dict]
         "grid (the difference is recomputed at the engine's block borders); overhead is the share of the time "
         "outside the bare network forward of the same tiles (the predictor's scene pre-pass, reading, padding, "
         "normalising, blending, compressing and writing); "
-        f"peak_RSS_MB is the child's ru_maxrss and RSS_ratio that over the smallest size's (bound "
+        f"peak_RSS_MB is the child's VmHWM and RSS_ratio that over the smallest size's (bound "
         f"{FLAT_BOUND}: largest ratio {worst:.2f}).",
         *(["Tile and batch sweep (bare forward in a fresh child each; useful_MP/s counts the (tile - "
            "overlap)^2 pixels a tile contributes, so it includes the overlap cost):",

@@ -53,7 +53,9 @@ from .window import Window
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 4
+#: Tiles per predictor call. Measured (bench/results/fuse_speed.md, 198 bands, 288 tiles, 2 CPU threads): batch 1
+#: gives the best throughput and half the memory of batch 4; larger batches pay off on a GPU (--batch).
+DEFAULT_BATCH = 1
 #: Largest difference (nm) between an LRHSI band centre and the model's for the same band: sensors' nominal
 #: centres are good to a few nm; more means other bands or another order.
 WAVELENGTH_TOLERANCE_NM = 10.0

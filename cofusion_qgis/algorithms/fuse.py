@@ -18,7 +18,7 @@ from .params import DEVICES, choice_parameter, optional_int, output_raster, prog
 #: The model shipped with the plugin, used when MODEL is empty.
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "default.safetensors"
 #: Tiles per model call when BATCH_SIZE is not given (core.fuse.DEFAULT_BATCH).
-DEFAULT_BATCH = 4
+DEFAULT_BATCH = 1
 
 
 def model_path(value: str) -> str:
