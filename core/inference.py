@@ -91,6 +91,9 @@ class NetworkPredictor:
             return
         hsi_mean, hsi_std, msi_mean, msi_std = (t.cpu()[0] for t in self._stats)
         s, lr_grid, hr_grid = grid.scale, grid.lr_window, grid.hr_window
+        if min(lr_grid.width, lr_grid.height) < 2:
+            raise InputError(f"The inputs overlap on only {lr_grid.width} x {lr_grid.height} LR pixels; this model's "
+                             "GSA base needs at least 2 x 2 LR pixels to fit: fuse a larger area.")
         block = block or PREPARE_BLOCK
         margin = math.ceil((blur_kernel(s).size - s) // 2 / s)  # LR pixels of context the blur needs
         bounds = Window(0, 0, lr_grid.width, lr_grid.height)

@@ -63,3 +63,14 @@ def test_without_the_base_an_untrained_model_is_bicubic_and_prepare_is_a_no_op(j
     expected = upsample_bicubic(lr, SCALE)
     np.testing.assert_allclose(read_raster(tmp_path / "out.tif")[INSIDE], expected[INSIDE],
                                atol=1e-5 * abs(expected).max())
+
+
+def test_a_scene_one_lr_pixel_wide_is_refused_clearly(make_raster, tmp_path):
+    from cofusion.core.errors import InputError
+
+    lr = make_raster(5, 1, 4, name="lr.tif", geotransform=(0.0, 40.0, 0.0, 0.0, 0.0, -40.0))
+    hr = make_raster(3, 4, 16, name="hr.tif", geotransform=(0.0, 10.0, 0.0, 0.0, 0.0, -10.0))
+    predictor = NetworkPredictor.from_checkpoint(_untrained_checkpoint(tmp_path / "m.safetensors", 5, 3), "cpu")
+    with pytest.raises(InputError, match="only 4 x 1 LR pixels.*at least 2 x 2"):
+        fuse_raster(lr, hr, tmp_path / "out.tif", predictor)
+    assert not (tmp_path / "out.tif").exists()
