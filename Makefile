@@ -20,7 +20,7 @@ PROCESS := $(RUN) $(QGIS_PROCESS)
 # The installable plugin zip: only what the plugin loads (no tests, benchmarks, CLI, caches or venv).
 VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 ZIP := dist/cofusion-$(VERSION).zip
-PLUGIN_FILES := metadata.txt __init__.py requirements.txt core training cofusion_qgis resources
+PLUGIN_FILES := metadata.txt LICENSE __init__.py requirements.txt core training cofusion_qgis resources
 # `make deploy` unpacks the zip into this QGIS profile's plugin folder (QGIS_PROFILE=name for another profile).
 QGIS_PROFILE ?= default
 QGIS_PROFILES ?= $(HOME)/.local/share/QGIS/QGIS3/profiles
