@@ -583,14 +583,16 @@ class RasterWriter:
         """
         if self._ds is None:
             raise ValueError(f"{self.path}: write() is only possible inside the writer's 'with' block")
-        ds, data = self._ds, np.asarray(array)
+        data = np.asarray(array)
         if data.ndim != 3 or data.shape[0] != self.band_count:
             raise ValueError(f"expected an array ({self.band_count}, rows, cols), got shape {data.shape}")
         if col < 0 or row < 0 or col + data.shape[2] > self.width or row + data.shape[1] > self.height:
             raise ValueError(f"a block of {data.shape[1]} x {data.shape[2]} pixels at column {col}, row "
                              f"{row} does not fit in {self.height} x {self.width} pixels")
         _gdal(
-            lambda: all(_write_band(ds.GetRasterBand(b + 1), data[b], int(col), int(row))
+            # self._ds, not a local: a failure's traceback must not keep the dataset open past the writer's
+            # cleanup, or GDAL reports the failed flush again, outside the quiet error handler
+            lambda: all(_write_band(self._ds.GetRasterBand(b + 1), data[b], int(col), int(row))
                         for b in range(self.band_count)),
             OutputError, f"Writing {self.path} failed", self._disk_fix,
         )
