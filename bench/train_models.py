@@ -77,7 +77,8 @@ def run_variant(case: Case, variant: str, minutes: float, folder: Path) -> dict:
     fuse_seconds = time.perf_counter() - start
     checkpoint = load_checkpoint(model)
     params = sum(p.numel() for p in checkpoint.model.parameters()) / 1e6
-    return {**evaluate(case, read_raster(fused)), "iterations": _steps(model), "train_min": f"{train_minutes:.1f}",
+    return {**evaluate(case, read_raster(fused)), "iterations": _steps(model, checkpoint.card.provenance),
+            "train_min": f"{train_minutes:.1f}",
             "params_M": f"{params:.3f}", "fuse_s": fuse_seconds}
 
 
@@ -88,11 +89,11 @@ def classical_rows(case: Case) -> list[dict]:
              "iterations": "-", "train_min": "-", "params_M": "-", "fuse_s": float("nan")} for name in CLASSICAL]
 
 
-def _steps(model: Path) -> str:
+def _steps(model: Path, provenance: dict) -> str:
     """Steps run (last row of the training log) and the step the kept checkpoint is from."""
     with open(model.with_name(model.stem + ".log.csv"), newline="") as f:
         last = list(csv.DictReader(f))[-1]["step"]
-    kept = load_checkpoint(model).card.provenance.get("steps", "?")
+    kept = provenance.get("steps", "?")
     return f"{last} (best {kept})"
 
 

@@ -58,6 +58,13 @@ def walk(blocks: list[Block], what: str, progress: Progress | None, cancel: Canc
         report((k + 1) / len(blocks), f"{what}: block {k + 1} of {len(blocks)}")
 
 
+def coarse_valid(valid: np.ndarray, scale: int) -> np.ndarray:
+    """Validity on a grid ``scale`` times coarser: ``(H, W)`` bool -> ``(H / scale, W / scale)``, a coarse pixel
+    valid when all its ``scale`` x ``scale`` fine pixels are (H and W multiples of ``scale``)."""
+    rows, cols = valid.shape
+    return valid.reshape(rows // scale, scale, cols // scale, scale).all(axis=(1, 3))
+
+
 def fill_invalid(data: np.ndarray, valid: np.ndarray) -> None:
     """Set the invalid pixels of ``data`` (C, H, W) in place to the band means of the valid ones (``valid``
     (H, W) bool, at least one True): whole-array algorithms then see no nodata values."""

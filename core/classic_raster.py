@@ -22,7 +22,6 @@ from .classic import METHODS
 from .errors import InputError
 from .fuse import check_inputs, output_nodata
 from .raster import RasterReader, RasterWriter
-from .window import Window
 
 #: Edge of a block in LR pixels, and the margin each block reads around it.
 CLASSIC_BLOCK = 256
@@ -49,8 +48,8 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
             geotransform=grid.geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
             wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm, band_names=lr_info.band_names) as writer:
         for blk in walk(blocks, f"{method} fusion", progress, cancel):
-            lr, lr_valid = lr_reader.read_valid(_offset(blk.read, lr_area))
-            hr, hr_valid = hr_reader.read_valid(_offset(blk.read.scaled(s), hr_area))
+            lr, lr_valid = lr_reader.read_valid(blk.read.within(lr_area))
+            hr, hr_valid = hr_reader.read_valid(blk.read.scaled(s).within(hr_area))
             valid = hr_valid & lr_valid.repeat(s, 0).repeat(s, 1)
             rows, cols = blk.inner(s)
             result = np.full((lr_info.band_count, blk.keep.height * s, blk.keep.width * s), nodata, np.float32)
@@ -63,7 +62,3 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
             writer.write(result, blk.keep.col * s, blk.keep.row * s)
     return out
 
-
-def _offset(window: Window, origin: Window) -> Window:
-    """A window relative to ``origin``'s corner, in the raster's own pixels."""
-    return Window(window.col + origin.col, window.row + origin.row, window.width, window.height)

@@ -13,11 +13,11 @@ import os
 import numpy as np
 import torch
 
+from .blocks import coarse_valid, plan_blocks
 from .checkpoint import Checkpoint, load_checkpoint
 from .degrade import blur_kernel, spatial_degrade
 from .errors import InputError
 from .model.prior import SceneMoments
-from .window import Window
 
 log = logging.getLogger(__name__)
 
@@ -94,25 +94,16 @@ class NetworkPredictor:
         if min(lr_grid.width, lr_grid.height) < 2:
             raise InputError(f"The inputs overlap on only {lr_grid.width} x {lr_grid.height} LR pixels; this model's "
                              "GSA base needs at least 2 x 2 LR pixels to fit: fuse a larger area.")
-        block = block or PREPARE_BLOCK
         margin = math.ceil((blur_kernel(s).size - s) // 2 / s)  # LR pixels of context the blur needs
-        bounds = Window(0, 0, lr_grid.width, lr_grid.height)
         moments = SceneMoments(self.hsi_bands, self.msi_bands)
-        for row in range(0, lr_grid.height, block):
-            for col in range(0, lr_grid.width, block):
-                part = Window(col, row, min(block, lr_grid.width - col), min(block, lr_grid.height - row))
-                grown = Window(col - margin, row - margin, part.width + 2 * margin,
-                               part.height + 2 * margin).intersection(bounds)
-                lr, lr_valid = lr_reader.read_valid(Window(lr_grid.col + col, lr_grid.row + row, *part[2:]))
-                hr, hr_valid = hr_reader.read_valid(Window(hr_grid.col + grown.col * s, hr_grid.row + grown.row * s,
-                                                           grown.width * s, grown.height * s))
-                hr[:, ~hr_valid] = self.msi_fill[:, None]
-                msi_lr = spatial_degrade((torch.from_numpy(hr) - msi_mean) / msi_std, s)
-                inner = (slice(row - grown.row, row - grown.row + part.height),
-                         slice(col - grown.col, col - grown.col + part.width))
-                hr_ok = hr_valid.reshape(grown.height, s, grown.width, s).all(axis=(1, 3))[inner]
-                moments.add((torch.from_numpy(lr) - hsi_mean) / hsi_std, msi_lr[(slice(None), *inner)],
-                            torch.from_numpy(lr_valid & hr_ok))
+        for blk in plan_blocks(lr_grid.width, lr_grid.height, block or PREPARE_BLOCK, margin):
+            lr, lr_valid = lr_reader.read_valid(blk.keep.within(lr_grid))
+            hr, hr_valid = hr_reader.read_valid(blk.read.scaled(s).within(hr_grid))
+            hr[:, ~hr_valid] = self.msi_fill[:, None]
+            msi_lr = spatial_degrade((torch.from_numpy(hr) - msi_mean) / msi_std, s)
+            inner = blk.inner()
+            moments.add((torch.from_numpy(lr) - hsi_mean) / hsi_std, msi_lr[(slice(None), *inner)],
+                        torch.from_numpy(lr_valid & coarse_valid(hr_valid, s)[inner]))
         if moments.count:
             base.set_weights(moments.weights())
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .blocks import Cancel, Progress, fill_invalid, plan_blocks, walk
+from .blocks import Cancel, Progress, coarse_valid, fill_invalid, plan_blocks, walk
 from .degrade import _check_scale, blur_kernel, simulate
 from .errors import InputError, OutputError
 from .fuse import output_nodata
@@ -79,7 +79,7 @@ def simulate_raster(reference_path: str | os.PathLike, srf: str | SpectralRespon
                 data, valid = reader.read_valid(blk.read.scaled(s))
                 rows, cols = blk.inner(s)
                 lr_rows, lr_cols = blk.inner()
-                lr_valid = valid.reshape(valid.shape[0] // s, s, valid.shape[1] // s, s).all(axis=(1, 3))
+                lr_valid = coarse_valid(valid, s)
                 if valid.any():
                     fill_invalid(data, valid)
                 lr, hr = simulate(data, matrix, s)

@@ -29,6 +29,10 @@ class Window(NamedTuple):
             return None
         return Window(col, row, col_end - col, row_end - row)
 
+    def within(self, origin: Window) -> Window:
+        """This window, given relative to ``origin``'s corner, in the pixels of the raster ``origin`` is in."""
+        return Window(self.col + origin.col, self.row + origin.row, self.width, self.height)
+
     def scaled(self, factor: int) -> Window:
         """The same window on a grid `factor` times finer (offsets and sizes multiplied)."""
         return Window(self.col * factor, self.row * factor, self.width * factor, self.height * factor)

@@ -23,6 +23,7 @@ import torch
 from scipy.optimize import nnls
 
 from .. import __version__
+from ..core.blocks import coarse_valid
 from ..core.degrade import spatial_degrade
 from ..core.errors import InputError, OutputError
 from ..core.grid import check_coregistration
@@ -118,7 +119,7 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
         lr, lr_valid = reader.read_valid(lr_window)
     with RasterReader(hr_info.path) as reader:
         hr, hr_valid = reader.read_valid(hr_window)
-    valid = lr_valid & hr_valid.reshape(lr_window.height, scale, lr_window.width, scale).all(axis=(1, 3))
+    valid = lr_valid & coarse_valid(hr_valid, scale)
     if not valid.any():
         raise InputError("the training region of the pair is entirely nodata; choose a region with data.")
     _fill_invalid(lr, lr_valid)  # placeholders only: patches and statistics use valid pixels

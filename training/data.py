@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.blocks import coarse_valid
 from ..core.checkpoint import Normalization
 from ..core.degrade import blur_kernel, spatial_degrade, spectral_degrade
 from ..core.errors import InputError
@@ -227,9 +228,5 @@ class PairSource(PatchSource):
         return self._validation
 
     def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        s = self.scale
-        valid = None
-        if self.valid is not None:
-            rows, cols = self.valid.shape
-            valid = self.valid.reshape(rows // s, s, cols // s, s).all(dim=3).all(dim=1)
+        valid = None if self.valid is None else torch.from_numpy(coarse_valid(self.valid.numpy(), self.scale))
         yield self.inputs_lr, self.inputs_msi, valid
