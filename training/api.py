@@ -23,7 +23,7 @@ import torch
 from scipy.optimize import nnls
 
 from .. import __version__
-from ..core.blocks import coarse_valid
+from ..core.blocks import coarse_valid, fill_invalid
 from ..core.degrade import spatial_degrade
 from ..core.errors import InputError, OutputError
 from ..core.grid import check_coregistration
@@ -122,8 +122,8 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
     valid = lr_valid & coarse_valid(hr_valid, scale)
     if not valid.any():
         raise InputError("the training region of the pair is entirely nodata; choose a region with data.")
-    _fill_invalid(lr, lr_valid)  # placeholders only: patches and statistics use valid pixels
-    _fill_invalid(hr, hr_valid)
+    fill_invalid(lr, lr_valid)  # placeholders only: patches and statistics use valid pixels
+    fill_invalid(hr, hr_valid)
     train_box, val_box = split_validation(lr_window.height, lr_window.width, align)
     hr_box = tuple(v * scale for v in train_box)
     hr_val_box = tuple(v * scale for v in val_box)
@@ -208,12 +208,6 @@ def _lr_window_of(grid, region: Window | None) -> Window:
         raise InputError(f"the region {tuple(region)} (HRMSI pixels) does not cover a whole LR pixel of the "
                          "area the two rasters share.")
     return window
-
-
-def _fill_invalid(data: np.ndarray, valid: np.ndarray) -> None:
-    """Replace invalid pixels of (C, H, W) in place by the band means of the valid ones."""
-    if not valid.all():
-        data[:, ~valid] = data[:, valid].mean(axis=1, keepdims=True)
 
 
 def _region_window(full: Window, region: Window | None, path: str) -> Window:
