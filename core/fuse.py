@@ -1,19 +1,22 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The streaming fusion engine: an LRHSI raster + an HRMSI raster -> an HRHSI GeoTIFF, tile by tile.
 
-The engine walks the output grid (``core.grid.FusionGrid``) in blocks of at most ``block`` x ``block`` HR
-pixels and each block in batches of tiles planned by ``core.tiling`` (row by row). For every tile it reads
+The engine walks the output grid (``core.grid.FusionGrid``) in blocks, full-height strips of at most ``block``
+HR pixels wide, and each block in batches of tiles planned by ``core.tiling`` (row by row). For every tile it reads
 the HR window and the LR window under it (HR window / scale: tile origins and sizes are multiples of the
 scale), clipped to the grid, pads both past the grid's right and bottom edges by half-sample symmetric
 mirroring (the edge pixel repeated, then the pixels before it: unlike whole-sample reflection, mirroring
 LR pixels this way mirrors the HR pixels under them, so the padded LR and HR stay co-registered; any pad
 width works), fills nodata pixels with the predictor's fill values so nodata never reaches the predictor,
-runs the predictor on the batch and hands the predictions to a :class:`StripeMerger`, which blends them
-(weighted sum over weight sum, ``tiling.blend_weights``) and writes finished rows.
+runs the predictor on the batch and hands the predictions to a :class:`TileMerger`, which blends them
+(weighted sum over weight sum, ``tiling.blend_weights``) and writes each tile's final part at once.
 
 Memory is bounded by tile, overlap, batch and block, never by the scene size: the merger of a block holds
-``(C_h + 1)`` float32 planes of ``min(block, tile + 256)`` rows x ``block`` columns, the batch holds its
-inputs and ``batch`` predictions of ``C_h x tile x tile`` float32.
+``(C_h + 1)`` float32 planes of ``overlap x block`` (the top carry: 104 MB for 198 bands, overlap 32 and the
+default block of 4096), of ``tile x overlap`` (the left carry) and of ``tile x tile`` (the tile being
+blended), plus the ``C_h`` planes of at most ``tile x tile`` it writes; the batch holds its inputs and
+``batch`` predictions of ``C_h x tile x tile`` float32; GDAL's read cache holds at most one tile row of a
+block's inputs.
 
 Nodata: an output pixel is nodata when its HR pixel or the LR pixel covering it is nodata in any band (see
 ``RasterReader.read_valid``). The output's nodata value is the LRHSI's when all its bands share one, else
@@ -59,8 +62,6 @@ DEFAULT_BATCH = 1
 #: Largest difference (nm) between an LRHSI band centre and the model's for the same band: sensors' nominal
 #: centres are good to a few nm; more means other bands or another order.
 WAVELENGTH_TOLERANCE_NM = 10.0
-#: Rows per GeoTIFF write where the tiling allows (the writer's internal tiles are 256 x 256).
-WRITE_ROWS = 256
 
 Progress = Callable[[float, str], None]
 Cancel = Callable[[], bool]
@@ -100,77 +101,87 @@ class FusionResult:
     seconds: float
 
 
-class StripeMerger:
-    """Blends tile predictions into one block of the output and writes each row once it is final.
+class TileMerger:
+    """Blends the tile predictions of one block into the output and writes each pixel once, when it is final.
 
-    Windows are in pixels of the output file. Tiles must arrive row by row (non-decreasing tile rows):
-    when a tile of a new tile row arrives, the rows above it are final. Final rows are written through
-    ``sink(array (C, rows, cols), col, row)`` in writes ending on multiples of ``write_rows`` where
-    possible (always at the block's end), so the merger holds at most ``tile + write_rows`` rows.
+    Windows are in pixels of the output file. The tiles are those of the tile grid (step ``s = tile -
+    overlap``) that intersect ``block``, in ``tiling.plan_tiles`` order (row by row, left to right); ``last``
+    is the block's last one. Once tile (k, j) at (col, row) is blended, its pixels ``[row, row + s) x [col,
+    col + s)`` are final (clipped to the block, and reaching the block's end in the last tile row or column):
+    tiles of row k - 1 and tile (k, j - 1) came before, tile (k, j + 1) starts at ``col + s`` and row k + 1 at
+    ``row + s``. So the merger holds, as weighted sums and weight sums, only what crosses those lines:
+
+    - the top carry, ``(C + 1) x overlap x block width``: tile row k - 1's contributions to rows ``[row, row +
+      overlap)``. Tile (k, j) adds it on its final columns, then puts its own bottom spill (its rows ``s`` to
+      ``tile``) there for tile (k + 1, j): each column is read once, by one tile, then overwritten;
+    - the left carry, ``(C + 1) x tile x overlap``: tile (k, j - 1)'s columns ``s`` to ``tile``, all rows. Its
+      bottom-right corner thus travels right before it goes down, and nothing is counted twice;
+    - the accumulator of the tile being blended, ``(C + 1) x tile x tile``.
+
+    Each final part goes to ``sink(array (C, rows, cols), col, row)`` at once: with the default step of 256
+    (and a block on the file's 256-pixel grid) every write is one whole 256 x 256 internal tile of the output
+    GeoTIFF, but for the last ones of a row or column, which reach the block's edge. Tiles may start left of
+    or above the block: their contributions outside it are dropped, their spills into it kept.
     """
 
     def __init__(
         self,
         block: Window,
+        last: Window,
         bands: int,
-        tile: int,
+        overlap: int,
         nodata: float,
         sink: Callable[[np.ndarray, int, int], None],
-        write_rows: int = WRITE_ROWS,
     ) -> None:
-        self.block = block
+        self.block, self.last, self.bands, self.overlap = block, last, bands, overlap
+        self.step = last.width - overlap
         self.nodata = np.float32(nodata)
         self.sink = sink
-        self.write_rows = write_rows
         self.valid_pixels = 0
-        rows = min(block.height, tile + write_rows)
-        self._sum = np.zeros((bands, rows, block.width), np.float32)
-        self._weight = np.zeros((rows, block.width), np.float32)
-        self._valid = np.zeros((rows, block.width), bool)
-        self._top = block.row  # file row held in row 0 of the buffers
+        self._top = (np.zeros((bands, overlap, block.width), np.float32),
+                     np.zeros((overlap, block.width), np.float32))
+        self._left = (np.zeros((bands, last.height, overlap), np.float32),
+                      np.zeros((last.height, overlap), np.float32))
+        self._row: int | None = None  # the tile row the left carry belongs to
 
     def add(self, tile: Window, weights: np.ndarray, prediction: np.ndarray | None, valid: np.ndarray) -> None:
-        """Blend one tile in. weights (T, T); prediction (C, T, T), or None for a tile without a valid
-        pixel (it only moves the stripe on); valid (T, T) bool, the output validity of the tile's pixels."""
-        self._finish(tile.row)
-        part = tile.intersection(self.block)
-        if prediction is None or part is None:
-            return
-        src = (slice(part.row - tile.row, part.row_end - tile.row), slice(part.col - tile.col, part.col_end - tile.col))
-        dst = (slice(part.row - self._top, part.row_end - self._top),
-               slice(part.col - self.block.col, part.col_end - self.block.col))
-        w = weights[src]
-        self._sum[(slice(None), *dst)] += prediction[(slice(None), *src)] * w
-        self._weight[dst] += w
-        self._valid[dst] = valid[src]
+        """Blend the next tile in and write its final part. weights (T, T); prediction (C, T, T), or None for
+        a tile without a valid pixel (its final part is nodata); valid (T, T) bool, the output validity of the
+        tile's pixels."""
+        if tile.row != self._row:  # a new tile row: nothing comes from the left
+            self._row = tile.row
+            for carry in self._left:
+                carry[:] = 0
+        if prediction is None:
+            acc = (np.zeros((self.bands, *weights.shape), np.float32), np.zeros_like(weights))
+        else:
+            acc = (prediction * weights, weights.copy())
+        c0, c1 = self._final(tile.col, self.last.col, self.block.col, self.block.col_end)
+        r0, r1 = self._final(tile.row, self.last.row, self.block.row, self.block.row_end)
+        cols, top = slice(c0 - tile.col, c1 - tile.col), slice(c0 - self.block.col, c1 - self.block.col)
+        overlap, step = self.overlap, self.step
+        for part, top_carry, left_carry in zip(acc, self._top, self._left, strict=True):
+            part[..., :overlap] += left_carry
+            part[..., :overlap, cols] += top_carry[..., top]
+            top_carry[..., top] = part[..., step:, cols]
+            left_carry[:] = part[..., step:]
+        if c1 > c0 and r1 > r0:
+            rows = slice(r0 - tile.row, r1 - tile.row)
+            self._write(acc[0][:, rows, cols], acc[1][rows, cols], valid[rows, cols], c0, r0)
 
-    def close(self) -> None:
-        """Write the rows still held (call once, after the block's last tile)."""
-        self._finish(self.block.row_end)
+    def _final(self, origin: int, last: int, start: int, end: int) -> tuple[int, int]:
+        """Along one axis: the final pixels ``[first, stop)`` of the tile at ``origin``, clipped to
+        ``[start, end)`` (empty for a tile that reaches into the block by its overlap only)."""
+        first = max(origin, start)
+        return first, max(first, end if origin == last else min(origin + self.step, end))
 
-    def _finish(self, row: int) -> None:
-        """Rows above ``row`` are final: write them, up to the last multiple of ``write_rows`` among them."""
-        done = min(row, self.block.row_end)
-        if done < self.block.row_end:
-            done = done // self.write_rows * self.write_rows
-        if done > self._top:
-            self._write(done - self._top)
-
-    def _write(self, rows: int) -> None:
-        valid = self._valid[:rows]
-        out = np.full((self._sum.shape[0], rows, self.block.width), self.nodata, np.float32)
-        np.divide(self._sum[:, :rows], self._weight[:rows], out=out, where=valid)
+    def _write(self, sums: np.ndarray, weight: np.ndarray, valid: np.ndarray, col: int, row: int) -> None:
+        out = np.full(sums.shape, self.nodata, np.float32)
+        np.divide(sums, weight, out=out, where=valid)
         if not np.isnan(self.nodata):
             out[(out == self.nodata) & valid] = np.nextafter(self.nodata, np.float32(np.inf))
-        self.sink(out, self.block.col, self._top)
+        self.sink(out, col, row)
         self.valid_pixels += int(np.count_nonzero(valid))
-        held = self._weight.shape[0]
-        for buffer in (self._sum, self._weight[None], self._valid[None]):
-            for start in range(0, held - rows, rows):  # move rows up in non-overlapping chunks: no copy
-                stop = min(start + rows, held - rows)
-                buffer[:, start:stop] = buffer[:, start + rows:stop + rows]
-            buffer[:, held - rows:] = 0
-        self._top += rows
 
 
 def check_inputs(
@@ -228,16 +239,27 @@ def output_nodata(lr_info: RasterInfo) -> float:
 
 
 class _TileReader:
-    """Reads one tile's inputs: the grid part under the tile, nodata filled, mirrored out to the full tile."""
+    """Reads the inputs of one block's tiles: the grid part under a tile, nodata filled, mirrored out to the
+    full tile.
+
+    At each new tile row it drops GDAL's cache of both inputs: what was read before (by ``prepare``, by the
+    last block, by the tile row above) is not needed again but for the overlap rows, which are cheap to read
+    again, and GDAL's cache would keep it all, so that memory grows with the scene.
+    """
 
     def __init__(self, lr: RasterReader, hr: RasterReader, grid: FusionGrid, predictor: Predictor) -> None:
         self.lr, self.hr, self.grid = lr, hr, grid
         self.bounds = Window(0, 0, grid.hr_window.width, grid.hr_window.height)
         self.hsi_fill = np.asarray(predictor.hsi_fill, np.float32)[:, None]
         self.msi_fill = np.asarray(predictor.msi_fill, np.float32)[:, None]
+        self._row: int | None = None  # the tile row read last
 
     def read(self, tile: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """-> lr (C_h, T/s, T/s), hr (C_m, T, T) float32, valid (T, T) bool (False outside the grid)."""
+        if tile.row != self._row:
+            self.lr.drop_cache()
+            self.hr.drop_cache()
+            self._row = tile.row
         s, inside = self.grid.scale, tile.intersection(self.bounds)
         hr_origin, lr_origin = self.grid.hr_window, self.grid.lr_window
         hr, hr_valid = self.hr.read_valid(
@@ -293,8 +315,9 @@ def fuse_raster(
     """Fuse an LRHSI and an HRMSI raster into a float32 HRHSI GeoTIFF at ``out_path``, streaming.
 
     tile, overlap: HR pixels, multiples of the predictor's alignment (defaults ``tiling.default_tiling``:
-    288 and 32 for an alignment of 16); batch: tiles per predictor call; block: edge in HR pixels of the
-    blocks the output is walked in (rounded down to a multiple of ``tile - overlap``; memory grows with it).
+    288 and 32 for an alignment of 16); batch: tiles per predictor call; block: width in HR pixels of the
+    full-height strips the output is walked in (rounded down to a multiple of ``tile - overlap``; memory grows
+    with it).
     region: a window of the output grid (HR pixels, see ``check_inputs``) to fuse into its own file; its
     pixels equal the same pixels of a whole run. The output carries the HR grid, the CRS, the LRHSI's
     wavelengths, FWHM and band names, and a nodata value (``output_nodata``).
@@ -335,12 +358,11 @@ def fuse_raster(
         if prepare is not None:
             report(0.0, "fitting the model's scene statistics")
             prepare(lr_reader, hr_reader, grid)
-        reader = _TileReader(lr_reader, hr_reader, grid, predictor)
         for blk in blocks:
-            lr_reader.drop_cache()  # input blocks read so far (by prepare, by the last block) are not needed
-            hr_reader.drop_cache()  # again: GDAL's cache would keep them, and memory grow with the scene
-            merger = StripeMerger(_in_file(blk, region), lr_info.band_count, tile, nodata, writer.write)
+            reader = _TileReader(lr_reader, hr_reader, grid, predictor)
             tiles = plan_tiles(blk, width, height, tile, overlap, align)
+            merger = TileMerger(_in_file(blk, region), _in_file(tiles[-1], region), lr_info.band_count, overlap,
+                                nodata, writer.write)
             for first in range(0, len(tiles), batch):
                 if cancel is not None and cancel():
                     raise Canceled("Fusion canceled; no output file was written.")
@@ -352,7 +374,6 @@ def fuse_raster(
                 done += len(chunk)
                 predicted += sum(p is not None for p in predictions)
                 report(done / total, f"tile {done} of {total}")
-            merger.close()
             valid_pixels += merger.valid_pixels
         if valid_pixels == 0:
             raise InputError(

@@ -17,9 +17,10 @@ import pytest
 from osgeo import gdal, osr
 
 from cofusion.core.errors import Canceled, CheckpointError, GridError, InputError, OutputError
-from cofusion.core.fuse import StripeMerger, fuse_raster
+from cofusion.core.fuse import TileMerger, fuse_raster
 from cofusion.core.grid import check_coregistration
 from cofusion.core.raster import RasterReader, read_info, read_raster
+from cofusion.core.tiling import blend_weights, plan_tiles
 from cofusion.core.window import Window
 
 HR_PIXEL = 10.0
@@ -286,28 +287,80 @@ def test_bad_outputs_grids_and_tilings_are_refused_before_any_work(make_raster, 
     assert predictor.calls == [] and not (tmp_path / "out.tif").exists()
 
 
-def test_the_merger_writes_each_row_once_in_aligned_writes():
-    writes: list[tuple[int, int, int]] = []
-    out = np.full((2, 50, 12), np.nan, np.float32)
+class _Canvas:
+    """A merger's sink: the written pixels of a width x height file and every write's (col, row, cols, rows)."""
 
-    def sink(array, col, row):
-        writes.append((row, array.shape[1], col))
-        assert np.isnan(out[:, row:row + array.shape[1], col:col + array.shape[2]]).all()
-        out[:, row:row + array.shape[1], col:col + array.shape[2]] = array
+    def __init__(self, bands: int, width: int, height: int) -> None:
+        self.pixels = np.full((bands, height, width), np.inf, np.float32)
+        self.count = np.zeros((height, width), int)
+        self.writes: list[tuple[int, int, int, int]] = []
 
-    block = Window(3, 5, 9, 45)
-    merger = StripeMerger(block, bands=2, tile=8, nodata=0.0, sink=sink, write_rows=8)
-    ones = np.ones((8, 8), np.float32)
-    for row in range(0, 50, 6):  # tiles of 8 rows with step 6, two per tile row
-        for col in (0, 6):
-            tile = Window(col, row, 8, 8)
-            prediction = np.stack([np.full((8, 8), row, np.float32), np.zeros((8, 8), np.float32)])
-            merger.add(tile, ones, prediction, np.ones((8, 8), bool))
-    merger.close()
-    assert [w[0] for w in writes] == [5, 8, 16, 24, 32, 40, 48] and {w[2] for w in writes} == {3}
-    assert sum(w[1] for w in writes) == 45
-    assert merger._weight.shape[0] <= 8 + 8
-    np.testing.assert_array_equal(np.isnan(out[:, 5:, 3:12]), False)
+    def __call__(self, array: np.ndarray, col: int, row: int) -> None:
+        rows, cols = array.shape[1:]
+        self.writes.append((col, row, cols, rows))
+        self.pixels[:, row:row + rows, col:col + cols] = array
+        self.count[row:row + rows, col:col + cols] += 1
+
+
+@pytest.mark.parametrize("region", [False, True], ids=["block_in_the_raster", "region_file"])
+def test_the_merger_equals_the_weighted_average_of_all_tiles(region):
+    """Several tile rows and columns, overlap, a block starting in the middle of the tile grid (in raster
+    pixels, or as the origin of a region's file, where tiles start left of and above it) and a tile without
+    a valid pixel: the result is sum(prediction * weights) / sum(weights) on a canvas of all tiles."""
+    rng = np.random.default_rng(3)
+    bands, tile, overlap, width, height = 3, 8, 2, 38, 38
+    # starts inside the right / bottom overlap of the first tile column / row, ends at the raster's end, which
+    # the last tile column / row passes by more than the overlap
+    block = Window(13, 7, 25, 31)
+    tiles = plan_tiles(block, width, height, tile, overlap, 2)
+    assert (tiles[0].col, tiles[0].row, tiles[-1].col, tiles[-1].row) == (6, 0, 30, 30)
+    extent = max(t.col_end for t in tiles), max(t.row_end for t in tiles)
+    valid = rng.random((extent[1], extent[0])) > 0.1
+    empty = tiles[len(tiles) // 2 + 1]  # a tile inside the block without a valid pixel
+    valid[empty.row:empty.row_end, empty.col:empty.col_end] = False
+    sums, weight_sums = np.zeros((bands, extent[1], extent[0])), np.zeros((extent[1], extent[0]))
+    offset = Window(block.col, block.row, 0, 0) if region else Window(0, 0, 0, 0)
+    canvas = _Canvas(bands, block.col_end - offset.col, block.row_end - offset.row)
+    merger = TileMerger(Window(block.col - offset.col, block.row - offset.row, block.width, block.height),
+                        Window(tiles[-1].col - offset.col, tiles[-1].row - offset.row, tile, tile), bands,
+                        overlap, math.nan, canvas)
+    for t in tiles:
+        area = (slice(t.row, t.row_end), slice(t.col, t.col_end))
+        weights = (rng.random((tile, tile)) + 0.1).astype(np.float32)
+        prediction = None if t == empty else rng.random((bands, tile, tile)).astype(np.float32)
+        if prediction is not None:
+            sums[(slice(None), *area)] += prediction * weights
+            weight_sums[area] += weights
+        merger.add(Window(t.col - offset.col, t.row - offset.row, tile, tile), weights, prediction, valid[area])
+    inside = (slice(block.row, block.row_end), slice(block.col, block.col_end))
+    expected = np.where(valid[inside], sums[(slice(None), *inside)] / np.maximum(weight_sums[inside], 1e-30),
+                        np.nan)
+    fused = canvas.pixels[:, block.row - offset.row:, block.col - offset.col:]
+    assert (canvas.count[block.row - offset.row:, block.col - offset.col:] == 1).all()
+    assert canvas.count.sum() == block.width * block.height
+    np.testing.assert_allclose(fused, expected, rtol=1e-5)
+    assert np.isnan(fused[:, empty.row - block.row:empty.row_end - block.row,
+                          empty.col - block.col:empty.col_end - block.col]).all()
+    assert merger.valid_pixels == np.count_nonzero(valid[inside])
+
+
+def test_the_merger_writes_each_pixel_once_in_aligned_chunks():
+    """Default tiling (288, overlap 32) on 600 x 600 pixels: every write is a 256 x 256 GeoTIFF tile, but for the
+    last ones, and the merger's state does not grow with the block's height."""
+    canvas = _Canvas(1, 600, 600)
+    block = Window(0, 0, 600, 600)
+    tiles = plan_tiles(block, 600, 600, 288, 32, 16)
+    merger = TileMerger(block, tiles[-1], bands=1, overlap=32, nodata=0.0, sink=canvas)
+    assert sum(a.nbytes for a in (*merger._top, *merger._left)) == 2 * (32 * 600 + 288 * 32) * 4
+    weights = blend_weights(288, 32)
+    for t in tiles:
+        merger.add(t, weights, np.zeros((1, 288, 288), np.float32), np.ones((288, 288), bool))
+    assert (canvas.count == 1).all()
+    assert len(canvas.writes) == len(tiles) == 9
+    for col, row, cols, rows in canvas.writes:
+        assert col % 256 == row % 256 == 0
+        assert cols == 256 or col + cols == 600
+        assert rows == 256 or row + rows == 600
     # a valid 0 stays distinguishable from the nodata value 0
-    assert (out[1, 5:, 3:12] > 0).all() and (out[1, 5:, 3:12] < 1e-30).all()
-    assert merger.valid_pixels == 45 * 9
+    assert (canvas.pixels > 0).all() and (canvas.pixels < 1e-30).all()
+    assert merger.valid_pixels == 600 * 600

@@ -97,34 +97,32 @@ def test_block_size_is_rounded_down_to_whole_steps():
 
 
 @pytest.mark.parametrize("region", [Window(0, 0, 250, 190), Window(37, 21, 201, 150), Window(5, 5, 1, 1)])
-def test_blocks_partition_the_region_on_a_grid_anchored_at_the_origin(region):
+def test_blocks_are_full_height_strips_on_a_grid_anchored_at_the_origin(region):
     blocks = plan_blocks(region, 48)
     count = _coverage(blocks, region.col_end, region.row_end)
     assert (count[region.row:, region.col:] == 1).all() and count.sum() == region.width * region.height
-    assert all(b.width <= 48 and b.height <= 48 for b in blocks)
+    assert all(b.width <= 48 and (b.row, b.height) == (region.row, region.height) for b in blocks)
     assert all(b.col % 48 == 0 or b.col == region.col for b in blocks)
-    assert all(b.row % 48 == 0 or b.row == region.row for b in blocks)
+    assert blocks == sorted(blocks, key=lambda b: b.col)
 
 
 @pytest.mark.parametrize(("tile", "overlap"), [(32, 8), (32, 16), (48, 16), (32, 0)])
-def test_each_block_border_recomputes_at_most_one_tile_column_or_row(tile, overlap):
+def test_each_block_border_recomputes_at_most_one_tile_column(tile, overlap):
     width, height = 301, 203
     whole = Window(0, 0, width, height)
     blocks = plan_blocks(whole, block_size(100, tile, overlap))
     per_block = [plan_tiles(b, width, height, tile, overlap, 8) for b in blocks]
     runs = Counter(t for tiles in per_block for t in tiles)
     assert set(runs) == set(plan_tiles(whole, width, height, tile, overlap, 8))
-    col_borders = sorted({b.col for b in blocks} - {0})
-    row_borders = sorted({b.row for b in blocks} - {0})
+    borders = sorted({b.col for b in blocks} - {0})
+    assert borders
     for t, n in runs.items():
-        # a tile runs once per block it touches: once, plus once per border it straddles (at most one per axis)
-        straddled_cols = [b for b in col_borders if t.col < b < t.col_end]
-        straddled_rows = [b for b in row_borders if t.row < b < t.row_end]
-        assert len(straddled_cols) <= 1 and len(straddled_rows) <= 1
-        assert n == (1 + len(straddled_cols)) * (1 + len(straddled_rows))
+        # a tile runs once per block it touches: once, plus once per border it straddles (at most one)
+        straddled = [b for b in borders if t.col < b < t.col_end]
+        assert len(straddled) <= 1 and n == 1 + len(straddled)
     # and at every border exactly one tile column straddles it (none without overlap)
     tile_cols = {t.col for t in runs}
-    for border in col_borders:
+    for border in borders:
         assert sum(c < border < c + tile for c in tile_cols) == (1 if overlap else 0)
 
 

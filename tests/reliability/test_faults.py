@@ -22,7 +22,7 @@ from cofusion.core.raster import read_info, read_raster, write_raster
 from .conftest import HR_GT, HSI, LR_GT, MSI, TILE, WAVELENGTHS, Scene
 
 BIG_LR = 256  # LR pixels a side: a CLI run with batch 1 takes minutes on a busy 2-core CPU
-BLOCK = 64  # HR pixels: the output is written block by block, the first write after 4 tiles
+BLOCK = 64  # HR pixels: the output is fused in strips of 64 columns and written tile by tile
 
 
 def _wkt() -> str:
