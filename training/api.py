@@ -78,7 +78,7 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
         if not valid.all():
             raise InputError(f"{info.path}: the reference region holds nodata pixels; choose a region without "
                              "nodata (--region).")
-        train_box, val_box = split_validation(window.height, window.width, align)
+        train_box, val_box = split_validation(window.height, window.width, align, texture=data.mean(axis=0))
         scenes.append(_crop(data, train_box))
         if validation is None:
             validation = _crop(data, val_box)
@@ -124,7 +124,7 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
         raise InputError("the training region of the pair is entirely nodata; choose a region with data.")
     fill_invalid(lr, lr_valid)  # placeholders only: patches and statistics use valid pixels
     fill_invalid(hr, hr_valid)
-    train_box, val_box = split_validation(lr_window.height, lr_window.width, align)
+    train_box, val_box = split_validation(lr_window.height, lr_window.width, align, texture=lr.mean(axis=0))
     hr_box = tuple(v * scale for v in train_box)
     hr_val_box = tuple(v * scale for v in val_box)
     train_lr, train_valid = _crop(lr, train_box), _crop(valid[None], train_box)[0]

@@ -36,11 +36,15 @@ class Batch:
     target: torch.Tensor
 
 
-def split_validation(height: int, width: int, multiple: int, fraction: float = 0.2) -> tuple[tuple, tuple]:
-    """Split a (height, width) region into a training part and a validation strip along its longer side.
+def split_validation(height: int, width: int, multiple: int, fraction: float = 0.2,
+                     texture: np.ndarray | None = None) -> tuple[tuple, tuple]:
+    """Split a (height, width) region into a training part and a validation strip across its longer side.
 
     Returns two (row0, row1, col0, col1) boxes, each side a multiple of ``multiple`` pixels; the strip takes about
-    ``fraction`` of the longer side, at its end. The parts never overlap.
+    ``fraction`` of the longer side, at its end, or at its start when ``texture`` ((height, width), e.g. the target's
+    band mean) has more detail there (a larger RMS gradient): a flat strip (sky, a dark background) scores every
+    model alike, so it cannot pick the best checkpoint, and a fusion's PSNR is decided at edges. The parts never
+    overlap.
     """
     along_rows = height >= width
     length = height if along_rows else width
@@ -52,9 +56,20 @@ def split_validation(height: int, width: int, multiple: int, fraction: float = 0
             f"the training region ({width} x {height} pixels) is too small to carve a validation strip from it: "
             f"give a region of at least {2 * multiple} x {2 * multiple} pixels."
         )
+    at_start = texture is not None and _detail(texture, 0, strip, along_rows) > _detail(
+        texture, train_len, train_len + strip, along_rows)
+    train_span, strip_span = ((strip, strip + train_len), (0, strip)) if at_start else \
+        ((0, train_len), (train_len, train_len + strip))
     if along_rows:
-        return (0, train_len, 0, other), (train_len, train_len + strip, 0, other)
-    return (0, other, 0, train_len), (0, other, train_len, train_len + strip)
+        return (*train_span, 0, other), (*strip_span, 0, other)
+    return (0, other, *train_span), (0, other, *strip_span)
+
+
+def _detail(texture: np.ndarray, start: int, stop: int, along_rows: bool) -> float:
+    """RMS gradient (units of ``texture`` per pixel) of ``texture`` (H, W) over rows (or columns) [start, stop)."""
+    part = texture[start:stop] if along_rows else texture[:, start:stop]
+    gradients = np.gradient(np.asarray(part, np.float64))
+    return float(np.sqrt(sum(np.mean(g ** 2) for g in gradients)))
 
 
 def augment(arrays: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:

@@ -101,6 +101,16 @@ def test_validation_strip_never_overlaps_training_and_stats_ignore_it():
     np.testing.assert_allclose(norm.hsi_mean + norm.msi_mean, 1.0, rtol=1e-6)
 
 
+def test_validation_strip_goes_where_the_region_has_detail():
+    texture = np.zeros((100, 52))
+    texture[:30] = np.random.default_rng(0).random((30, 52))  # detail at the top, flat below
+    train_box, val_box = split_validation(100, 52, 16, texture=texture)
+    assert val_box[:2] == (0, 16) and train_box[:2] == (16, 96)
+    assert split_validation(100, 52, 16, texture=texture[::-1]) == split_validation(100, 52, 16)  # detail at the end
+    wide_train, wide_val = split_validation(52, 100, 16, texture=texture.T)
+    assert wide_val[2:] == (0, 16) and wide_train[2:] == (16, 96)  # across the longer side: columns
+
+
 def test_estimate_srf_recovers_a_known_response():
     rng = np.random.default_rng(3)
     scene = _smooth_scene(bands=8, size=128) + rng.uniform(0, 200, (8, 128, 128)).astype(np.float32)
