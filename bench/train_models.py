@@ -19,7 +19,7 @@ Per scene, scale and variant, everything goes through files and the command line
 
 Variants: ``full`` (the default model), ``no_spacam`` / ``no_specam`` / ``no_sscfm`` (paper Table 3's
 ablations: the module replaced by a plain residual block) and ``bicubic_base`` (the head corrects the bicubic
-LRHSI, as in the paper, instead of the learned detail-injection base).
+LRHSI, as in the paper, instead of the local-regression base), ``gsa_base`` (the head corrects GSA).
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ VARIANTS = {
     "no_specam": ["--ablation", "specam"],
     "no_sscfm": ["--ablation", "sscfm"],
     "bicubic_base": ["--base", "bicubic"],
+    "gsa_base": ["--base", "gsa"],
 }
 COLUMNS = {"scene": "", "scale": "d", "method": "", "PSNR": ".2f", "SSIM": ".4f", "SAM": ".2f", "ERGAS": ".3f",
            "dPSNR_vs_best_classical": "+.2f", "dSAM_vs_best_classical": "+.2f", "iterations": "",

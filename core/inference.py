@@ -17,12 +17,12 @@ from .blocks import coarse_valid, plan_blocks
 from .checkpoint import Checkpoint, load_checkpoint
 from .degrade import blur_kernel, spatial_degrade
 from .errors import InputError
-from .model.prior import SceneMoments
+from .model.prior import DetailInjection, SceneMoments
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
-#: Block edge (LR pixels) of the pass that fits the detail-injection base on a scene.
+#: Block edge (LR pixels) of the pass that fits a GSA base on a scene.
 PREPARE_BLOCK = 256
 
 
@@ -50,7 +50,7 @@ class NetworkPredictor:
 
     Inputs and outputs are float32 in the rasters' own units; normalisation uses the checkpoint's training
     statistics only (never the tile's), so nodata handling and tiling cannot shift the result. A model with a
-    detail-injection base needs :meth:`prepare` on the scene first (the engine calls it). On CUDA the
+    GSA base needs :meth:`prepare` on the scene first (the engine calls it). On CUDA the
     forward runs under float16 autocast; on the CPU in float32 with channels-last memory layout.
     """
 
@@ -78,7 +78,7 @@ class NetworkPredictor:
         return cls(load_checkpoint(path), device=device, threads=threads)
 
     def prepare(self, lr_reader, hr_reader, grid, block: int | None = None) -> None:
-        """Fit the model's detail-injection base on the whole fusion grid (a no-op for a model without one).
+        """Fit the model's GSA base on the whole fusion grid (a no-op for other bases, which need no scene pass).
 
         lr_reader, hr_reader: ``core.raster.RasterReader`` of the LRHSI and the HRMSI; grid: their
         ``core.grid.FusionGrid``. Walks the grid in blocks of at most ``block`` x ``block`` LR pixels (default
@@ -87,7 +87,7 @@ class NetworkPredictor:
         counts only. LR pixels with nodata in either input are left out.
         """
         base = self.model.base
-        if base is None:
+        if not isinstance(base, DetailInjection):
             return
         hsi_mean, hsi_std, msi_mean, msi_std = (t.cpu()[0] for t in self._stats)
         s, lr_grid, hr_grid = grid.scale, grid.lr_window, grid.hr_window

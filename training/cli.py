@@ -14,6 +14,7 @@ import sys
 import time
 
 from ..core.errors import Canceled, CoFusionError
+from ..core.model.config import BASES
 from ..core.window import Window
 from .trainer import TrainSettings
 
@@ -73,10 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--blocks", type=int, default=1, help="CoFusion blocks per pyramid level (default 1)")
         sub.add_argument("--ablation", choices=("spacam", "specam", "sscfm"),
                          help="replace this module by a plain residual block (paper Table 3)")
-        sub.add_argument("--base", choices=("detail", "bicubic"), default="detail",
-                         help="what the network's head corrects: 'detail' (default), a learned linear detail "
-                              "injection fitted by least squares before training, or 'bicubic', the upsampled "
-                              "LRHSI alone as in the paper")
+        sub.add_argument("--base", choices=BASES, default=BASES[0],
+                         help="the classical fusion of the scene that the network's head corrects: 'local' "
+                              "(default), a local linear regression of the LRHSI on the HRMSI in 5 x 5 LR-pixel "
+                              "windows; 'gsa', component substitution with weights fitted on the whole scene; or "
+                              "'bicubic', the upsampled LRHSI alone, as in the paper")
         sub.add_argument("--restart", action="store_true",
                          help="ignore the resume state an interrupted run left beside --out")
     return parser
@@ -85,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    model = {"width": args.width, "blocks_per_level": args.blocks, "detail_injection": args.base == "detail"}
+    model = {"width": args.width, "blocks_per_level": args.blocks, "base": args.base}
     if args.ablation:
         model[args.ablation] = False
     try:

@@ -114,7 +114,7 @@ class PatchSource:
     def validation(self) -> Batch: ...
 
     def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        """The training scenes as the network's inputs see them, to fit its detail-injection base on:
+        """The training scenes as the network's inputs see them, to fit a GSA base on:
         (LRHSI (C_h, h, w), HRMSI (C_m, s*h, s*w), valid LR pixels (h, w) bool or None), data units."""
         ...
 

@@ -25,7 +25,7 @@ from ..core.errors import Canceled, CheckpointError, InputError
 from ..core.inference import configure_cpu_threads, resolve_device
 from ..core.metrics import psnr, sam, ssim_torch
 from ..core.model import ModelConfig, build_model
-from ..core.model.prior import SceneMoments
+from ..core.model.prior import DetailInjection, SceneMoments
 from .data import Batch, PatchSource
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
     started = time.monotonic() - state.elapsed
     with open(log_path, "a" if state.step else "w", newline="") as log_file:
         writer = csv.writer(log_file)
-        if not state.step:  # the starting point (the detail-injection base alone) is a candidate too
+        if not state.step:  # the starting point (the base alone) is a candidate too
             writer.writerow(LOG_COLUMNS)
             metrics = _keep_if_best(model, card, source, stats, device, state, out)
             writer.writerow([0, "", "", "", "", metrics["PSNR"], metrics["SAM"], round(time.monotonic() - started, 2)])
@@ -230,8 +230,8 @@ def _loss(model, batch: Batch, stats, value_range: float) -> tuple[torch.Tensor,
 
 
 def _fit_base(model, source: PatchSource, stats: list[torch.Tensor]) -> None:
-    """Set the model's detail-injection base (if it has one) to the GSA fit of the training scenes."""
-    if model.base is None:
+    """Set the model's GSA base (if it has one) to the GSA fit of the training scenes."""
+    if not isinstance(model.base, DetailInjection):
         return
     hsi_mean, hsi_std, msi_mean, msi_std = (t.cpu()[0] for t in stats)
     moments = SceneMoments(source.hsi_bands, source.msi_bands)

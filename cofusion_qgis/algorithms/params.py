@@ -15,7 +15,7 @@ from qgis.core import (
 # Choices the parameters offer before the core can be imported (it needs the runtime dependencies); a test checks
 # that they equal the core's: core.inference.DEVICES, core.classic.METHODS, core.align.RESAMPLING.
 DEVICES = ("auto", "cpu", "cuda")
-CLASSIC_METHODS = ("mtf_glp_hpm", "gsa", "sfim", "bicubic")
+CLASSIC_METHODS = ("mtf_glp_hpm", "gsa", "sfim", "bicubic", "llr")
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average")
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 from ..errors import CheckpointError, InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: 'base' replaced the boolean 'detail_injection'
 SUPPORTED_SCALES = (2, 4, 8)
+#: What the head corrects (core.model.prior): local linear regression, GSA, or the paper's bicubic LRHSI.
+BASES = ("local", "gsa", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,8 @@ class ModelConfig:
         dropout: feature dropout of SSCFM's spatial attention maps during training (0.1 in the paper).
         spacam, specam, sscfm: ablation switches; a disabled module is replaced by a plain residual block
             (paper Table 3).
-        detail_injection: add the head to a GSA detail-injection base fitted on each scene
-            (``core.model.prior``) instead of the bicubic LRHSI alone (the paper's choice, False).
+        base: what the head's output is added to, a classical fusion of the scene (``core.model.prior``):
+            "local" (local linear regression, the default), "gsa", or "bicubic" (the LRHSI alone, the paper's).
     """
 
     hsi_bands: int
@@ -44,7 +46,7 @@ class ModelConfig:
     spacam: bool = True
     specam: bool = True
     sscfm: bool = True
-    detail_injection: bool = True
+    base: str = "local"
 
     def __post_init__(self) -> None:
         if not 3 <= self.hsi_bands <= 300:
@@ -60,6 +62,8 @@ class ModelConfig:
             raise InputError(f"width {self.width} must be a multiple of 4 and at least 8 (SSCFM splits it in 4).")
         if self.saliency_stride < 2 or self.saliency_stride % 2:
             raise InputError(f"saliency_stride {self.saliency_stride} must be an even number >= 2.")
+        if self.base not in BASES:
+            raise InputError(f"base {self.base!r} is not one of {BASES}.")
         if not 1 <= self.top_k <= self.width:
             raise InputError(f"top_k {self.top_k} must lie in 1..width ({self.width}).")
 

@@ -139,3 +139,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
         return x
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def upsample(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
+    """Interpolate (B, C, H, W) by an integer factor; align_corners=False puts LR pixel k's centre on the centre
+    of HR pixels [k*s, (k+1)*s), the protocol's grid alignment."""
+    return F.interpolate(x, scale_factor=factor, mode=mode, align_corners=False)

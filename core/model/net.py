@@ -10,9 +10,9 @@ Data flow (B batch, C_h / C_m hyperspectral / multispectral bands, s scale, D wi
     R^3 = Blocks_3(F^3); R^l = Blocks_l(F^l + up2(E'_l(R^(l+1))))  for l = 2, 1   (global proxies, eq. 1)
     Z = Base(bicubic_xs(X), Y) + Head(R^1 + F^1)                    (progressive upsampling, residuals)
 
-Base is the scene-adaptive GSA detail injection of ``core.model.prior`` (our addition, see there why), whose
-weights are set per scene (``self.base.set_weights``), or the bicubic LRHSI alone as in the paper when
-``config.detail_injection`` is False.
+Base is a classical fusion of the scene (our addition, see ``core.model.prior`` why), per ``config.base``: the
+local linear regression (default; no state), GSA (its weights set per scene with ``self.base.set_weights``), or
+the bicubic LRHSI alone as in the paper ("bicubic").
 
 Choices where the paper is vague: down2 is 2 x 2 average pooling (what bilinear x0.5 computes); E_l is a 3 x 3
 convolution + GELU; the proxy encoder E'_l is a 1 x 1 convolution applied before the bilinear up2 (the two
@@ -30,8 +30,8 @@ from torch import nn
 from ..errors import InputError
 from .blocks import CoFusionBlock
 from .config import ModelConfig
-from .layers import pad_to_multiple
-from .prior import DetailInjection
+from .layers import pad_to_multiple, upsample
+from .prior import DetailInjection, LocalRegression
 
 LEVELS = 3
 
@@ -61,7 +61,8 @@ class CoFusionNet(nn.Module):
             ))
             for _ in range(LEVELS)
         )
-        self.base = DetailInjection(config.hsi_bands, config.msi_bands) if config.detail_injection else None
+        self.base = {"local": LocalRegression(config.scale), "gsa": DetailInjection(config.hsi_bands, config.msi_bands),
+                     "bicubic": None}[config.base]
         self.head = nn.Sequential(
             nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, config.hsi_bands, 1)
         )
@@ -75,16 +76,16 @@ class CoFusionNet(nn.Module):
         lr_hsi = pad_to_multiple(lr_hsi, self.config.align // scale)
         hr_msi = pad_to_multiple(hr_msi, self.config.align)
 
-        upsampled = _upsample(lr_hsi, scale, "bicubic")
-        aligned = _upsample(self.lr_embed(lr_hsi), scale, "bicubic") + self.msi_embed(hr_msi)
+        upsampled = upsample(lr_hsi, scale, "bicubic")
+        aligned = upsample(self.lr_embed(lr_hsi), scale, "bicubic") + self.msi_embed(hr_msi)
         local = [aligned]
         for encoder in self.encoders:
             local.append(encoder(F.avg_pool2d(local[-1], 2)))
         refined = self.levels[-1](local[-1])
         for level in range(LEVELS - 2, -1, -1):
-            proxy = _upsample(self.proxies[level](refined), 2, "bilinear")
+            proxy = upsample(self.proxies[level](refined), 2, "bilinear")
             refined = self.levels[level](local[level] + proxy)
-        base = upsampled if self.base is None else self.base(upsampled, hr_msi)
+        base = upsampled if self.base is None else self.base(lr_hsi, upsampled, hr_msi)
         fused = base + self.head(refined + aligned)
         return fused[..., :height, :width]
 
@@ -106,12 +107,6 @@ class CoFusionNet(nn.Module):
                 f"HRMSI {tuple(hr_msi.shape)} must be the LRHSI {tuple(lr_hsi.shape)} times the scale "
                 f"{config.scale} in rows and columns, with the same batch size."
             )
-
-
-def _upsample(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
-    """Interpolate (B, C, H, W) by an integer factor; align_corners=False puts LR pixel k's centre on the centre
-    of HR pixels [k*s, (k+1)*s), the protocol's grid alignment."""
-    return F.interpolate(x, scale_factor=factor, mode=mode, align_corners=False)
 
 
 def build_model(config: ModelConfig) -> CoFusionNet:

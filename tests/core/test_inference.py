@@ -2,6 +2,7 @@
 """NetworkPredictor.prepare: the detail-injection base is fitted on the whole scene, block by block."""
 import numpy as np
 import pytest
+import torch
 
 from cofusion.core.checkpoint import ModelCard, Normalization, load_checkpoint, save_checkpoint
 from cofusion.core.classic import gsa
@@ -32,8 +33,8 @@ def jasper_pair(shared_data, tmp_path):
     return lr_path, hr_path, lr, hr
 
 
-def _untrained_checkpoint(path, hsi_bands, msi_bands, detail_injection=True):
-    config = ModelConfig(hsi_bands, msi_bands, SCALE, width=8, top_k=4, detail_injection=detail_injection)
+def _untrained_checkpoint(path, hsi_bands, msi_bands, base="gsa"):
+    config = ModelConfig(hsi_bands, msi_bands, SCALE, width=8, top_k=4, base=base)
     card = ModelCard(config=config, normalization=Normalization.identity(hsi_bands, msi_bands),
                      hsi_wavelengths_nm=None, srf=None, msi_band_names=None, provenance={"mode": "test"},
                      metrics={})
@@ -58,9 +59,21 @@ def test_without_the_base_an_untrained_model_is_bicubic_and_prepare_is_a_no_op(j
     from cofusion.core.classic import upsample_bicubic
 
     lr_path, hr_path, lr, hr = jasper_pair
-    checkpoint = _untrained_checkpoint(tmp_path / "m.safetensors", lr.shape[0], hr.shape[0], False)
+    checkpoint = _untrained_checkpoint(tmp_path / "m.safetensors", lr.shape[0], hr.shape[0], "bicubic")
     fuse_raster(lr_path, hr_path, tmp_path / "out.tif", NetworkPredictor.from_checkpoint(checkpoint, "cpu"))
     expected = upsample_bicubic(lr, SCALE)
+    np.testing.assert_allclose(read_raster(tmp_path / "out.tif")[INSIDE], expected[INSIDE],
+                               atol=1e-5 * abs(expected).max())
+
+
+def test_an_untrained_model_with_the_local_base_is_the_local_regression(jasper_pair, tmp_path):
+    from cofusion.core.model.prior import local_regression
+
+    lr_path, hr_path, lr, hr = jasper_pair
+    checkpoint = _untrained_checkpoint(tmp_path / "m.safetensors", lr.shape[0], hr.shape[0], "local")
+    predictor = NetworkPredictor.from_checkpoint(checkpoint, "cpu")
+    fuse_raster(lr_path, hr_path, tmp_path / "out.tif", predictor, tile=96, overlap=0)  # one tile: no blending
+    expected = local_regression(torch.from_numpy(lr)[None], torch.from_numpy(hr)[None], SCALE)[0].numpy()
     np.testing.assert_allclose(read_raster(tmp_path / "out.tif")[INSIDE], expected[INSIDE],
                                atol=1e-5 * abs(expected).max())
 
