@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample"
-METHODS = ("cofusion", "gsa", "mtf_glp_hpm", "sfim", "bicubic")
+METHODS = ("cofusion", "llr", "gsa", "mtf_glp_hpm", "sfim", "bicubic")
 METRICS = ("PSNR", "SSIM", "SAM", "ERGAS")
 
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""``cofusion:fuse_classic``: classical fusion baselines (MTF-GLP-HPM, GSA, SFIM, bicubic), streamed in blocks."""
+"""``cofusion:fuse_classic``: classical fusion baselines (MTF-GLP-HPM, GSA, SFIM, bicubic, LLR), streamed in blocks."""
 from __future__ import annotations
 
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
