@@ -155,7 +155,8 @@ NOTES = [
     "step of the kept (best validation PSNR) checkpoint. The whole simulated pair is then fused by "
     "`python -m cofusion fuse` (streaming tiler, default tile and overlap) and measured on the test region only. "
     "dPSNR/dSAM compare with the best (by PSNR) of LLR (local linear regression), GSA and MTF-GLP-HPM on the same "
-    "pair (positive dPSNR and negative dSAM favour CoFusion). fuse_s is the fusion command's wall time, start-up included.",
+    "pair (positive dPSNR and negative dSAM favour CoFusion). fuse_s is the fusion command's wall time, start-up "
+    "included.",
 ]
 
 
