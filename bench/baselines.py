@@ -7,8 +7,8 @@ From the repository root::
 
 Each scene is cropped to a multiple of the scale (keeping its test region), simulated by Wald's protocol, fused
 as a whole by bicubic, GSA, SFIM, MTF-GLP-HPM and LLR (local linear regression), and evaluated on its test
-region only. Bicubic x4 is checked
-against BENCHMARK.md's reference numbers: a gap of more than 1 dB means a bug in the protocol code.
+region only. Bicubic x4 is checked against BENCHMARK.md's reference numbers: a gap of more than 1 dB means a bug in
+the protocol code.
 """
 from __future__ import annotations
 
