@@ -75,10 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--ablation", choices=("spacam", "specam", "sscfm"),
                          help="replace this module by a plain residual block (paper Table 3)")
         sub.add_argument("--base", choices=BASES, default=BASES[0],
-                         help="the classical fusion of the scene that the network's head corrects: 'local' "
-                              "(default), a local linear regression of the LRHSI on the HRMSI in 5 x 5 LR-pixel "
-                              "windows; 'gsa', component substitution with weights fitted on the whole scene; or "
-                              "'bicubic', the upsampled LRHSI alone, as in the paper")
+                         help="the classical fusion of the scene that the network's head corrects: 'blend' "
+                              "(default), GSA plus a trained per-band share of the local regression's "
+                              "difference from it, starting at one half; 'local', a local linear regression of "
+                              "the LRHSI on the HRMSI in 5 x 5 LR-pixel windows; 'gsa', component substitution "
+                              "with weights fitted on the whole scene; or 'bicubic', the upsampled LRHSI alone, "
+                              "as in the paper")
         sub.add_argument("--restart", action="store_true",
                          help="ignore the resume state an interrupted run left beside --out")
     return parser

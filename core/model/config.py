@@ -10,8 +10,9 @@ from ..errors import CheckpointError, InputError
 
 SCHEMA_VERSION = 2  # 2: 'base' replaced the boolean 'detail_injection'
 SUPPORTED_SCALES = (2, 4, 8)
-#: What the head corrects (core.model.prior): local linear regression, GSA, or the paper's bicubic LRHSI.
-BASES = ("local", "gsa", "bicubic")
+#: What the head corrects (core.model.prior): the blend of GSA and the local linear regression (default), either
+#: alone, or the paper's bicubic LRHSI.
+BASES = ("blend", "local", "gsa", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class ModelConfig:
         spacam, specam, sscfm: ablation switches; a disabled module is replaced by a plain residual block
             (paper Table 3).
         base: what the head's output is added to, a classical fusion of the scene (``core.model.prior``):
-            "local" (local linear regression, the default), "gsa", or "bicubic" (the LRHSI alone, the paper's).
+            "blend" (GSA + w (local regression - GSA), w trained; the default), "local" (local linear
+            regression), "gsa", or "bicubic" (the LRHSI alone, the paper's).
     """
 
     hsi_bands: int
@@ -46,7 +48,7 @@ class ModelConfig:
     spacam: bool = True
     specam: bool = True
     sscfm: bool = True
-    base: str = "local"
+    base: str = "blend"
 
     def __post_init__(self) -> None:
         if not 3 <= self.hsi_bands <= 300:

@@ -31,7 +31,7 @@ from ..errors import InputError
 from .blocks import CoFusionBlock
 from .config import ModelConfig
 from .layers import pad_to_multiple, upsample
-from .prior import DetailInjection, LocalRegression
+from .prior import BlendedBase, DetailInjection, LocalRegression
 
 LEVELS = 3
 
@@ -61,8 +61,11 @@ class CoFusionNet(nn.Module):
             ))
             for _ in range(LEVELS)
         )
-        self.base = {"local": LocalRegression(config.scale), "gsa": DetailInjection(config.hsi_bands, config.msi_bands),
-                     "bicubic": None}[config.base]
+        bases = {"local": lambda: LocalRegression(config.scale),
+                 "gsa": lambda: DetailInjection(config.hsi_bands, config.msi_bands),
+                 "blend": lambda: BlendedBase(config.hsi_bands, config.msi_bands, config.scale),
+                 "bicubic": lambda: None}
+        self.base = bases[config.base]()
         self.head = nn.Sequential(
             nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, config.hsi_bands, 1)
         )

@@ -66,14 +66,17 @@ def test_without_the_base_an_untrained_model_is_bicubic_and_prepare_is_a_no_op(j
                                atol=1e-5 * abs(expected).max())
 
 
-def test_an_untrained_model_with_the_local_base_is_the_local_regression(jasper_pair, tmp_path):
+@pytest.mark.parametrize("base", ["local", "blend"])
+def test_an_untrained_model_is_its_base_the_local_regression_or_its_mean_with_gsa(jasper_pair, tmp_path, base):
     from cofusion.core.model.prior import local_regression
 
     lr_path, hr_path, lr, hr = jasper_pair
-    checkpoint = _untrained_checkpoint(tmp_path / "m.safetensors", lr.shape[0], hr.shape[0], "local")
-    predictor = NetworkPredictor.from_checkpoint(checkpoint, "cpu")
-    fuse_raster(lr_path, hr_path, tmp_path / "out.tif", predictor, tile=96, overlap=0)  # one tile: no blending
+    checkpoint = _untrained_checkpoint(tmp_path / "m.safetensors", lr.shape[0], hr.shape[0], base)
+    fuse_raster(lr_path, hr_path, tmp_path / "out.tif", NetworkPredictor.from_checkpoint(checkpoint, "cpu"),
+                tile=96, overlap=0)  # one tile: no blending
     expected = local_regression(torch.from_numpy(lr)[None], torch.from_numpy(hr)[None], SCALE)[0].numpy()
+    if base == "blend":
+        expected = 0.5 * (gsa(lr, hr, SCALE) + expected)
     np.testing.assert_allclose(read_raster(tmp_path / "out.tif")[INSIDE], expected[INSIDE],
                                atol=1e-5 * abs(expected).max())
 

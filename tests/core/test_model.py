@@ -88,6 +88,7 @@ def test_wavelet_split_is_complementary_and_low_pass():
 
 
 def test_gradients_reach_every_parameter():
+    torch.manual_seed(0)  # on 8 x 8 inputs SSCFM's 10 % dropout can, for some draws, drop a whole spectral branch
     config = ModelConfig(6, 2, 2, width=16, top_k=4)
     model = build_model(config).train()
     # The head's last layer starts at zero (the untrained net is bicubic), which blocks gradients upstream for the
