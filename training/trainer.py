@@ -25,15 +25,12 @@ from ..core.errors import Canceled, CheckpointError, InputError
 from ..core.inference import configure_cpu_threads, resolve_device
 from ..core.metrics import psnr, sam, ssim_torch
 from ..core.model import ModelConfig, build_model
-from ..core.model.layers import upsample
-from ..core.model.prior import BlendedBase, DetailInjection, SceneMoments
+from ..core.model.prior import DetailInjection, SceneMoments
 from .data import Batch, PatchSource
 
 log = logging.getLogger(__name__)
 
 SSIM_WEIGHT = 0.1  # lambda of paper eq. (8)
-#: Batches of training patches a blended base's per-band weight is fitted on before training.
-BLEND_FIT_BATCHES = 8
 LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "val_psnr", "val_sam", "elapsed_s")
 
 
@@ -139,8 +136,6 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
         state = _load_resume(resume, fingerprint, model, optimizer, generator)
         log.info("resuming %s at step %d", out, state.step)
     _fit_base(model, source, stats)  # not in the resume state: the base is a function of the data
-    if not state.step:
-        _fit_blend(model, source, settings, stats)
     log_path = out.with_name(out.stem + ".log.csv")
     if state.step:
         _truncate_log(log_path, state.step)
@@ -243,32 +238,6 @@ def _fit_base(model, source: PatchSource, stats: list[torch.Tensor]) -> None:
     for lr, msi, valid in source.base_pairs():
         moments.add((lr - hsi_mean) / hsi_std, spatial_degrade((msi - msi_mean) / msi_std, source.scale), valid)
     model.base.set_weights(moments.weights())
-
-
-def _fit_blend(model, source: PatchSource, settings: TrainSettings, stats: list[torch.Tensor]) -> None:
-    """Start a blended base's per-band weight at its least-squares value on :data:`BLEND_FIT_BATCHES` batches of
-    training patches (drawn with their own generator, so the training's patch sequence does not change):
-    ``w_c = <Z - G, L - G> / <L - G, L - G>`` over band c's pixels, clipped to [0, 1], where Z is the target, G
-    the GSA and L the local-regression fusion (normalised units)."""
-    base = model.base
-    if not isinstance(base, BlendedBase):
-        return
-    device = base.local_weight.device
-    hsi_mean, hsi_std, msi_mean, msi_std = stats
-    generator = torch.Generator().manual_seed(settings.seed)
-    product = energy = torch.zeros_like(base.local_weight, dtype=torch.float64)
-    with torch.no_grad():
-        for _ in range(BLEND_FIT_BATCHES):
-            batch = _to(source.sample(settings.batch_size, settings.patch, generator), device)
-            lr = (batch.lr - hsi_mean) / hsi_std
-            gsa, local = base.parts(lr, upsample(lr, source.scale, "bicubic"), (batch.msi - msi_mean) / msi_std)
-            gap, residual = (local - gsa).double(), ((batch.target - hsi_mean) / hsi_std - gsa).double()
-            product = product + (gap * residual).sum((0, 2, 3))
-            energy = energy + (gap * gap).sum((0, 2, 3))
-        weight = torch.where(energy > 0, product / energy.clamp_min(1e-30), torch.full_like(energy, 0.5))
-        base.local_weight.copy_(weight.clamp(0.0, 1.0).float())
-    log.info("blended base: local-regression weight %.2f (band range %.2f-%.2f)", base.local_weight.mean(),
-             base.local_weight.min(), base.local_weight.max())
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:

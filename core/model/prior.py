@@ -182,8 +182,7 @@ class BlendedBase(DetailInjection):
     """base = GSA + w (local - GSA): (B, C_h, h, w), up (B, C_h, H, W), (B, C_m, H, W) -> (B, C_h, H, W).
 
     GSA's weights are the parent's buffers, set per scene with :meth:`set_weights`; ``w`` (C_h,) is a trained
-    parameter, 0.5 (the mean of the two fusions) in a new network; training starts it at its least-squares value
-    on training patches (``training.trainer``).
+    parameter, from 0.5 (the mean of the two fusions).
     """
 
     def __init__(self, hsi_bands: int, msi_bands: int, scale: int) -> None:
@@ -191,10 +190,7 @@ class BlendedBase(DetailInjection):
         self.scale = scale
         self.local_weight = nn.Parameter(torch.full((hsi_bands,), 0.5))
 
-    def parts(self, lr_hsi: torch.Tensor, upsampled: torch.Tensor, hr_msi: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The two fusions it blends: (GSA, local regression), each (B, C_h, H, W)."""
-        return super().forward(lr_hsi, upsampled, hr_msi), local_regression(lr_hsi, hr_msi, self.scale)
-
     def forward(self, lr_hsi: torch.Tensor, upsampled: torch.Tensor, hr_msi: torch.Tensor) -> torch.Tensor:
-        gsa, local = self.parts(lr_hsi, upsampled, hr_msi)
+        gsa = super().forward(lr_hsi, upsampled, hr_msi)
+        local = local_regression(lr_hsi, hr_msi, self.scale)
         return gsa + self.local_weight.view(1, -1, 1, 1) * (local - gsa)

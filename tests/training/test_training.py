@@ -14,8 +14,8 @@ from cofusion.core.degrade import spatial_degrade
 from cofusion.core.errors import Canceled, InputError, OutputError
 from cofusion.core.srf import gaussian_bands
 from cofusion.training.api import estimate_srf, train_pair, train_reference
-from cofusion.training.data import PairSource, ReferenceSource, split_validation
-from cofusion.training.trainer import TrainSettings, _fit_blend, learning_rate_factor, resume_path
+from cofusion.training.data import PairSource, split_validation
+from cofusion.training.trainer import TrainSettings, learning_rate_factor, resume_path
 
 WAVELENGTHS = tuple(float(w) for w in np.linspace(420, 880, 8))
 TINY = {"width": 8, "top_k": 2}
@@ -109,23 +109,6 @@ def test_validation_strip_goes_where_the_region_has_detail():
     assert split_validation(100, 52, 16, texture=texture[::-1]) == split_validation(100, 52, 16)  # detail at the end
     wide_train, wide_val = split_validation(52, 100, 16, texture=texture.T)
     assert wide_val[2:] == (0, 16) and wide_train[2:] == (16, 96)  # across the longer side: columns
-
-
-def test_the_blend_starts_at_the_fusion_that_fits_the_training_patches():
-    # Stripes of three materials: the local regression is exact there (but near the patches' borders), the other
-    # fusion (GSA with unfitted weights: the bicubic LRHSI) is not, so the fitted share of the local regression is
-    # close to 1 in every band (a new network starts at 0.5).
-    from cofusion.core.model import ModelConfig, build_model
-
-    spectra = np.array([[0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.8, 0.6, 0.3, 0.2, 0.4, 0.1],
-                        [0.1, 0.5, 0.6, 0.9, 0.2, 0.3]], np.float32)
-    scene = np.ascontiguousarray(np.broadcast_to(spectra[((np.arange(192) + 6) // 48) % 3].T[:, None, :], (6, 96, 192)))
-    source = ReferenceSource([scene], scene[:, :32, :32].copy(), np.array([[0, 0, 0.5, 0.5, 0, 0]], np.float32), 4)
-    model = build_model(ModelConfig(6, 1, 4, width=8, top_k=4, base="blend"))
-    assert torch.equal(model.base.local_weight, torch.full((6,), 0.5))
-    identity = [torch.zeros(1, 6, 1, 1), torch.ones(1, 6, 1, 1), torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1)]
-    _fit_blend(model, source, TrainSettings(iterations=1, batch_size=2, patch=48), identity)
-    assert bool((model.base.local_weight > 0.9).all()), model.base.local_weight
 
 
 def test_estimate_srf_recovers_a_known_response():
