@@ -19,8 +19,9 @@ the HRMSI, and the LR residual of the fit is added back by bicubic interpolation
     base = up(a) Y + up(b) + bicubic(X - (a Y_lr + b))
 
 Where a window holds two materials (an edge), the spectra are affine in the MSI along the mixing line, so the
-local fit recovers the HR spectrum of each edge pixel, also in bands the MSI does not cover, where a global
-gain cannot: this is where most of GSA's squared error lies (1 % of the pixels of cave_balloons hold 51 % of it).
+local fit recovers the HR spectrum of each edge pixel, where global gains fit to all materials at once cannot;
+edges are where most of GSA's squared error lies (on cave_balloons 1 % of the pixels, where the HRMSI's gradient
+is 15 times its mean, hold 51 % of it: bench/results/error_structure.md).
 No scene-level pass is needed, and the fit is local, so tiles need no shared state.
 
 GSA (``DetailInjection``): component substitution with global weights,
