@@ -26,7 +26,7 @@ QGIS_PROFILE ?= default
 QGIS_PROFILES ?= $(HOME)/.local/share/QGIS/QGIS3/profiles
 PLUGINS_DIR := $(QGIS_PROFILES)/$(QGIS_PROFILE)/python/plugins
 
-.PHONY: setup apt test lint demo bench bench-baselines bench-fuse clean plugin-enable zip deploy
+.PHONY: setup apt test lint demo bench bench-baselines bench-errors bench-fuse clean plugin-enable zip deploy
 
 setup: apt $(STAMP)
 
@@ -65,10 +65,14 @@ test: setup lint
 demo: setup plugin-enable
 	$(RUN) $(PY) tools/demo.py --process "$(QGIS_PROCESS)"
 
-bench: bench-baselines bench-fuse
+bench: bench-baselines bench-errors bench-fuse
 
 bench-baselines: setup
 	$(PY) bench/baselines.py --out bench/results/baselines.md
+
+# Where the classical fusions' error lies (the evidence for the network's blended base; seconds).
+bench-errors: setup
+	$(PY) bench/error_structure.py --out bench/results/error_structure.md
 
 # Network and engine speed, memory flatness, tile/batch sweep (about 6 minutes on 2 quiet cores).
 bench-fuse: setup
