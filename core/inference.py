@@ -22,7 +22,7 @@ from .model.prior import DetailInjection, SceneMoments
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
-#: Block edge (LR pixels) of the pass that fits a GSA base on a scene.
+#: Block edge (LR pixels) of the pass that fits a base's GSA weights on a scene.
 PREPARE_BLOCK = 256
 
 
@@ -49,8 +49,8 @@ class NetworkPredictor:
     """A checkpoint made callable on tiles: (lr (B, C_h, t, t), hr (B, C_m, s*t, s*t)) -> (B, C_h, s*t, s*t).
 
     Inputs and outputs are float32 in the rasters' own units; normalisation uses the checkpoint's training
-    statistics only (never the tile's), so nodata handling and tiling cannot shift the result. A model with a
-    GSA base needs :meth:`prepare` on the scene first (the engine calls it). On CUDA the
+    statistics only (never the tile's), so nodata handling and tiling cannot shift the result. A model whose base
+    includes GSA ('gsa', 'blend') needs :meth:`prepare` on the scene first (the engine calls it). On CUDA the
     forward runs under float16 autocast; on the CPU in float32 with channels-last memory layout.
     """
 
@@ -78,7 +78,7 @@ class NetworkPredictor:
         return cls(load_checkpoint(path), device=device, threads=threads)
 
     def prepare(self, lr_reader, hr_reader, grid, block: int | None = None) -> None:
-        """Fit the model's GSA base on the whole fusion grid (a no-op for other bases, which need no scene pass).
+        """Fit the GSA weights of the model's base on the whole fusion grid (a no-op for bases without GSA).
 
         lr_reader, hr_reader: ``core.raster.RasterReader`` of the LRHSI and the HRMSI; grid: their
         ``core.grid.FusionGrid``. Walks the grid in blocks of at most ``block`` x ``block`` LR pixels (default

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""NetworkPredictor.prepare: the detail-injection base is fitted on the whole scene, block by block."""
+"""NetworkPredictor: GSA weights are fitted on the whole scene, block by block; an untrained model is its base."""
 import numpy as np
 import pytest
 import torch
