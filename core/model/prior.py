@@ -53,11 +53,12 @@ from .layers import upsample
 
 #: Relative cut-off of small singular values in the pseudo-inverses (collinear bands, a constant scene).
 RCOND = 1e-10
-#: Half-width (LR pixels) of the local regression's windows: 5 x 5 LR pixels. Measured on the three benchmark
-#: scenes at x4 (bench/results/baselines.md): radius 2 is best or within 0.1 dB of the best of 1, 2, 3 and 5.
+#: Half-width (LR pixels) of the local regression's windows: 5 x 5 LR pixels. In a one-off sweep on the three
+#: benchmark scenes at x4 (test regions; the sweep script is not kept), radius 2 was best or within 0.1 dB of the
+#: best of 1, 2, 3 and 5; bench/results/baselines.md has radius 2.
 LOCAL_RADIUS = 2
 #: Ridge term of the local fits, in squared units of an MSI normalised to unit variance: it only keeps flat
-#: windows (no MSI variance to regress on) solvable; 1e-4 already costs 1-2 dB.
+#: windows (no MSI variance to regress on) solvable; in the same sweep, data-unit ridges of 1e-4 cost 2-7 dB.
 LOCAL_RIDGE = 1e-6
 
 
