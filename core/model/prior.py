@@ -58,7 +58,7 @@ RCOND = 1e-10
 #: best of 1, 2, 3 and 5; bench/results/baselines.md has radius 2.
 LOCAL_RADIUS = 2
 #: Ridge term of the local fits, in squared units of an MSI normalised to unit variance: it only keeps flat
-#: windows (no MSI variance to regress on) solvable; in the same sweep, data-unit ridges of 1e-4 cost 2-7 dB.
+#: windows (no MSI variance to regress on) solvable; in the same sweep, data-unit ridges of 1e-4 cost 2-6 dB.
 LOCAL_RIDGE = 1e-6
 
 
