@@ -15,7 +15,8 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
     DESCRIPTION = (
         "Fuses an LRHSI with a co-registered HRMSI with a classical method: MTF-GLP-HPM (Aiazzi et al. 2006), "
         "GSA (Aiazzi, Baronti, Selva 2007), SFIM (Liu 2000), extended to several MSI bands by least-squares "
-        "fitted synthetic pans, or plain bicubic upsampling. No model needed: the yardstick for CoFusion. Large "
+        "fitted synthetic pans, LLR (a local linear regression in 5 x 5 LR-pixel windows, the strongest on edges "
+        "between materials), or plain bicubic upsampling. No model needed: the yardstick for CoFusion. Large "
         "scenes run in blocks of 256 x 256 LR pixels with a margin; the regression weights are then fitted per "
         "block. The output keeps the HRMSI grid, the LRHSI wavelengths and a nodata value.")
     LRHSI, HRMSI, METHOD, OUTPUT = "LRHSI", "HRMSI", "METHOD", "OUTPUT"
