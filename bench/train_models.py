@@ -18,8 +18,8 @@ Per scene, scale and variant, everything goes through files and the command line
    simulated pair (``core.classic``), so every table row compares with the best classical method.
 
 Variants: ``full`` (the default model), ``no_spacam`` / ``no_specam`` / ``no_sscfm`` (paper Table 3's
-ablations: the module replaced by a plain residual block) and ``bicubic_base`` (the head corrects the bicubic
-LRHSI, as in the paper, instead of the local-regression base), ``gsa_base`` (the head corrects GSA).
+ablations: the module replaced by a plain residual block), ``bicubic_base`` (the head corrects the bicubic
+LRHSI, as in the paper, instead of the default blended base) and ``gsa_base`` (the head corrects GSA alone).
 """
 from __future__ import annotations
 

@@ -39,11 +39,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.ndimage import correlate1d
 
 from .degrade import _check_scale, spatial_degrade
 from .errors import InputError
+from .model.layers import upsample
 from .model.prior import local_regression
 
 #: Relative floor of the low-passed pan in high-pass modulation (SFIM, MTF-GLP-HPM): where the low-passed
@@ -61,9 +61,7 @@ def upsample_bicubic(lr_hsi: np.ndarray, scale: int) -> np.ndarray:
     """
     scale = _check_scale(scale)
     lr = _check_image(lr_hsi, "lr_hsi")
-    size = (lr.shape[1] * scale, lr.shape[2] * scale)
-    up = F.interpolate(torch.from_numpy(lr)[None], size=size, mode="bicubic", align_corners=False)
-    return up[0].numpy()
+    return upsample(torch.from_numpy(lr)[None], scale, "bicubic")[0].numpy()
 
 
 def gsa(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int) -> np.ndarray:

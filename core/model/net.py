@@ -11,8 +11,8 @@ Data flow (B batch, C_h / C_m hyperspectral / multispectral bands, s scale, D wi
     Z = Base(bicubic_xs(X), Y) + Head(R^1 + F^1)                    (progressive upsampling, residuals)
 
 Base is a classical fusion of the scene (our addition, see ``core.model.prior`` why), per ``config.base``: the
-local linear regression (default; no state), GSA (its weights set per scene with ``self.base.set_weights``), or
-the bicubic LRHSI alone as in the paper ("bicubic").
+blend of GSA and the local linear regression (default), either alone, or the bicubic LRHSI alone as in the paper
+("bicubic"); GSA's weights are set per scene with ``self.base.set_weights``.
 
 Choices where the paper is vague: down2 is 2 x 2 average pooling (what bilinear x0.5 computes); E_l is a 3 x 3
 convolution + GELU; the proxy encoder E'_l is a 1 x 1 convolution applied before the bilinear up2 (the two
