@@ -49,6 +49,8 @@ VARIANTS = {
     "no_sscfm": ["--ablation", "sscfm"],
     "bicubic_base": ["--base", "bicubic"],
     "gsa_base": ["--base", "gsa"],
+    "no_trust": ["--trust-clusters", "0"],
+    "no_back_projection": ["--consistency-steps", "0"],
 }
 COLUMNS = {"scene": "", "scale": "d", "method": "", "PSNR": ".2f", "SSIM": ".4f", "SAM": ".2f", "ERGAS": ".3f",
            "dPSNR_vs_best_classical": "+.2f", "dSAM_vs_best_classical": "+.2f", "iterations": "",

@@ -12,8 +12,9 @@ coordinate ``k s + (s - 1) / 2`` (pixel centres at integer coordinates). For eve
 position, so the kernel is sampled at half-pixel offsets. The LR geotransform is therefore the HR origin with
 the pixel size times ``s``.
 
-Everything is implemented once, in torch (separable convolution with stride ``s``, reflect padding at the
-borders), differentiable, batched and device-agnostic; numpy arrays are wrapped, not re-implemented.
+Everything is implemented once, in torch (separable blur with stride ``s``, reflect padding at the borders: as
+matrix products on tiles and patches, as a strided convolution on whole scenes, see ``core.resample``),
+differentiable, batched and device-agnostic; numpy arrays are wrapped, not re-implemented.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .resample import decimation_matrix, fits_matrix, separable
 
 MTF_GAIN_AT_NYQUIST = 0.3
 # Kernel half-width in units of sigma (the kernel reaches at least this far from the LR pixel centre).
@@ -119,11 +121,15 @@ def _spatial_degrade(x: torch.Tensor, scale: int) -> torch.Tensor:
     if h % s or w % s:
         raise InputError(f"The image size {h} x {w} (rows x cols) is not a multiple of the scale {s}; crop "
                          f"it to {h - h % s} x {w - w % s} first.")
-    kernel = torch.as_tensor(blur_kernel(s), dtype=x.dtype, device=x.device)
-    pad = (kernel.numel() - s) // 2
+    taps = blur_kernel(s)
+    pad = (taps.size - s) // 2
     if pad >= min(h, w):
         raise InputError(f"The image ({h} x {w}) is too small to blur for scale {s}: it needs at least "
                          f"{pad + 1} rows and columns (better several LR pixels).")
+    if fits_matrix(h, w):
+        key = tuple(taps.tolist())
+        return separable(x, decimation_matrix(h, key, s), decimation_matrix(w, key, s))
+    kernel = torch.as_tensor(taps, dtype=x.dtype, device=x.device)
     y = x.reshape(-1, 1, h, w)
     y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
     y = F.conv2d(y, kernel.view(1, 1, 1, -1), stride=(1, s))

@@ -76,11 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="replace this module by a plain residual block (paper Table 3)")
         sub.add_argument("--base", choices=BASES, default=BASES[0],
                          help="the classical fusion of the scene that the network's head corrects: 'blend' "
-                              "(default), GSA plus a trained per-band share of the local regression's "
-                              "difference from it, starting at one half; 'local', a local linear regression of "
+                              "(default), the mean of GSA and the local regression; 'local', a local linear "
+                              "regression of "
                               "the LRHSI on the HRMSI in 5 x 5 LR-pixel windows; 'gsa', component substitution "
                               "with weights fitted on the whole scene; or 'bicubic', the upsampled LRHSI alone, "
                               "as in the paper")
+        sub.add_argument("--trust-clusters", type=int, default=16, metavar="K",
+                         help="clusters of training LR spectra; the head's correction is weighed down on spectra "
+                              "far from all of them, materials the training never saw (default 16; 0 applies "
+                              "the head everywhere)")
+        sub.add_argument("--consistency-steps", type=int, default=2, metavar="N",
+                         help="back-projection steps that make the output reproduce the LRHSI under the sensor "
+                              "model (default 2; 0 for none)")
         sub.add_argument("--restart", action="store_true",
                          help="ignore the resume state an interrupted run left beside --out")
     return parser
@@ -89,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    model = {"width": args.width, "blocks_per_level": args.blocks, "base": args.base}
+    model = {"width": args.width, "blocks_per_level": args.blocks, "base": args.base,
+             "domain_prototypes": args.trust_clusters, "consistency_steps": args.consistency_steps}
     if args.ablation:
         model[args.ablation] = False
     try:

@@ -118,6 +118,11 @@ class PatchSource:
         (LRHSI (C_h, h, w), HRMSI (C_m, s*h, s*w), valid LR pixels (h, w) bool or None), data units."""
         ...
 
+    def domain_spectra(self) -> torch.Tensor:
+        """The training region's LR spectra as fusion will see them, to fit the trust map on: (N, C_h) float32,
+        data units, valid pixels only."""
+        ...
+
 
 class ReferenceSource(PatchSource):
     """Wald's-protocol pairs simulated on the fly from HR hyperspectral scenes.
@@ -182,6 +187,9 @@ class ReferenceSource(PatchSource):
             inner_lr = slice(m // s, m // s + rows // s), slice(m // s, m // s + cols // s)
             yield lr[(0, slice(None), *inner_lr)], msi[0, :, m:m + rows, m:m + cols], None
 
+    def domain_spectra(self) -> torch.Tensor:
+        return torch.cat([lr.flatten(1).T for lr, _, _ in self.base_pairs()])
+
     def _simulate(self, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return spatial_degrade(hr, self.scale), spectral_degrade(hr, self.srf)
 
@@ -245,3 +253,8 @@ class PairSource(PatchSource):
     def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         valid = None if self.valid is None else torch.from_numpy(coarse_valid(self.valid.numpy(), self.scale))
         yield self.inputs_lr, self.inputs_msi, valid
+
+    def domain_spectra(self) -> torch.Tensor:
+        """The LRHSI itself (not its degraded copy): fusion runs at full resolution."""
+        pixels = self.target.flatten(1).T
+        return pixels if self.valid is None else pixels[self.valid.flatten()]

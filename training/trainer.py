@@ -31,6 +31,8 @@ from .data import Batch, PatchSource
 log = logging.getLogger(__name__)
 
 SSIM_WEIGHT = 0.1  # lambda of paper eq. (8)
+#: Training LR pixels (at most) the trust map is fitted on.
+DOMAIN_SAMPLE = 20_000
 LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "val_psnr", "val_sam", "elapsed_s")
 
 
@@ -135,7 +137,8 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
     if resume.exists() and not restart:
         state = _load_resume(resume, fingerprint, model, optimizer, generator)
         log.info("resuming %s at step %d", out, state.step)
-    _fit_base(model, source, stats)  # not in the resume state: the base is a function of the data
+    _fit_base(model, source, stats)  # the base and the trust map are functions of the data: refitted on resume
+    _fit_domain(model, source, stats, settings.seed)
     log_path = out.with_name(out.stem + ".log.csv")
     if state.step:
         _truncate_log(log_path, state.step)
@@ -238,6 +241,17 @@ def _fit_base(model, source: PatchSource, stats: list[torch.Tensor]) -> None:
     for lr, msi, valid in source.base_pairs():
         moments.add((lr - hsi_mean) / hsi_std, spatial_degrade((msi - msi_mean) / msi_std, source.scale), valid)
     model.base.set_weights(moments.weights())
+
+
+def _fit_domain(model, source: PatchSource, stats: list[torch.Tensor], seed: int) -> None:
+    """Fit the model's trust map (if it has one) to at most DOMAIN_SAMPLE training LR spectra, normalised."""
+    if model.domain is None:
+        return
+    hsi_mean, hsi_std = (t.cpu()[0, :, 0, 0] for t in stats[:2])
+    spectra = source.domain_spectra()
+    if len(spectra) > DOMAIN_SAMPLE:
+        spectra = spectra[torch.randperm(len(spectra), generator=torch.Generator().manual_seed(seed))[:DOMAIN_SAMPLE]]
+    model.domain.fit(((spectra - hsi_mean) / hsi_std).to(torch.float64), seed)
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import CheckpointError, InputError
 
-SCHEMA_VERSION = 2  # 2: 'base' replaced the boolean 'detail_injection'
+SCHEMA_VERSION = 3  # 2: 'base' replaced the boolean 'detail_injection'; 3: trust map, back-projection, fixed blend
 SUPPORTED_SCALES = (2, 4, 8)
 #: What the head corrects (core.model.prior): the blend of GSA and the local linear regression (default), either
 #: alone, or the paper's bicubic LRHSI.
@@ -32,8 +32,12 @@ class ModelConfig:
         spacam, specam, sscfm: ablation switches; a disabled module is replaced by a plain residual block
             (paper Table 3).
         base: what the head's output is added to, a classical fusion of the scene (``core.model.prior``):
-            "blend" (GSA + w (local regression - GSA), w trained; the default), "local" (local linear
+            "blend" (the mean of GSA and the local linear regression; the default), "local" (local linear
             regression), "gsa", or "bicubic" (the LRHSI alone, the paper's).
+        domain_prototypes: K, clusters of training LR spectra whose trust map weighs the head's output
+            (``core.model.domain``); 0 applies the head everywhere.
+        consistency_steps: back-projection steps that make the output consistent with the LRHSI
+            (``core.model.consistency``); 0 for none.
     """
 
     hsi_bands: int
@@ -49,6 +53,8 @@ class ModelConfig:
     specam: bool = True
     sscfm: bool = True
     base: str = "blend"
+    domain_prototypes: int = 16
+    consistency_steps: int = 2
 
     def __post_init__(self) -> None:
         if not 3 <= self.hsi_bands <= 300:
@@ -66,6 +72,10 @@ class ModelConfig:
             raise InputError(f"saliency_stride {self.saliency_stride} must be an even number >= 2.")
         if self.base not in BASES:
             raise InputError(f"base {self.base!r} is not one of {BASES}.")
+        if not 0 <= self.domain_prototypes <= 256:
+            raise InputError(f"domain_prototypes {self.domain_prototypes} must lie in 0..256.")
+        if not 0 <= self.consistency_steps <= 10:
+            raise InputError(f"consistency_steps {self.consistency_steps} must lie in 0..10.")
         if not 1 <= self.top_k <= self.width:
             raise InputError(f"top_k {self.top_k} must lie in 1..width ({self.width}).")
 

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..resample import fits_matrix, separable, upsample_matrix
+
 
 class LayerNorm2d(nn.Module):
     """Layer normalisation over the channels of each pixel: (B, C, H, W) -> (B, C, H, W).
@@ -143,5 +145,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 def upsample(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
     """Interpolate (B, C, H, W) by an integer factor; align_corners=False puts LR pixel k's centre on the centre
-    of HR pixels [k*s, (k+1)*s), the protocol's grid alignment."""
+    of HR pixels [k*s, (k+1)*s), the protocol's grid alignment. ``mode``: 'bicubic' or 'bilinear'."""
+    height, width = x.shape[-2:]
+    if fits_matrix(height * factor, width * factor):
+        return separable(x, upsample_matrix(height, factor, mode), upsample_matrix(width, factor, mode))
     return F.interpolate(x, scale_factor=factor, mode=mode, align_corners=False)

@@ -9,10 +9,13 @@ Data flow (B batch, C_h / C_m hyperspectral / multispectral bands, s scale, D wi
     F^2 = E_2(down2 F^1), F^3 = E_3(down2 F^2)                                   (local features, eq. 1)
     R^3 = Blocks_3(F^3); R^l = Blocks_l(F^l + up2(E'_l(R^(l+1))))  for l = 2, 1   (global proxies, eq. 1)
     Z = Base(bicubic_xs(X), Y) + Head(R^1 + F^1)                    (progressive upsampling, residuals)
+    Z <- BackProject(Base + Trust(X) * Head, X)                         (our additions, below)
 
 Base is a classical fusion of the scene (our addition, see ``core.model.prior`` why), per ``config.base``: the
 blend of GSA and the local linear regression (default), either alone, or the bicubic LRHSI alone as in the paper
-("bicubic"); GSA's weights are set per scene with ``self.base.set_weights``.
+("bicubic"); GSA's weights are set per scene with ``self.base.set_weights``. Trust (``core.model.domain``,
+fitted on the training LR spectra with ``self.domain.fit``) weighs the head down on materials the training never
+saw; BackProject (``core.model.consistency``) makes the output reproduce the LRHSI under the sensor model.
 
 Choices where the paper is vague: down2 is 2 x 2 average pooling (what bilinear x0.5 computes); E_l is a 3 x 3
 convolution + GELU; the proxy encoder E'_l is a 1 x 1 convolution applied before the bilinear up2 (the two
@@ -30,6 +33,8 @@ from torch import nn
 from ..errors import InputError
 from .blocks import CoFusionBlock
 from .config import ModelConfig
+from .consistency import back_project
+from .domain import TrainingDomain
 from .layers import pad_to_multiple, upsample
 from .prior import BlendedBase, DetailInjection, LocalRegression
 
@@ -66,6 +71,7 @@ class CoFusionNet(nn.Module):
                  "blend": lambda: BlendedBase(config.hsi_bands, config.msi_bands, config.scale),
                  "bicubic": lambda: None}
         self.base = bases[config.base]()
+        self.domain = TrainingDomain(config.hsi_bands, config.domain_prototypes) if config.domain_prototypes else None
         self.head = nn.Sequential(
             nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, config.hsi_bands, 1)
         )
@@ -89,7 +95,10 @@ class CoFusionNet(nn.Module):
             proxy = upsample(self.proxies[level](refined), 2, "bilinear")
             refined = self.levels[level](local[level] + proxy)
         base = upsampled if self.base is None else self.base(lr_hsi, upsampled, hr_msi)
-        fused = base + self.head(refined + aligned)
+        correction = self.head(refined + aligned)
+        if self.domain is not None:
+            correction = correction * self.domain(lr_hsi, scale)
+        fused = back_project(base + correction, lr_hsi, scale, self.config.consistency_steps)
         return fused[..., :height, :width]
 
     def _check_inputs(self, lr_hsi: torch.Tensor, hr_msi: torch.Tensor) -> None:

@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Separable resampling as matrix products: upsampling by an integer factor and the sensor's blur + decimation.
+
+Both are linear and separable, so an image ``x (..., H, W)`` maps to ``A_rows @ x @ A_cols^T``, with one small
+matrix per axis. On many bands this is several times faster on the CPU than ``F.interpolate`` and a strided
+single-channel ``F.conv2d`` (198 bands, 72 -> 288 pixels, one thread: bicubic 0.16 s and degradation 0.27 s
+through torch's kernels), because a matrix product keeps the CPU's vector units busy. The matrices are dense,
+so the work per pixel grows with the axis length: beyond :data:`MAX_MATRIX_SIZE` pixels the callers use the
+direct kernels (whole-scene passes), below it (tiles, patches) the matrices.
+
+The matrices reproduce the direct operators exactly (up to float rounding): the upsampling matrix is
+``F.interpolate`` applied to the identity (torch's bicubic and bilinear kernels are separable), and the
+degradation matrix holds the blur taps with reflect padding folded in. Tests check both against the kernels.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+#: Longest axis (pixels, input or output) resampled by a dense matrix.
+MAX_MATRIX_SIZE = 1024
+
+
+def fits_matrix(*sizes: int) -> bool:
+    """True when every axis length is small enough for the dense-matrix path."""
+    return max(sizes) <= MAX_MATRIX_SIZE
+
+
+def separable(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``rows @ x @ cols^T``: (..., H, W) with rows (H', H) and cols (W', W) -> (..., H', W')."""
+    return rows.to(x) @ (x @ cols.to(x).T)
+
+
+@functools.lru_cache(maxsize=128)
+def upsample_matrix(size: int, factor: int, mode: str) -> torch.Tensor:
+    """(size * factor, size) float64 matrix of ``F.interpolate(..., mode, align_corners=False)`` along one axis.
+
+    ``mode`` is 'bicubic' or 'bilinear'.
+    """
+    eye = torch.eye(size, dtype=torch.float64).view(1, size, 1, size)  # one channel per unit impulse
+    out = F.interpolate(eye, scale_factor=(1, factor), mode=mode, align_corners=False)
+    return out.view(size, size * factor).T.contiguous()
+
+
+@functools.lru_cache(maxsize=128)
+def decimation_matrix(size: int, kernel: tuple[float, ...], step: int) -> torch.Tensor:
+    """(size // step, size) float64 matrix of a 1-D blur with ``kernel`` and stride ``step`` on an axis padded
+    by reflection (``F.pad(..., mode='reflect')``) by ``(len(kernel) - step) // 2`` on each side.
+
+    Output ``i`` weighs padded input ``i * step + t`` by ``kernel[t]``; padded positions outside ``[0, size)``
+    fold back by reflection about the edge pixels.
+    """
+    pad = (len(kernel) - step) // 2
+    matrix = torch.zeros(size // step, size, dtype=torch.float64)
+    for i in range(size // step):
+        for tap, weight in enumerate(kernel):
+            j = i * step + tap - pad
+            j = -j if j < 0 else (2 * (size - 1) - j if j >= size else j)
+            matrix[i, j] += weight
+    return matrix
