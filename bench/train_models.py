@@ -19,7 +19,9 @@ Per scene, scale and variant, everything goes through files and the command line
 
 Variants: ``full`` (the default model), ``no_spacam`` / ``no_specam`` / ``no_sscfm`` (paper Table 3's
 ablations: the module replaced by a plain residual block), ``bicubic_base`` (the head corrects the bicubic
-LRHSI, as in the paper, instead of the default blended base) and ``gsa_base`` (the head corrects GSA alone).
+LRHSI, as in the paper, instead of the default blended base), ``gsa_base`` (the head corrects GSA alone),
+``no_trust`` (the head applied everywhere, without the trust map) and ``no_back_projection`` (no consistency
+steps).
 """
 from __future__ import annotations
 

@@ -51,6 +51,9 @@ from .model.prior import local_regression
 #: pixels), the detail is added with gain 1 instead of multiplied by ``band / low-passed pan``, so the
 #: division never blows up.
 HPM_EPS = 1e-3
+#: An MSI band whose standard deviation is at most this fraction of its largest value is flat (LLR leaves it
+#: unscaled: dividing by float32 rounding noise would blow it up).
+FLAT_BAND_SPREAD = 1e-6
 
 
 def upsample_bicubic(lr_hsi: np.ndarray, scale: int) -> np.ndarray:
@@ -120,8 +123,10 @@ def llr(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int) -> np.ndarray:
     ``(C_hsi, h, w)``, ``(C_msi, h*s, w*s)`` -> ``(C_hsi, h*s, w*s)`` float32.
     """
     lr, hr, scale = _check_pair(lr_hsi, hr_msi, scale)
-    spread = hr.reshape(hr.shape[0], -1).std(axis=1)
-    hr = hr / np.where(spread > 0, spread, 1.0)[:, None, None]
+    pixels = hr.reshape(hr.shape[0], -1)
+    spread = pixels.std(axis=1, dtype=np.float64)
+    flat = spread <= FLAT_BAND_SPREAD * np.abs(pixels).max(axis=1)  # std of a constant band is rounding noise
+    hr = hr / np.where(flat, 1.0, spread)[:, None, None]
     fused = local_regression(torch.from_numpy(lr)[None], torch.from_numpy(hr.astype(np.float32))[None], scale)
     return fused[0].numpy()
 

@@ -39,9 +39,10 @@ def upsample_matrix(size: int, factor: int, mode: str) -> torch.Tensor:
 
     ``mode`` is 'bicubic' or 'bilinear'.
     """
-    eye = torch.eye(size, dtype=torch.float64).view(1, size, 1, size)  # one channel per unit impulse
-    out = F.interpolate(eye, scale_factor=(1, factor), mode=mode, align_corners=False)
-    return out.view(size, size * factor).T.contiguous()
+    with torch.inference_mode(False):  # a cached tensor made in inference mode could not enter autograd later
+        eye = torch.eye(size, dtype=torch.float64).view(1, size, 1, size)  # one channel per unit impulse
+        out = F.interpolate(eye, scale_factor=(1, factor), mode=mode, align_corners=False)
+        return out.view(size, size * factor).T.contiguous()
 
 
 @functools.lru_cache(maxsize=128)
@@ -53,10 +54,11 @@ def decimation_matrix(size: int, kernel: tuple[float, ...], step: int) -> torch.
     fold back by reflection about the edge pixels.
     """
     pad = (len(kernel) - step) // 2
-    matrix = torch.zeros(size // step, size, dtype=torch.float64)
-    for i in range(size // step):
-        for tap, weight in enumerate(kernel):
-            j = i * step + tap - pad
-            j = -j if j < 0 else (2 * (size - 1) - j if j >= size else j)
-            matrix[i, j] += weight
-    return matrix
+    with torch.inference_mode(False):  # as in upsample_matrix
+        matrix = torch.zeros(size // step, size, dtype=torch.float64)
+        for i in range(size // step):
+            for tap, weight in enumerate(kernel):
+                j = i * step + tap - pad
+                j = -j if j < 0 else (2 * (size - 1) - j if j >= size else j)
+                matrix[i, j] += weight
+        return matrix

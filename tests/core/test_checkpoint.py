@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Checkpoints: round trip, fp16 storage, and every way a bad file is refused without running code."""
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,13 @@ def test_card_that_contradicts_itself_is_refused(tmp_path):
               metadata={"cofusion": bad.to_json()})
     with pytest.raises(CheckpointError, match="hsi_mean' must hold 6"):
         load_checkpoint(path)
+
+
+def test_the_bundled_default_model_loads_and_fits_the_bundled_sample():
+    from cofusion.core.raster import read_info
+
+    root = Path(__file__).resolve().parents[2] / "resources"
+    checkpoint = load_checkpoint(root / "models" / "default.safetensors")
+    lrhsi, hrmsi = read_info(root / "sample" / "lrhsi.tif"), read_info(root / "sample" / "hrmsi.tif")
+    checkpoint.check_fits(lrhsi.band_count, hrmsi.band_count, round(lrhsi.geotransform[1] / hrmsi.geotransform[1]))
+    assert checkpoint.card.hsi_wavelengths_nm == lrhsi.wavelengths_nm

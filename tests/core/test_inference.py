@@ -33,8 +33,10 @@ def jasper_pair(shared_data, tmp_path):
     return lr_path, hr_path, lr, hr
 
 
-def _untrained_checkpoint(path, hsi_bands, msi_bands, base="gsa"):
-    config = ModelConfig(hsi_bands, msi_bands, SCALE, width=8, top_k=4, base=base)
+def _untrained_checkpoint(path, hsi_bands, msi_bands, base="gsa", consistency_steps=0):
+    # Without back-projection (the default here) an untrained network returns its base exactly.
+    config = ModelConfig(hsi_bands, msi_bands, SCALE, width=8, top_k=4, base=base,
+                         consistency_steps=consistency_steps)
     card = ModelCard(config=config, normalization=Normalization.identity(hsi_bands, msi_bands),
                      hsi_wavelengths_nm=None, srf=None, msi_band_names=None, provenance={"mode": "test"},
                      metrics={})
@@ -79,6 +81,22 @@ def test_an_untrained_model_is_its_base_the_local_regression_or_its_mean_with_gs
         expected = 0.5 * (gsa(lr, hr, SCALE) + expected)
     np.testing.assert_allclose(read_raster(tmp_path / "out.tif")[INSIDE], expected[INSIDE],
                                atol=1e-5 * abs(expected).max())
+
+
+def test_back_projection_brings_the_fused_scene_closer_to_the_lrhsi(jasper_pair, tmp_path):
+    from cofusion.core.degrade import spatial_degrade
+    from cofusion.core.model.consistency import back_project
+
+    lr_path, hr_path, lr, hr = jasper_pair
+    checkpoint = _untrained_checkpoint(tmp_path / "m.safetensors", lr.shape[0], hr.shape[0], consistency_steps=2)
+    fuse_raster(lr_path, hr_path, tmp_path / "out.tif", NetworkPredictor.from_checkpoint(checkpoint, "cpu"),
+                tile=96, overlap=0)  # one tile: no blending
+    fused = read_raster(tmp_path / "out.tif")
+    base = gsa(lr, hr, SCALE)
+    expected = back_project(torch.from_numpy(base)[None], torch.from_numpy(lr)[None], SCALE, 2)[0].numpy()
+    np.testing.assert_allclose(fused[INSIDE], expected[INSIDE], atol=1e-5 * abs(expected).max())
+    discrepancy = [np.abs(spatial_degrade(z, SCALE) - lr).mean() for z in (base, fused)]
+    assert discrepancy[1] < 0.5 * discrepancy[0]
 
 
 def test_a_scene_one_lr_pixel_wide_is_refused_clearly(make_raster, tmp_path):

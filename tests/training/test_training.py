@@ -60,6 +60,7 @@ def test_reference_mode_writes_a_loadable_checkpoint_and_log(reference, tmp_path
     assert np.allclose(np.sum(card.srf, axis=1), 1.0)
     assert card.provenance["mode"] == "reference" and card.provenance["steps"] in (0, 2, 4)
     assert set(card.metrics) == {"PSNR", "SAM"} and card.metrics == result.metrics
+    assert torch.isfinite(checkpoint.model.domain.radii).all()  # the trust map was fitted on the training region
     rows = list(csv.DictReader(open(result.log)))
     assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4]  # step 0: the untrained start, validated too
     assert rows[0]["val_psnr"] and rows[2]["val_psnr"] and rows[4]["val_psnr"] and not rows[1]["val_psnr"]
@@ -133,6 +134,12 @@ def test_pair_mode_trains_on_a_real_style_pair(make_raster, tmp_path):
     card = load_checkpoint(result.checkpoint).card
     assert card.provenance["mode"] == "pair" and card.provenance["srf"].startswith("estimated")
     assert card.config.scale == 4 and np.asarray(card.srf).shape == (3, 8)
+    domain = load_checkpoint(result.checkpoint).model.domain  # fitted on the LRHSI as fusion sees it
+    hsi_mean, hsi_std = (np.asarray(v, np.float32)[:, None, None] for v in (card.normalization.hsi_mean,
+                                                                           card.normalization.hsi_std))
+    normalised = torch.from_numpy((lr - hsi_mean) / hsi_std)[None]
+    assert domain(normalised, 1).mean() > 0.6  # the scene's own spectra (a fifth is the validation strip)
+    assert domain(normalised + 10, 1).max() == 0  # every band 10 standard deviations brighter: novel
 
 
 def test_bad_training_inputs_are_refused(reference, tmp_path, make_raster):
