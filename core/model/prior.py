@@ -37,10 +37,10 @@ scene of any size is fitted in bounded memory, and a sub-window fusion uses the 
 :class:`BlendedBase` (the default): the mean of GSA and the local regression. The two make partly independent
 errors (their mean is within 0.2 dB of the better of the two on every benchmark scene at x4, and beats both on
 cave_oil_painting: 47.26 dB against 46.57 and 46.67), and the head learns more on the mean than on the local
-regression alone, whose 5 x 5-pixel fits leave a noisier residual (cave_oil_painting, same budget:
-bench/results/cofusion_x4.md against bench/results/cofusion_x4_oil_local_base.md). A trained weight per band
-instead of the fixed mean fitted the training region and lowered the test regions' base by 0.2-0.4 dB
-(aviris_jasper_ridge 43.94 against 44.38, cave_oil_painting 47.03 against 47.26; stop-10 models).
+regression alone, whose 5 x 5-pixel fits leave a noisier residual (cave_oil_painting, same budget and code: 50.07
+dB in bench/results/cofusion_x4.md as of commit 7b99acc, against 49.11 in cofusion_x4_oil_local_base.md). A trained
+weight per band instead of the fixed mean fitted the training region and lowered the test regions' base by 0.2-0.4
+dB (aviris_jasper_ridge 43.94 against 44.38, cave_oil_painting 47.03 against 47.26; stop-10 models).
 """
 from __future__ import annotations
 
