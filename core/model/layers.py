@@ -134,13 +134,25 @@ def coordinate_update(candidates: torch.Tensor, initial: torch.Tensor) -> torch.
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad (B, C, H, W) at bottom and right by reflection (replicate if too small) to multiples of ``multiple``."""
+    """Pad (B, C, H, W) at bottom and right to multiples of ``multiple`` by half-sample symmetric mirroring.
+
+    The edge pixel is repeated, then the pixels before it (numpy's 'symmetric', the tiler's padding in
+    ``core.fuse``), repeating the mirror when the pad exceeds the size. Unlike whole-sample reflection it commutes
+    with the LR/HR pixel nesting: an LRHSI padded by p pixels and its HRMSI padded by s*p stay co-registered.
+    """
     height, width = x.shape[-2:]
     pad_h, pad_w = -height % multiple, -width % multiple
-    if not pad_h and not pad_w:
-        return x
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    if pad_h:
+        x = x.index_select(-2, _mirrored(height, height + pad_h, x.device))
+    if pad_w:
+        x = x.index_select(-1, _mirrored(width, width + pad_w, x.device))
+    return x
+
+
+def _mirrored(size: int, length: int, device: torch.device) -> torch.Tensor:
+    """Indices 0..length-1 folded into 0..size-1 by half-sample symmetric mirroring (period 2 size)."""
+    index = torch.arange(length, device=device) % (2 * size)
+    return torch.where(index < size, index, 2 * size - 1 - index)
 
 
 def upsample(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
