@@ -7,11 +7,13 @@ bicubic-upsampled LR discrepancy back (Irani and Peleg's iterative back-projecti
 
     Z <- Z + bicubic(X - degrade(Z))          X (B, C_h, h, w), Z (B, C_h, s*h, s*w)
 
-Not in the paper. Measured on the x4 test regions of the three benchmark scenes, on the mean of GSA and the
-local regression and on trained CoFusion outputs (2026-11-25, script not kept): one step adds 0.15-1.1 dB, three
-steps 0.25-1.4 dB, the most where the head added low-frequency errors (aviris_jasper_ridge); a projection onto the
-HRMSI's spectral constraint (R Z = Y) added under 0.05 dB and is not done. The sensor model is the protocol's
-Gaussian; for a real pair it is the same assumption the reduced-resolution training makes.
+Not in the paper. Measured on the x4 test regions of the three benchmark scenes, on the mean of GSA and the local
+regression and on trained CoFusion outputs (2026-11-25, script not kept): one step adds 0.15-1.1 dB, three steps
+0.24-1.34 dB, the most where the head added low-frequency errors (aviris_jasper_ridge); a projection onto the
+HRMSI's spectral constraint (R Z = Y) added under 0.05 dB and is not done. Trained with the two default steps, the
+Jasper Ridge model reaches 44.66 dB against 44.20 without them (bench/results/cofusion_x4_jasper_variants.md). The
+sensor model is the protocol's Gaussian; for a real pair it is the same assumption the reduced-resolution training
+makes.
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ MIN_RADIUS_FRACTION = 0.25
 
 
 class TrainingDomain(nn.Module):
-    """trust(X): (B, C_h, h, w) normalised LRHSI -> (B, 1, h, w) in [0, 1]; see the module docstring.
+    """trust(X, s): (B, C_h, h, w) normalised LRHSI -> (B, 1, s*h, s*w) in [0, 1]; see the module docstring.
 
     Buffers (saved with the weights): ``centres`` (K, C_h) and ``radii`` (K,), normalised units.
     """

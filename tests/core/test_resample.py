@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from cofusion.core import resample
 from cofusion.core.degrade import spatial_degrade
+from cofusion.core.model import layers
 from cofusion.core.model.layers import upsample
 
 
@@ -28,10 +29,12 @@ def test_degradation_matrices_equal_the_strided_convolution(rows, cols, scale, m
 def test_long_axes_use_the_direct_kernels(monkeypatch):
     assert resample.fits_matrix(resample.MAX_MATRIX_SIZE) and not resample.fits_matrix(resample.MAX_MATRIX_SIZE + 1)
     calls = []
-    monkeypatch.setattr(resample, "separable", lambda *a: calls.append(a))
+    monkeypatch.setattr(layers, "separable", lambda *a: calls.append(a))
     x = torch.zeros(1, 1, 8, resample.MAX_MATRIX_SIZE // 2 + 8)
-    assert upsample(x, 2, "bilinear").shape == (1, 1, 16, resample.MAX_MATRIX_SIZE + 16)
+    assert upsample(x, 2, "bicubic").shape == (1, 1, 16, resample.MAX_MATRIX_SIZE + 16)
     assert not calls
+    upsample(x[..., :8], 2, "bicubic")  # a small image does take the matrices
+    assert len(calls) == 1
 
 
 def test_matrices_made_in_inference_mode_still_work_with_autograd():
@@ -43,3 +46,4 @@ def test_matrices_made_in_inference_mode_still_work_with_autograd():
     x = torch.rand(1, 2, 13, 13, requires_grad=True)
     spatial_degrade(upsample(x, 4, "bicubic"), 4).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
