@@ -77,10 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--base", choices=BASES, default=BASES[0],
                          help="the classical fusion of the scene that the network's head corrects: 'blend' "
                               "(default), the mean of GSA and the local regression; 'local', a local linear "
-                              "regression of "
-                              "the LRHSI on the HRMSI in 5 x 5 LR-pixel windows; 'gsa', component substitution "
-                              "with weights fitted on the whole scene; or 'bicubic', the upsampled LRHSI alone, "
-                              "as in the paper")
+                              "regression of the LRHSI on the HRMSI in 5 x 5 LR-pixel windows; 'gsa', component "
+                              "substitution with weights fitted on the whole scene; or 'bicubic', the upsampled "
+                              "LRHSI alone, as in the paper")
         sub.add_argument("--trust-clusters", type=int, default=16, metavar="K",
                          help="clusters of training LR spectra; the head's correction is weighed down on spectra "
                               "far from all of them, materials the training never saw (default 16; 0 applies "

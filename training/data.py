@@ -14,6 +14,7 @@ All arrays are float32 in the data's own units; the training loop normalises the
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -180,15 +181,24 @@ class ReferenceSource(PatchSource):
         return self._validation
 
     def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, None]]:
+        for lr, msi in self._simulated_scenes:
+            yield lr, msi, None
+
+    def domain_spectra(self) -> torch.Tensor:
+        return torch.cat([lr.flatten(1).T for lr, _ in self._simulated_scenes])
+
+    @functools.cached_property
+    def _simulated_scenes(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each training scene simulated whole, once: (LRHSI (C_h, h, w), HRMSI (C_m, s*h, s*w)), cropped to
+        whole LR pixels. Shared by the GSA fit and the trust map's fit."""
         s, m = self.scale, self.margin
+        pairs = []
         for scene in self.padded:
             rows, cols = (scene.shape[1] - 2 * m) // s * s, (scene.shape[2] - 2 * m) // s * s
             lr, msi = self._simulate(scene[None, :, :rows + 2 * m, :cols + 2 * m])
             inner_lr = slice(m // s, m // s + rows // s), slice(m // s, m // s + cols // s)
-            yield lr[(0, slice(None), *inner_lr)], msi[0, :, m:m + rows, m:m + cols], None
-
-    def domain_spectra(self) -> torch.Tensor:
-        return torch.cat([lr.flatten(1).T for lr, _, _ in self.base_pairs()])
+            pairs.append((lr[(0, slice(None), *inner_lr)], msi[0, :, m:m + rows, m:m + cols]))
+        return pairs
 
     def _simulate(self, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return spatial_degrade(hr, self.scale), spectral_degrade(hr, self.srf)

@@ -251,7 +251,7 @@ def _fit_domain(model, source: PatchSource, stats: list[torch.Tensor], seed: int
     spectra = source.domain_spectra()
     if len(spectra) > DOMAIN_SAMPLE:
         spectra = spectra[torch.randperm(len(spectra), generator=torch.Generator().manual_seed(seed))[:DOMAIN_SAMPLE]]
-    model.domain.fit(((spectra - hsi_mean) / hsi_std).to(torch.float64), seed)
+    model.domain.fit((spectra - hsi_mean) / hsi_std, seed)
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
