@@ -20,8 +20,8 @@ Per scene, scale and variant, everything goes through files and the command line
 Variants: ``full`` (the default model), ``no_spacam`` / ``no_specam`` / ``no_sscfm`` (paper Table 3's
 ablations: the module replaced by a plain residual block), ``bicubic_base`` (the head corrects the bicubic
 LRHSI, as in the paper, instead of the default blended base), ``gsa_base`` (the head corrects GSA alone),
-``no_trust`` (the head applied everywhere, without the trust map) and ``no_back_projection`` (no consistency
-steps).
+``no_trust`` (the head applied everywhere, without the trust map), ``no_back_projection`` (no consistency
+steps) and ``plain_l1`` (the paper's unweighted L1 instead of the per-band weighting by the base's error).
 """
 from __future__ import annotations
 
@@ -53,29 +53,38 @@ VARIANTS = {
     "gsa_base": ["--base", "gsa"],
     "no_trust": ["--trust-clusters", "0"],
     "no_back_projection": ["--consistency-steps", "0"],
+    "plain_l1": ["--plain-l1"],
 }
 COLUMNS = {"scene": "", "scale": "d", "method": "", "PSNR": ".2f", "SSIM": ".4f", "SAM": ".2f", "ERGAS": ".3f",
            "dPSNR_vs_best_classical": "+.2f", "dSAM_vs_best_classical": "+.2f", "iterations": "",
            "train_min": "", "params_M": "", "fuse_s": ".1f"}
 
 
-def run_variant(case: Case, variant: str, minutes: float, folder: Path) -> dict:
-    """Train ``variant`` on ``case``'s training region, fuse the whole crop, evaluate on the test region."""
-    s, tag = case.scale, f"{case.scene.name}_x{case.scale}_{variant}"
+def train_variant(case: Case, variant: str, minutes: float, folder: Path, tag: str = "") -> tuple[Path, float]:
+    """Train ``variant`` on ``case``'s training region by the training CLI; returns the checkpoint and the
+    training's wall time in minutes. The case's rasters are written to ``folder`` first (once)."""
+    s = case.scale
     geotransform = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
-    scene_path, lr_path, hr_path = (folder / f"{case.scene.name}_x{s}_{part}.tif" for part in ("hr", "lr", "msi"))
+    scene_path, lr_path, hr_path = _case_paths(case, folder)
     if not scene_path.exists():
         write_raster(scene_path, case.reference, geotransform=geotransform, wavelengths_nm=case.wavelengths_nm)
         write_raster(lr_path, case.lr_hsi, geotransform=(0.0, float(s), 0.0, 0.0, 0.0, -float(s)),
                      wavelengths_nm=case.wavelengths_nm)
         write_raster(hr_path, case.hr_msi, geotransform=geotransform)
-    model, fused = folder / f"{tag}.safetensors", folder / f"{tag}_fused.tif"
+    model = folder / f"{case.scene.name}_x{s}_{variant}{tag}.safetensors"
     t = case.train
     start = time.perf_counter()
     _run([sys.executable, "-m", "cofusion.training", "reference", "--hsi", str(scene_path),
           "--srf", case.scene.msi, "--scale", str(s), "--region", f"{t.col},{t.row},{t.col_end},{t.row_end}",
           "--minutes", str(minutes), "--out", str(model), "--restart", *VARIANTS[variant]])
-    train_minutes = (time.perf_counter() - start) / 60
+    return model, (time.perf_counter() - start) / 60
+
+
+def run_variant(case: Case, variant: str, minutes: float, folder: Path) -> dict:
+    """Train ``variant`` on ``case``'s training region, fuse the whole crop, evaluate on the test region."""
+    model, train_minutes = train_variant(case, variant, minutes, folder)
+    _, lr_path, hr_path = _case_paths(case, folder)
+    fused = model.with_name(model.stem + "_fused.tif")
     start = time.perf_counter()
     _run([sys.executable, "-m", "cofusion", "fuse", "--lrhsi", str(lr_path), "--hrmsi", str(hr_path),
           "--model", str(model), "--out", str(fused)])
@@ -85,6 +94,11 @@ def run_variant(case: Case, variant: str, minutes: float, folder: Path) -> dict:
     return {**evaluate(case, read_raster(fused)), "iterations": _steps(model, checkpoint.card.provenance),
             "train_min": f"{train_minutes:.1f}",
             "params_M": f"{params:.3f}", "fuse_s": fuse_seconds}
+
+
+def _case_paths(case: Case, folder: Path) -> tuple[Path, Path, Path]:
+    """Where ``train_variant`` writes the case's reference, LRHSI and HRMSI."""
+    return tuple(folder / f"{case.scene.name}_x{case.scale}_{part}.tif" for part in ("hr", "lr", "msi"))
 
 
 def classical_rows(case: Case) -> list[dict]:

@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--consistency-steps", type=int, default=2, metavar="N",
                          help="back-projection steps that make the output reproduce the LRHSI under the sensor "
                               "model (default 2; 0 for none)")
+        sub.add_argument("--plain-l1", action="store_true",
+                         help="the paper's unweighted L1 term (default: each band's L1 weighted by the inverse "
+                              "error of the classical base on that band, so that bands the base already has "
+                              "almost right are not traded for the others)")
         sub.add_argument("--restart", action="store_true",
                          help="ignore the resume state an interrupted run left beside --out")
     return parser
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = TrainSettings(
             iterations=args.iterations if args.iterations or args.minutes else 2000, minutes=args.minutes,
             batch_size=args.batch, patch=args.patch, learning_rate=args.lr, schedule=args.schedule,
-            validate_every=args.validate_every, seed=args.seed, device=args.device, model=model)
+            validate_every=args.validate_every, seed=args.seed, band_weighting=not args.plain_l1,
+            device=args.device, model=model)
         from . import api  # torch and GDAL load here, after the arguments are known to be sane
 
         common = {"region": args.region, "settings": settings, "progress": _ProgressLine(),

@@ -26,6 +26,8 @@ from .layers import upsample
 
 #: Quantile of the members' distances that defines a cluster's radius.
 RADIUS_QUANTILE = 0.9
+#: Novelty (distance over radius) at which the trust has fallen to 0.
+FALLOFF = 2.0
 #: Lloyd iterations of the k-means fit.
 KMEANS_ITERATIONS = 25
 #: Radii are at least this fraction of the median radius (a cluster of identical spectra has radius 0).
@@ -69,13 +71,22 @@ class TrainingDomain(nn.Module):
         self.centres.copy_(centres)
         self.radii.copy_(radii.clamp_min(floor))
 
-    def forward(self, lr_hsi: torch.Tensor, scale: int) -> torch.Tensor:
-        """Trust on the HR grid: lr_hsi (B, C_h, h, w) -> (B, 1, s*h, s*w), float32 in [0, 1]."""
+    def novelty(self, lr_hsi: torch.Tensor) -> torch.Tensor:
+        """``z``: lr_hsi (B, C_h, h, w) -> (B, 1, h, w) float32, each pixel's distance to the nearest cluster centre
+        in units of that cluster's radius (0 at a centre, 1 on its radius)."""
         batch, bands, rows, cols = lr_hsi.shape
         pixels = lr_hsi.float().permute(0, 2, 3, 1).reshape(-1, bands)
         relative = torch.cdist(pixels, self.centres.float()) / self.radii.float()
-        trust = (2.0 - relative.min(1).values).clamp(0.0, 1.0)
-        return upsample(trust.view(batch, 1, rows, cols), scale, "bilinear")  # convex weights: stays in [0, 1]
+        return relative.min(1).values.view(batch, 1, rows, cols)
+
+    def forward(self, lr_hsi: torch.Tensor, scale: int) -> torch.Tensor:
+        """Trust on the HR grid: lr_hsi (B, C_h, h, w) -> (B, 1, s*h, s*w), float32 in [0, 1]."""
+        return upsample(trust_of(self.novelty(lr_hsi)), scale, "bilinear")  # convex weights: stays in [0, 1]
+
+
+def trust_of(novelty: torch.Tensor, falloff: float = FALLOFF) -> torch.Tensor:
+    """Trust of a novelty map (any shape): 1 up to ``z = 1``, falling linearly to 0 at ``z = falloff`` (> 1)."""
+    return ((falloff - novelty) / (falloff - 1.0)).clamp(0.0, 1.0)
 
 
 def _kmeans_plus_plus(points: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:

@@ -14,8 +14,15 @@ from cofusion.core.degrade import spatial_degrade
 from cofusion.core.errors import Canceled, InputError, OutputError
 from cofusion.core.srf import gaussian_bands
 from cofusion.training.api import estimate_srf, train_pair, train_reference
-from cofusion.training.data import PairSource, split_validation
-from cofusion.training.trainer import TrainSettings, learning_rate_factor, resume_path
+from cofusion.training.data import Batch, PairSource, split_validation
+from cofusion.training.trainer import (
+    BAND_WEIGHT_RATIO,
+    TrainSettings,
+    _loss,
+    band_weights,
+    learning_rate_factor,
+    resume_path,
+)
 
 WAVELENGTHS = tuple(float(w) for w in np.linspace(420, 880, 8))
 TINY = {"width": 8, "top_k": 2}
@@ -150,6 +157,43 @@ def test_bad_training_inputs_are_refused(reference, tmp_path, make_raster):
     no_wavelengths = make_raster(bands=8, rows=64, cols=64)
     with pytest.raises(InputError, match="no band wavelengths"):
         train_reference([no_wavelengths], "sentinel2a:B2,B3,B4", 4, tmp_path / "m.safetensors", settings=_settings())
+
+
+class _ZeroModel(torch.nn.Module):
+    """Predicts 0 in normalised units: with identity statistics its error is minus the target."""
+
+    def forward(self, lr, msi):
+        return torch.zeros(lr.shape[0], lr.shape[1], *msi.shape[-2:])
+
+
+class _ConstantBands:
+    """A source whose target band b is ``levels[b]`` everywhere (value range 1): a known error per band."""
+
+    def __init__(self, levels):
+        self.levels = torch.tensor(levels, dtype=torch.float32)
+        self.hsi_bands, self.value_range = len(levels), 1.0
+
+    def sample(self, batch, patch, generator):
+        target = self.levels.view(1, -1, 1, 1).expand(batch, -1, patch, patch).clone()
+        return Batch(torch.zeros(batch, self.hsi_bands, patch // 4, patch // 4), torch.zeros(batch, 1, patch, patch),
+                     target)
+
+
+def test_band_weights_are_the_inverse_base_error_capped_and_keep_the_plain_l1_scale():
+    levels = [1.0, 2.0, 4.0, 0.001]  # the base's RMS error per band; the last is below the cap
+    stats = [torch.zeros(1, 4, 1, 1), torch.ones(1, 4, 1, 1), torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1)]
+    weights = band_weights(_ZeroModel(), _ConstantBands(levels), stats, torch.device("cpu"), _settings())
+    floor = max(levels) / BAND_WEIGHT_RATIO
+    expected = np.mean(levels) / np.maximum(levels, floor)
+    assert weights.numpy() == pytest.approx(expected, rel=1e-6)
+    weighted_error = (weights * torch.tensor(levels)).numpy()
+    assert weighted_error[:3] == pytest.approx([np.mean(levels)] * 3, rel=1e-6)  # equal, at the plain mean error
+    assert weighted_error[3] < weighted_error[0] / 10  # the capped band does not take over the loss
+    batch = _ConstantBands(levels).sample(2, 16, None)
+    _, weighted, _ = _loss(_ZeroModel(), batch, stats, 1.0, weights)
+    _, plain, _ = _loss(_ZeroModel(), batch, stats, 1.0, None)
+    assert float(plain) == pytest.approx(np.mean(levels))
+    assert float(weighted) == pytest.approx(np.mean(np.asarray(levels) * expected), rel=1e-6)
 
 
 def test_learning_rate_schedule_warms_up_and_decays():
