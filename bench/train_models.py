@@ -5,7 +5,7 @@ From the repository root::
 
     .venv/bin/python bench/train_models.py --out bench/results/cofusion.md --minutes 12 \\
         [--scenes NAME ...] [--scales 4] [--variants full no_spacam no_specam no_sscfm bicubic_base] \\
-        [--keep DIR]
+        [--seed N] [--keep DIR]
 
 Per scene, scale and variant, everything goes through files and the command lines a user runs:
 
@@ -60,9 +60,10 @@ COLUMNS = {"scene": "", "scale": "d", "method": "", "PSNR": ".2f", "SSIM": ".4f"
            "train_min": "", "params_M": "", "fuse_s": ".1f"}
 
 
-def train_variant(case: Case, variant: str, minutes: float, folder: Path, tag: str = "") -> tuple[Path, float]:
-    """Train ``variant`` on ``case``'s training region by the training CLI; returns the checkpoint and the
-    training's wall time in minutes. The case's rasters are written to ``folder`` first (once)."""
+def train_variant(case: Case, variant: str, minutes: float, folder: Path, tag: str = "",
+                  seed: int = 0) -> tuple[Path, float]:
+    """Train ``variant`` on ``case``'s training region by the training CLI with ``seed``; returns the checkpoint
+    and the training's wall time in minutes. The case's rasters are written to ``folder`` first (once)."""
     s = case.scale
     geotransform = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
     scene_path, lr_path, hr_path = _case_paths(case, folder)
@@ -71,18 +72,18 @@ def train_variant(case: Case, variant: str, minutes: float, folder: Path, tag: s
         write_raster(lr_path, case.lr_hsi, geotransform=(0.0, float(s), 0.0, 0.0, 0.0, -float(s)),
                      wavelengths_nm=case.wavelengths_nm)
         write_raster(hr_path, case.hr_msi, geotransform=geotransform)
-    model = folder / f"{case.scene.name}_x{s}_{variant}{tag}.safetensors"
+    model = folder / f"{case.scene.name}_x{s}_{variant}{tag}{f'_seed{seed}' if seed else ''}.safetensors"
     t = case.train
     start = time.perf_counter()
     _run([sys.executable, "-m", "cofusion.training", "reference", "--hsi", str(scene_path),
           "--srf", case.scene.msi, "--scale", str(s), "--region", f"{t.col},{t.row},{t.col_end},{t.row_end}",
-          "--minutes", str(minutes), "--out", str(model), "--restart", *VARIANTS[variant]])
+          "--minutes", str(minutes), "--out", str(model), "--seed", str(seed), "--restart", *VARIANTS[variant]])
     return model, (time.perf_counter() - start) / 60
 
 
-def run_variant(case: Case, variant: str, minutes: float, folder: Path) -> dict:
+def run_variant(case: Case, variant: str, minutes: float, folder: Path, seed: int = 0) -> dict:
     """Train ``variant`` on ``case``'s training region, fuse the whole crop, evaluate on the test region."""
-    model, train_minutes = train_variant(case, variant, minutes, folder)
+    model, train_minutes = train_variant(case, variant, minutes, folder, seed=seed)
     _, lr_path, hr_path = _case_paths(case, folder)
     fused = model.with_name(model.stem + "_fused.tif")
     start = time.perf_counter()
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", nargs="+", type=int, default=[4])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["full"])
     parser.add_argument("--minutes", type=float, default=12.0, help="training wall-clock budget per model")
+    parser.add_argument("--seed", type=int, default=0, help="the training's random seed")
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     parser.add_argument("--keep", type=Path, help="folder to keep the rasters and checkpoints in")
     args = parser.parse_args(argv)
@@ -149,8 +151,9 @@ def main(argv: list[str] | None = None) -> None:
                 best = max(baseline, key=lambda r: r["PSNR"])
                 rows += baseline
                 for variant in args.variants:
-                    row = {"scene": name, "scale": scale, "method": f"cofusion_{variant}",
-                           **run_variant(case, variant, args.minutes, folder)}
+                    method = f"cofusion_{variant}" + (f"_seed{args.seed}" if args.seed else "")
+                    row = {"scene": name, "scale": scale, "method": method,
+                           **run_variant(case, variant, args.minutes, folder, args.seed)}
                     row["dPSNR_vs_best_classical"] = row["PSNR"] - best["PSNR"]
                     row["dSAM_vs_best_classical"] = row["SAM"] - best["SAM"]
                     log.info("%s x%d %s: PSNR %.2f dB (%+.2f vs %s), SAM %.2f deg", name, scale, variant,

@@ -24,7 +24,8 @@ class TrainAlgorithm(CoFusionAlgorithm):
     LABEL = "Train CoFusion model"
     GROUP = TRAINING
     DESCRIPTION = (
-        "Trains a CoFusion network (loss L1 + 0.1 (1 - SSIM), AdamW) and keeps the checkpoint with the best "
+        "Trains a CoFusion network (loss: L1 weighted per band by the classical base's error + 0.1 (1 - SSIM); AdamW) "
+        "and keeps the checkpoint with the best "
         "validation PSNR, measured on a strip of the scene that is never trained on. Mode 'pair': a real "
         "co-registered LRHSI + HRMSI pair, no reference needed; both are degraded by the scale and the network "
         "learns to recover the LRHSI, then fuses at full resolution. Mode 'reference': a high-resolution "
