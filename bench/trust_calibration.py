@@ -38,7 +38,7 @@ from train_models import train_variant
 from cofusion.core.checkpoint import load_checkpoint
 from cofusion.core.degrade import spatial_degrade
 from cofusion.core.model.consistency import back_project
-from cofusion.core.model.domain import trust_of
+from cofusion.core.model.domain import RADIUS_SCALE, trust_of
 from cofusion.core.model.layers import upsample
 from cofusion.core.model.prior import SceneMoments
 from cofusion.core.window import Window
@@ -78,7 +78,7 @@ def sweep(case: Case, model_path: Path) -> list[dict]:
     with torch.inference_mode():
         base = model.base(lr, upsample(lr, s, "bicubic"), hr)
         correction = model(lr, hr) - base
-        novelty = domain.novelty(lr)
+        novelty = domain.novelty(lr) * RADIUS_SCALE  # in 90 %-quantile radii, whatever the fitted radius scale
     held_out = replace(case, reference=case.reference[hr_box],
                        test=case.test._replace(col=case.test.col - region.col, row=case.test.row - region.row))
 
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
 TITLE = "Trust-map rule by spatial cross-validation inside the training regions (x4)"
 NOTE = ("Each scene's training region is split by columns: a model is trained by the training CLI on the first two "
         "thirds and scored on the last third for each rule; the test region is never read. radius_scale multiplies "
-        "the fitted cluster radii; the trust is 1 up to the (scaled) radius and 0 beyond falloff times it. dPSNR and "
+        "the clusters' 90 %-quantile radii; the trust is 1 up to the scaled radius and 0 beyond falloff times it. "
+        "dPSNR and "
         "dSAM compare with the same model's head off (base and back-projection alone).")
 
 

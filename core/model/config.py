@@ -8,7 +8,8 @@ from typing import Any
 
 from ..errors import CheckpointError, InputError
 
-SCHEMA_VERSION = 3  # 2: 'base' replaced the boolean 'detail_injection'; 3: trust map, back-projection, fixed blend
+SCHEMA_VERSION = 4  # 2: 'base' replaced the boolean 'detail_injection'; 3: trust map, back-projection, fixed blend;
+#                     4: trust_falloff (version 3 read as 2.0, the rule it was trained with)
 SUPPORTED_SCALES = (2, 4, 8)
 #: What the head corrects (core.model.prior): the blend of GSA and the local linear regression (default), either
 #: alone, or the paper's bicubic LRHSI.
@@ -36,6 +37,8 @@ class ModelConfig:
             regression), "gsa", or "bicubic" (the LRHSI alone, the paper's).
         domain_prototypes: K, clusters of training LR spectra whose trust map weighs the head's output
             (``core.model.domain``); 0 applies the head everywhere.
+        trust_falloff: novelty (distance to the nearest cluster over its radius) at which the trust map reaches 0;
+            it is 1 up to 1 (``core.model.domain``).
         consistency_steps: back-projection steps that make the output consistent with the LRHSI
             (``core.model.consistency``); 0 for none.
     """
@@ -54,6 +57,7 @@ class ModelConfig:
     sscfm: bool = True
     base: str = "blend"
     domain_prototypes: int = 16
+    trust_falloff: float = 3.0
     consistency_steps: int = 2
 
     def __post_init__(self) -> None:
@@ -74,6 +78,8 @@ class ModelConfig:
             raise InputError(f"base {self.base!r} is not one of {BASES}.")
         if not 0 <= self.domain_prototypes <= 256:
             raise InputError(f"domain_prototypes {self.domain_prototypes} must lie in 0..256.")
+        if not self.trust_falloff > 1.0:
+            raise InputError(f"trust_falloff {self.trust_falloff} must exceed 1 (the trust is 1 up to one radius).")
         if not 0 <= self.consistency_steps <= 10:
             raise InputError(f"consistency_steps {self.consistency_steps} must lie in 0..10.")
         if not 1 <= self.top_k <= self.width:
@@ -94,6 +100,9 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild a config written by :meth:`to_dict`; CheckpointError for a foreign or newer schema."""
         version = data.get("schema_version")
+        if version == 3:  # trained with the trust rule of its time: 1 up to the radius, 0 at twice it
+            data = {**data, "schema_version": SCHEMA_VERSION, "trust_falloff": 2.0}
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise CheckpointError(
                 f"model config schema version {version!r} is not supported (this CoFusion reads version "

@@ -71,7 +71,8 @@ class CoFusionNet(nn.Module):
                  "blend": lambda: BlendedBase(config.hsi_bands, config.msi_bands, config.scale),
                  "bicubic": lambda: None}
         self.base = bases[config.base]()
-        self.domain = TrainingDomain(config.hsi_bands, config.domain_prototypes) if config.domain_prototypes else None
+        self.domain = (TrainingDomain(config.hsi_bands, config.domain_prototypes, config.trust_falloff)
+                       if config.domain_prototypes else None)
         self.head = nn.Sequential(
             nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.Conv2d(width, config.hsi_bands, 1)
         )

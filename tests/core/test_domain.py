@@ -5,7 +5,9 @@ import torch
 
 from cofusion.core.checkpoint import ModelCard, Normalization, load_checkpoint, save_checkpoint
 from cofusion.core.model import ModelConfig, build_model
-from cofusion.core.model.domain import TrainingDomain
+from cofusion.core.model.domain import RADIUS_QUANTILE, RADIUS_SCALE, TrainingDomain
+
+FALLOFF = 3.0
 
 
 def _two_materials(count=400, bands=6, seed=0):
@@ -19,29 +21,31 @@ def _as_image(spectra):  # (N, C) -> (1, C, 1, N)
 
 
 def test_an_unfitted_domain_trusts_everything():
-    domain = TrainingDomain(6, 4)
+    domain = TrainingDomain(6, 4, FALLOFF)
     assert torch.equal(domain(torch.randn(1, 6, 3, 5) * 100, 2), torch.ones(1, 1, 6, 10))
 
 
 def test_training_spectra_are_trusted_and_a_novel_material_is_not():
-    domain = TrainingDomain(6, 4)
+    domain = TrainingDomain(6, 4, FALLOFF)
     training = _two_materials()
     domain.fit(training)
     trust = domain(_as_image(training), 1)
     assert trust.min() >= 0 and trust.max() <= 1
-    assert (trust == 1).float().mean() >= 0.9  # each cluster's radius holds 90 % of its members
+    inside = (trust == 1).float().mean()  # each radius is RADIUS_SCALE times its members' RADIUS_QUANTILE quantile
+    assert 0.5 < inside < RADIUS_QUANTILE and RADIUS_SCALE < 1
+    assert (trust > 0).float().mean() >= RADIUS_QUANTILE
     novel = torch.full((1, 6), 3.0)
     assert domain(_as_image(novel), 1).item() == 0.0
     nearest = int(torch.cdist(torch.ones(1, 6), domain.centres).argmin())
     centre, radius = domain.centres[nearest], float(domain.radii[nearest])
     direction = torch.ones(6) / 6 ** 0.5
-    for distance, expected in ((0.5, 1.0), (1.5, 0.5), (2.5, 0.0)):  # in radii: 1 inside, linear to 0 at 2
+    for distance, expected in ((0.5, 1.0), (2.0, 0.5), (3.5, 0.0)):  # in radii: 1 inside, linear to 0 at FALLOFF
         point = (centre + distance * radius * direction)[None]
         assert abs(domain(_as_image(point), 1).item() - expected) < 1e-4
 
 
 def test_trust_is_interpolated_to_the_hr_grid():
-    domain = TrainingDomain(6, 2)
+    domain = TrainingDomain(6, 2, FALLOFF)
     domain.fit(_two_materials())
     lr = torch.stack([torch.ones(6), torch.full((6,), 5.0)], 1)[None, :, None, :]  # trusted, novel
     trust = domain(lr, 4)
@@ -50,14 +54,14 @@ def test_trust_is_interpolated_to_the_hr_grid():
 
 
 def test_fit_is_deterministic_and_copes_with_few_or_identical_spectra():
-    first, second = TrainingDomain(6, 8), TrainingDomain(6, 8)
+    first, second = TrainingDomain(6, 8, FALLOFF), TrainingDomain(6, 8, FALLOFF)
     first.fit(_two_materials(), seed=3)
     second.fit(_two_materials(), seed=3)
     assert torch.equal(first.centres, second.centres) and torch.equal(first.radii, second.radii)
-    few = TrainingDomain(6, 8)
+    few = TrainingDomain(6, 8, FALLOFF)
     few.fit(_two_materials(count=3))  # fewer spectra than clusters
     assert torch.isfinite(few.radii).all() and (few.radii > 0).all()
-    same = TrainingDomain(6, 4)
+    same = TrainingDomain(6, 4, FALLOFF)
     same.fit(torch.ones(50, 6))
     assert same(torch.ones(1, 6, 2, 2), 1).eq(1).all() and same(torch.zeros(1, 6, 2, 2), 1).eq(0).all()
 

@@ -178,3 +178,12 @@ def test_config_round_trip_and_foreign_schema():
         ModelConfig.from_dict({**config.to_dict(), "schema_version": 99})
     with pytest.raises(CheckpointError, match="unknown fields"):
         ModelConfig.from_dict({**config.to_dict(), "layers": 5})
+
+
+def test_a_version_3_config_keeps_the_trust_rule_it_was_trained_with():
+    current = ModelConfig(10, 3, 4)
+    version_3 = {k: v for k, v in current.to_dict().items() if k != "trust_falloff"} | {"schema_version": 3}
+    assert ModelConfig.from_dict(version_3) == ModelConfig(10, 3, 4, trust_falloff=2.0)
+    assert current.trust_falloff == 3.0
+    with pytest.raises(InputError, match="trust_falloff"):
+        ModelConfig(10, 3, 4, trust_falloff=1.0)
