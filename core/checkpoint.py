@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from .errors import CheckpointError
 from .model import CoFusionNet, ModelConfig, build_model
@@ -173,8 +173,8 @@ def save_checkpoint(path: str | os.PathLike, model: CoFusionNet, card: ModelCard
     path = Path(path)
     tensors = {name: t.detach().to("cpu", storage_dtype).contiguous() for name, t in model.state_dict().items()}
     temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        save_file(tensors, str(temporary), metadata={METADATA_KEY: card.to_json()})
+    try:  # written by open(), not safetensors' save_file, which makes the file readable by its owner only
+        temporary.write_bytes(save(tensors, metadata={METADATA_KEY: card.to_json()}))
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Checkpoints: round trip, fp16 storage, and every way a bad file is refused without running code."""
+import os
 import pickle
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,17 @@ def test_round_trip_keeps_weights_and_card(tmp_path):
     with torch.inference_mode():
         assert torch.equal(model(lr, hr), loaded.model(lr, hr))
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_saved_model_has_the_permissions_of_any_new_file(tmp_path):
+    """A model in a shared folder is readable by whoever the user's umask lets read new files."""
+    model, card = _model_and_card()
+    previous = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "m.safetensors", model, card)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_float16_storage_is_close_and_small(tmp_path):
