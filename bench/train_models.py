@@ -21,7 +21,8 @@ Variants: ``full`` (the default model), ``no_spacam`` / ``no_specam`` / ``no_ssc
 ablations: the module replaced by a plain residual block), ``bicubic_base`` (the head corrects the bicubic
 LRHSI, as in the paper, instead of the default blended base), ``gsa_base`` (the head corrects GSA alone),
 ``no_trust`` (the head applied everywhere, without the trust map), ``no_back_projection`` (no consistency
-steps) and ``plain_l1`` (the paper's unweighted L1 instead of the per-band weighting by the base's error).
+steps), ``plain_l1`` (the paper's unweighted L1 instead of the per-band weighting by the base's error) and
+``no_ema`` (the raw weights validated and kept instead of their moving average).
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ VARIANTS = {
     "no_trust": ["--trust-clusters", "0"],
     "no_back_projection": ["--consistency-steps", "0"],
     "plain_l1": ["--plain-l1"],
+    "no_ema": ["--ema-decay", "0"],
 }
 COLUMNS = {"scene": "", "scale": "d", "method": "", "PSNR": ".2f", "SSIM": ".4f", "SAM": ".2f", "ERGAS": ".3f",
            "dPSNR_vs_best_classical": "+.2f", "dSAM_vs_best_classical": "+.2f", "iterations": "",

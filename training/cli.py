@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the paper's unweighted L1 term (default: each band's L1 weighted by the inverse "
                               "error of the classical base on that band, so that bands the base already has "
                               "almost right are not traded for the others)")
+        sub.add_argument("--ema-decay", type=float, default=0.99, metavar="D",
+                         help="validate and keep an exponential moving average of the weights, decay D per step "
+                              "(default 0.99; 0 keeps the raw weights)")
         sub.add_argument("--restart", action="store_true",
                          help="ignore the resume state an interrupted run left beside --out")
     return parser
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             iterations=args.iterations if args.iterations or args.minutes else 2000, minutes=args.minutes,
             batch_size=args.batch, patch=args.patch, learning_rate=args.lr, schedule=args.schedule,
             validate_every=args.validate_every, seed=args.seed, band_weighting=not args.plain_l1,
-            device=args.device, model=model)
+            ema_decay=args.ema_decay, device=args.device, model=model)
         from . import api  # torch and GDAL load here, after the arguments are known to be sane
 
         common = {"region": args.region, "settings": settings, "progress": _ProgressLine(),

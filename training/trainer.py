@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..core.checkpoint import ModelCard, save_checkpoint
 from ..core.degrade import spatial_degrade
@@ -65,6 +66,8 @@ class TrainSettings:
         seed: seeds patch sampling and initialisation (runs with an iteration budget are reproducible on CPU).
         band_weighting: weigh the L1 term per band by the base's inverse error (:func:`band_weights`); False
             for the paper's plain L1.
+        ema_decay: validate and keep an exponential moving average of the weights with this decay per step
+            (``torch.optim.swa_utils``); 0 keeps the raw weights.
         device: 'auto', 'cpu' or 'cuda'.
         model: ModelConfig keyword arguments besides band counts and scale (width, blocks_per_level, ablations).
     """
@@ -81,6 +84,7 @@ class TrainSettings:
     validate_every: int = 100
     seed: int = 0
     band_weighting: bool = True
+    ema_decay: float = 0.99
     device: str = "auto"
     model: dict = field(default_factory=dict)
 
@@ -91,6 +95,8 @@ class TrainSettings:
             raise InputError(f"schedule '{self.schedule}' is not 'cosine' or 'step'.")
         if self.batch_size < 1 or self.validate_every < 1:
             raise InputError("batch size and validation interval must be at least 1.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise InputError(f"ema_decay {self.ema_decay} must lie in [0, 1).")
 
 
 @dataclass(frozen=True)
@@ -150,11 +156,14 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
     resumable = {k: v for k, v in asdict(settings).items() if k not in ("iterations", "minutes", "device")}
     data_card = replace(card, provenance={k: v for k, v in card.provenance.items() if k != "date"})
     fingerprint = json.dumps({"settings": resumable, "card": data_card.to_json()}, sort_keys=True)
-    if resume.exists() and not restart:
-        state = _load_resume(resume, fingerprint, model, optimizer, generator)
-        log.info("resuming %s at step %d", out, state.step)
     _fit_base(model, source, stats)  # the base and the trust map are functions of the data: refitted on resume
     _fit_domain(model, source, stats, settings.seed)
+    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay))
+                if settings.ema_decay else None)
+    kept = model if averaged is None else averaged.module  # the weights validated and saved
+    if resume.exists() and not restart:
+        state = _load_resume(resume, fingerprint, model, optimizer, generator, averaged)
+        log.info("resuming %s at step %d", out, state.step)
     log_path = out.with_name(out.stem + ".log.csv")
     if state.step:
         _truncate_log(log_path, state.step)
@@ -167,7 +176,7 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
         writer = csv.writer(log_file)
         if not state.step:  # the starting point (the base alone) is a candidate too
             writer.writerow(LOG_COLUMNS)
-            metrics = _keep_if_best(model, card, source, stats, device, state, out)
+            metrics = _keep_if_best(kept, card, source, stats, device, state, out)
             writer.writerow([0, "", "", "", "", metrics["PSNR"], metrics["SAM"], round(time.monotonic() - started, 2)])
         while True:
             elapsed = time.monotonic() - started
@@ -187,14 +196,16 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             state.step += 1
             row = [state.step, optimizer.param_groups[0]["lr"], loss.item(), l1.item(), ssim_value.item(), "", ""]
             last = _budget_fraction(settings, state.step, time.monotonic() - started) >= 1.0
             if state.step % settings.validate_every == 0 or last:
                 state.elapsed = time.monotonic() - started
-                metrics = _keep_if_best(model, card, source, stats, device, state, out)
+                metrics = _keep_if_best(kept, card, source, stats, device, state, out)
                 row[5:7] = [metrics["PSNR"], metrics["SAM"]]
-                _save_resume(resume, fingerprint, model, optimizer, generator, state)
+                _save_resume(resume, fingerprint, model, optimizer, generator, state, averaged)
             writer.writerow(row + [round(time.monotonic() - started, 2)])
             log_file.flush()
             if progress is not None:
@@ -334,15 +345,18 @@ def _truncate_log(path: Path, step: int) -> None:
         csv.writer(file).writerows(kept)
 
 
-def _save_resume(path: Path, fingerprint: str, model, optimizer, generator, state: _RunState) -> None:
+def _save_resume(path: Path, fingerprint: str, model, optimizer, generator, state: _RunState,
+                 averaged: AveragedModel | None) -> None:
     temporary = path.with_name("." + path.name + ".tmp")
     torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "averaged": None if averaged is None else averaged.state_dict(),
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "step": state.step,
                 "elapsed": state.elapsed, "best": state.best, "band_weights": state.band_weights}, temporary)
     os.replace(temporary, path)
 
 
-def _load_resume(path: Path, fingerprint: str, model, optimizer, generator) -> _RunState:
+def _load_resume(path: Path, fingerprint: str, model, optimizer, generator,
+                 averaged: AveragedModel | None) -> _RunState:
     """Restore a run from its resume state; loaded with weights_only=True (no code can run)."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -353,6 +367,8 @@ def _load_resume(path: Path, fingerprint: str, model, optimizer, generator) -> _
                               "it or pass --restart to start over.")
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
+    if averaged is not None:
+        averaged.load_state_dict(saved["averaged"])
     generator.set_state(saved["generator"])
     torch.set_rng_state(saved["torch_rng"])
     return _RunState(step=int(saved["step"]), elapsed=float(saved["elapsed"]), best=dict(saved["best"]),

@@ -99,6 +99,21 @@ def test_resume_after_an_interruption_continues_where_it_stopped(reference, tmp_
     assert all(torch.equal(state_whole[k], state_resumed[k]) for k in state_whole)
 
 
+def test_an_average_of_the_weights_is_kept_and_resumed(reference, tmp_path):
+    out = tmp_path / "m.safetensors"
+    calls = iter(range(100))
+    with pytest.raises(Canceled):  # stops after step 4, the last resume point
+        train_reference([reference], "sentinel2a:B2,B3,B4", 4, out, cancel=lambda: next(calls) >= 5,
+                        settings=_settings(iterations=6, validate_every=4, ema_decay=0.5))
+    saved = torch.load(resume_path(out), weights_only=True)
+    averaged, raw = saved["averaged"], saved["model"]
+    assert int(averaged["n_averaged"]) == 4  # one update per optimisation step
+    name = "head.2.weight"  # zero at the start, so every step moves it
+    assert not torch.equal(averaged[f"module.{name}"], raw[name])
+    with pytest.raises(InputError, match="ema_decay"):
+        _settings(ema_decay=1.0)
+
+
 def test_validation_strip_never_overlaps_training_and_stats_ignore_it():
     train_box, val_box = split_validation(100, 52, 16)
     assert train_box[1] <= val_box[0]  # rows: training part ends before the strip starts
