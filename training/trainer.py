@@ -2,6 +2,11 @@
 """The training loop: AdamW, warm-up + cosine (or step) schedule, L1 + 0.1 (1 - SSIM) (paper eq. 8), gradient
 clipping, validation by PSNR with the best checkpoint kept, a CSV log, and resume after an interruption.
 
+What is validated and kept is an exponential moving average of the weights (``TrainSettings.ema_decay``, 0.99 per
+step), not the last step's weights. Why: on aviris_jasper_ridge x4 (52 training columns) the test-region PSNR of
+the kept checkpoint varied by 0.33 dB between seeds (44.49-44.82) with the raw weights, and the averaged weights
+scored 44.86 and 44.72 dB for seeds 0 and 1 (44.82 and 44.49 raw; bench/results/cofusion_x4_jasper_seeds.md).
+
 The L1 term is weighted per band by the inverse error of the network's base (:func:`band_weights`), unless
 ``TrainSettings.band_weighting`` is off (the paper's plain L1). Why: the quality measures (PSNR as a mean over bands
 of ``-10 log10 MSE_b``, SAM as an angle) count relative errors, and the base's error differs 45-fold between bands
