@@ -4,8 +4,8 @@ clipping, validation by PSNR with the best checkpoint kept, a CSV log, and resum
 
 What is validated and kept is an exponential moving average of the weights (``TrainSettings.ema_decay``, 0.99 per
 step), not the last step's weights. Why: on aviris_jasper_ridge x4 (52 training columns) the test-region PSNR of
-the kept checkpoint varied by 0.33 dB between seeds (44.49-44.82) with the raw weights, and the averaged weights
-scored 44.86 and 44.72 dB for seeds 0 and 1 (44.82 and 44.49 raw; bench/results/cofusion_x4_jasper_seeds.md).
+the kept checkpoint varied by 0.33 dB between three seeds (44.49-44.82) with the raw weights, and by 0.14 dB
+(44.72-44.86) with the averaged weights, 0.12 dB higher on average (bench/results/cofusion_x4_jasper_seeds.md).
 
 The L1 term is weighted per band by the inverse error of the network's base (:func:`band_weights`), unless
 ``TrainSettings.band_weighting`` is off (the paper's plain L1). Why: the quality measures (PSNR as a mean over bands
