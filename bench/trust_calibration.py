@@ -65,9 +65,10 @@ def sweep(case: Case, model_path: Path) -> list[dict]:
     s, region = case.scale, case.train._replace(width=case.test.col_end - case.train.col)
     lr_box = (slice(None), slice(region.row // s, region.row_end // s), slice(region.col // s, region.col_end // s))
     hr_box = (slice(None), slice(region.row, region.row_end), slice(region.col, region.col_end))
-    model = load_checkpoint(model_path).model.float().eval()
+    checkpoint = load_checkpoint(model_path)
+    model = checkpoint.model.float().eval()
     hsi_mean, hsi_std, msi_mean, msi_std = (torch.from_numpy(a).view(-1, 1, 1)
-                                            for a in load_checkpoint(model_path).card.normalization.arrays())
+                                            for a in checkpoint.card.normalization.arrays())
     lr = ((torch.from_numpy(case.lr_hsi[lr_box]) - hsi_mean) / hsi_std)[None]
     hr = ((torch.from_numpy(case.hr_msi[hr_box]) - msi_mean) / msi_std)[None]
     moments = SceneMoments(lr.shape[1], hr.shape[1])
