@@ -50,7 +50,7 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
     Args:
         hsi_paths: rasters of the reference scenes; same bands and wavelengths.
         srf: MSI response: a preset ('sentinel2a:B2,B3,B4,B8'), a CSV path, or a SpectralResponse.
-        scale: HR pixels per LR pixel of the simulated pairs (2, 4 or 8).
+        scale: HR pixels per LR pixel of the simulated pairs, an integer from 2 to 8 (3: EnMAP with Sentinel-2).
         region: HR pixel window used from every scene (the whole scene when None); the validation strip is
             carved from the first scene's region.
     """

@@ -15,6 +15,7 @@ import time
 
 from ..core.errors import Canceled, CoFusionError
 from ..core.model.config import BASES
+from ..core.scale import MAX_SCALE, MIN_SCALE
 from ..core.window import Window
 from .trainer import TrainSettings
 
@@ -43,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--hsi", action="append", required=True, metavar="REF.tif",
                            help="a high-resolution hyperspectral reference scene; repeat for several scenes")
     reference.add_argument("--srf", required=True, help=SRF_HELP)
-    reference.add_argument("--scale", type=int, required=True, choices=(2, 4, 8),
-                           help="HR pixels per LR pixel of the simulated pairs")
+    reference.add_argument("--scale", type=int, required=True, choices=range(MIN_SCALE, MAX_SCALE + 1),
+                           metavar=f"{{{MIN_SCALE}..{MAX_SCALE}}}",
+                           help="HR pixels per LR pixel of the simulated pairs (3 for EnMAP/PRISMA with Sentinel-2)")
     pair = modes.add_parser("pair", help="train on a real co-registered LRHSI + HRMSI pair (no reference)",
                             description="Degrade both images by the scale factor, learn to recover the LRHSI "
                                         "from the degraded pair, then apply the model at full resolution.")

@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import SIMULATION, CoFusionAlgorithm
 from .params import output_raster, progress, raster_path
 
@@ -34,8 +35,9 @@ class SimulateAlgorithm(CoFusionAlgorithm):
                  "The high-resolution hyperspectral reference, with band wavelengths in its metadata.")
         self.add(QgsProcessingParameterString(self.SRF, self.tr("MSI spectral response"),
                                               defaultValue="sentinel2a:B2,B3,B4,B8"), SRF_HELP)
-        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=2, defaultValue=4),
-                 "Reference pixels per LRHSI pixel along each axis (2, 4, 8, ...).")
+        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=MIN_SCALE,
+                                              maxValue=MAX_SCALE, defaultValue=4),
+                 "Reference pixels per LRHSI pixel along each axis, 2 to 8 (3: EnMAP or PRISMA with Sentinel-2 10 m).")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT_LRHSI, self.tr("Simulated LRHSI")),
                  "The simulated low-resolution hyperspectral GeoTIFF.")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT_HRMSI, self.tr("Simulated HRMSI")),

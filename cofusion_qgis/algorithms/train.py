@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import TRAINING, CoFusionAlgorithm
 from .params import DEVICES, choice_parameter, optional_double, optional_int, progress, raster_path
 from .simulate import SRF_HELP
@@ -49,7 +50,8 @@ class TrainAlgorithm(CoFusionAlgorithm):
                                                    optional=True), "Pair mode: the co-registered HRMSI.")
         self.add(QgsProcessingParameterString(self.SRF, self.tr("MSI spectral response"), optional=True),
                  SRF_HELP + " Required in reference mode; in pair mode, empty estimates it from the pair.")
-        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=2, defaultValue=4),
+        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=MIN_SCALE,
+                                              maxValue=MAX_SCALE, defaultValue=4),
                  "Reference mode: HR pixels per LR pixel of the simulated pairs (pair mode takes the pair's).")
         self.add(QgsProcessingParameterNumber(self.ITERATIONS, self.tr("Iterations"), minValue=0,
                                               defaultValue=2000),

@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import CheckpointError, InputError
+from ..scale import check_scale
 
 SCHEMA_VERSION = 4  # 2: 'base' replaced the boolean 'detail_injection'; 3: trust map, back-projection, fixed blend;
 #                     4: trust_falloff (version 3 read as 2.0, the rule it was trained with)
-SUPPORTED_SCALES = (2, 4, 8)
 #: What the head corrects (core.model.prior): the blend of GSA and the local linear regression (default), either
 #: alone, or the paper's bicubic LRHSI.
 BASES = ("blend", "local", "gsa", "bicubic")
@@ -23,7 +23,7 @@ class ModelConfig:
     Args:
         hsi_bands: C_hsi, bands of the LRHSI input and of the HRHSI output (3-300).
         msi_bands: C_msi, bands of the HRMSI input (1-16).
-        scale: HR pixels per LR pixel along each axis (2, 4 or 8).
+        scale: HR pixels per LR pixel along each axis, an integer from 2 to 8.
         width: D, the hidden feature width (64 in the paper).
         blocks_per_level: CoFusion blocks (SpaCAM + SpeCAM + SSCFM) at each of the three pyramid levels.
         top_k: K, candidates kept per channel by the Top-K of Spectral Coordinate Mixing.
@@ -65,11 +65,7 @@ class ModelConfig:
             raise InputError(f"the hyperspectral input has {self.hsi_bands} bands; CoFusion supports 3 to 300.")
         if not 1 <= self.msi_bands <= 16:
             raise InputError(f"the multispectral input has {self.msi_bands} bands; CoFusion supports 1 to 16.")
-        if self.scale not in SUPPORTED_SCALES:
-            raise InputError(
-                f"scale factor {self.scale} is not supported; CoFusion supports {SUPPORTED_SCALES}. "
-                "Resample the HRMSI so that its pixel size is LRHSI pixel size / 2, 4 or 8."
-            )
+        check_scale(self.scale)
         if self.width % 4 or self.width < 8:
             raise InputError(f"width {self.width} must be a multiple of 4 and at least 8 (SSCFM splits it in 4).")
         if self.saliency_stride < 2 or self.saliency_stride % 2:

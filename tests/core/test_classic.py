@@ -41,7 +41,7 @@ def test_shapes_and_dtype_for_any_band_count_and_scale(method, c_hsi, c_msi, sca
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-@pytest.mark.parametrize("scale", [2, 4, 8])
+@pytest.mark.parametrize("scale", [2, 3, 4, 5, 8])
 def test_constant_scene_is_reproduced(method, scale):
     lr = np.broadcast_to(np.linspace(0.2, 0.9, 4, dtype=np.float32)[:, None, None], (4, 3, 4))
     hr = np.broadcast_to(np.array([0.3, 0.7], np.float32)[:, None, None], (2, 3 * scale, 4 * scale))
@@ -49,7 +49,7 @@ def test_constant_scene_is_reproduced(method, scale):
     np.testing.assert_allclose(fuse_classic(method, lr, hr, scale), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("scale", [2, 4, 8])
+@pytest.mark.parametrize("scale", [2, 3, 4, 5, 8])
 def test_without_high_resolution_detail_the_methods_stay_close_to_bicubic(scale):
     lr = _smooth(6, 12, 12, seed=scale)
     projected = np.einsum("mc,chw->mhw", _response(3, 6, seed=scale), lr).astype(np.float32)

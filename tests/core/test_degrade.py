@@ -11,7 +11,7 @@ import torch
 from cofusion.core.degrade import blur_kernel, blur_sigma, simulate, spatial_degrade, spectral_degrade
 from cofusion.core.errors import InputError
 
-SCALES = (2, 3, 4, 8)
+SCALES = (2, 3, 4, 5, 6, 7, 8)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -73,7 +73,7 @@ def test_lr_pixel_is_centred_on_its_hr_block(s):
     np.testing.assert_allclose(rows[0, margin:8 - margin, 3], centres[margin:8 - margin], atol=1e-9)
 
 
-@pytest.mark.parametrize("s", (2, 3, 4))
+@pytest.mark.parametrize("s", (2, 3, 4, 5))
 def test_bright_block_gives_lr_maximum_at_its_pixel_with_symmetric_neighbours(s):
     k = 3
     img = np.zeros((1, 8 * s, 8 * s))

@@ -17,7 +17,8 @@ def _inputs(config: ModelConfig, lr_size=(5, 7), batch=1, seed=0):
     return lr, hr
 
 
-@pytest.mark.parametrize("hsi,msi,scale", [(3, 1, 2), (20, 3, 4), (31, 4, 8), (103, 4, 4), (7, 16, 2)])
+@pytest.mark.parametrize("hsi,msi,scale", [(3, 1, 2), (20, 3, 4), (31, 4, 8), (103, 4, 4), (7, 16, 2),
+                                           (224, 4, 3), (9, 3, 5), (6, 1, 6), (5, 2, 7)])
 def test_output_shape_for_band_counts_and_scales(hsi, msi, scale):
     config = ModelConfig(hsi, msi, scale, width=16, top_k=4)
     lr, hr = _inputs(config, lr_size=(3, 5), batch=2)
@@ -131,9 +132,10 @@ def test_eval_is_deterministic_and_training_uses_dropout():
     assert not torch.equal(first, model(lr, hr))
 
 
-def test_translation_by_align_gives_the_same_interior():
+@pytest.mark.parametrize("scale", [4, 3, 5])
+def test_translation_by_align_gives_the_same_interior(scale):
     """Shifting the inputs by `align` HR pixels shifts the output: what makes tiled fusion equal whole fusion."""
-    config = ModelConfig(5, 3, 4, width=16, top_k=4)
+    config = ModelConfig(5, 3, scale, width=16, top_k=4)
     model = build_model(config).eval()
     torch.nn.init.normal_(model.head[-1].weight, std=0.1)
     lr, hr = _inputs(config, lr_size=(24, 24))
@@ -160,8 +162,9 @@ def test_ablation_switches_replace_the_module(switch):
 
 
 def test_bad_configs_and_inputs_are_refused_clearly():
-    with pytest.raises(InputError, match="scale factor 3"):
-        ModelConfig(10, 3, 3)
+    for scale in (1, 9, 2.0, True):
+        with pytest.raises(InputError, match=f"scale factor {scale!r} is not supported.*integer scales 2 to 8"):
+            ModelConfig(10, 3, scale)
     with pytest.raises(InputError, match="1 to 16"):
         ModelConfig(10, 17, 4)
     model = build_model(ModelConfig(10, 3, 4, width=16))

@@ -18,7 +18,8 @@ def test_upsampling_matrices_equal_interpolate(mode, rows, cols, factor):
     torch.testing.assert_close(upsample(x, factor, mode), expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize(("rows", "cols", "scale"), [(16, 24, 2), (48, 40, 4), (24, 32, 8), (96, 8, 2)])
+@pytest.mark.parametrize(("rows", "cols", "scale"),
+                         [(16, 24, 2), (48, 40, 4), (24, 32, 8), (96, 8, 2), (27, 36, 3), (40, 25, 5)])
 def test_degradation_matrices_equal_the_strided_convolution(rows, cols, scale, monkeypatch):
     x = torch.randn(2, 3, rows, cols, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     by_matrix = spatial_degrade(x, scale)

@@ -195,8 +195,8 @@ REFUSED: dict[str, Refused] = {
         lambda s, k: s.replace(model=_card_with(s, k, "wide.safetensors", width=12)), CheckpointError,
         ("weights do not match the architecture",)),
     "checkpoint_card_config_invalid": Refused(
-        lambda s, k: s.replace(model=_card_with(s, k, "scale3.safetensors", scale=3)), CheckpointError,
-        ("model config is invalid", "scale factor 3 is not supported")),
+        lambda s, k: s.replace(model=_card_with(s, k, "scale9.safetensors", scale=9)), CheckpointError,
+        ("model config is invalid", "scale factor 9 is not supported", "integer scales 2 to 8")),
     # unpickling it would create tmp/code-ran.txt: the unchanged tree proves no code ran
     "checkpoint_pickle_that_runs_code": Refused(lambda s, k: s.replace(model=_pickle_checkpoint(k)),
                                                 CheckpointError, ("not a readable CoFusion checkpoint",
