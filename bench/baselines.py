@@ -58,7 +58,7 @@ def sanity_notes(rows: list[dict]) -> list[str]:
     """Compare bicubic x4 with BENCHMARK.md's reference; warn (log) when PSNR is more than SANITY_DB away."""
     notes = []
     for row in rows:
-        if row["method"] != "bicubic" or row["scale"] != 4:
+        if row["method"] != "bicubic" or row["scale"] != 4 or SCENES[row["scene"]].bicubic_x4 is None:
             continue
         psnr, sam = SCENES[row["scene"]].bicubic_x4
         gap = row["PSNR"] - psnr

@@ -44,17 +44,18 @@ class Scene:
     """One benchmark scene of ``DATA_DIR`` (data/README.md).
 
     ``test`` and ``train`` are windows of the full scene in HR pixels; ``max_value`` divides the stored values
-    to give [0, 1]; ``msi`` is the simulated MSI sensor as a ``core.srf.parse_srf`` specification;
-    ``bicubic_x4`` is BENCHMARK.md's sanity reference for bicubic x4 on the test region, (PSNR dB, SAM deg).
+    to give [0, 1] (None: the scene's maximum, data/README.md's rule for the Houston CASI cube); ``msi`` is the
+    simulated MSI sensor as a ``core.srf.parse_srf`` specification; ``bicubic_x4`` is BENCHMARK.md's sanity
+    reference for bicubic x4 on the test region, (PSNR dB, SAM deg), None where BENCHMARK.md gives none.
     """
 
     name: str
     file: str
-    max_value: float
+    max_value: float | None
     msi: str
     test: Window
     train: Window
-    bicubic_x4: tuple[float, float]
+    bicubic_x4: tuple[float, float] | None
 
 
 SCENES: dict[str, Scene] = {s.name: s for s in (
@@ -64,6 +65,8 @@ SCENES: dict[str, Scene] = {s.name: s for s in (
           test=Window(384, 0, 256, 512), train=Window(0, 0, 384, 512), bicubic_x4=(32.1, 5.37)),
     Scene("aviris_jasper_ridge", "aviris_jasper_ridge.tif", 10000.0, "sentinel2a:B2,B3,B4,B8",
           test=Window(52, 0, 48, 96), train=Window(0, 0, 52, 100), bicubic_x4=(31.4, 5.58)),
+    Scene("houston2018_casi_hs", "houston2018_casi_hs.tif", None, "sentinel2a:B2,B3,B4,B8",
+          test=Window(64, 0, 64, 128), train=Window(0, 0, 64, 128), bicubic_x4=None),
 )}
 
 SCALES = (2, 4, 8)
@@ -91,17 +94,19 @@ class Case:
 
 
 def crop_window(height: int, width: int, keep: Window, scale: int) -> Window | None:
-    """The largest window of a ``height`` x ``width`` image with sides multiples of ``scale`` containing ``keep``.
+    """The largest window of a ``height`` x ``width`` image with sides multiples of ``scale``, keeping ``keep``.
 
-    Pixels are trimmed on the side away from ``keep`` where possible. None when no such window exists.
+    Pixels are trimmed on the side away from ``keep`` where possible; where ``keep`` spans the whole axis (an odd
+    scale on an even size: cave scenes' 512 rows at x3) the fewer than ``scale`` pixels that no multiple of the
+    scale holds are trimmed from its end, so ``keep`` loses them too. None when the image is smaller than
+    ``scale``.
     """
     spans = []
     for size, start, end in ((width, keep.col, keep.col_end), (height, keep.row, keep.row_end)):
         kept = size // scale * scale
-        first = max(0, end - kept)
-        if kept == 0 or first > min(start, size - kept):
+        if kept == 0:
             return None
-        spans.append((first, kept))
+        spans.append((min(max(0, end - kept), start, size - kept), kept))
     (col, width_kept), (row, height_kept) = spans
     return Window(col, row, width_kept, height_kept)
 
@@ -112,7 +117,9 @@ def load_scene(scene: Scene, data_dir: Path = DATA_DIR) -> tuple[np.ndarray, np.
     info = read_info(path)
     if info.wavelengths_nm is None:
         raise InputError(f"{path} has no band wavelengths; the benchmark needs them to simulate the MSI.")
-    return read_raster(path) / np.float32(scene.max_value), np.asarray(info.wavelengths_nm)
+    data = read_raster(path)
+    peak = np.float32(data.max() if scene.max_value is None else scene.max_value)
+    return data / peak, np.asarray(info.wavelengths_nm)
 
 
 def prepare(scene: Scene, scale: int, data_dir: Path = DATA_DIR,
@@ -125,8 +132,12 @@ def prepare(scene: Scene, scale: int, data_dir: Path = DATA_DIR,
     reference, wavelengths = loaded if loaded is not None else load_scene(scene, data_dir)
     crop = crop_window(reference.shape[1], reference.shape[2], scene.test, scale)
     if crop is None:
-        log.info("%s: no crop to a multiple of %d keeps the test region; skipped", scene.name, scale)
+        log.info("%s: the scene is smaller than the scale %d; skipped", scene.name, scale)
         return None
+    test = scene.test.intersection(crop)
+    if test != scene.test:
+        log.info("%s at scale %d: the test region is %s of %s (a multiple of the scale)", scene.name, scale,
+                 tuple(test), tuple(scene.test))
     reference = reference[:, crop.row:crop.row_end, crop.col:crop.col_end]
     srf = parse_srf(scene.msi).matrix(wavelengths)
     try:
@@ -138,7 +149,7 @@ def prepare(scene: Scene, scale: int, data_dir: Path = DATA_DIR,
     if train is None:
         raise InputError(f"{scene.name}: the crop {crop} for scale {scale} leaves no training region.")
     return Case(scene, scale, crop, reference, lr_hsi, hr_msi, srf, wavelengths,
-                _shift(scene.test, crop), _shift(train, crop))
+                _shift(test, crop), _shift(train, crop))
 
 
 def evaluate(case: Case, estimate: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
