@@ -3,8 +3,11 @@
 
 The target grid has the LRHSI's CRS, its origin and extent, and pixels ``scale`` times smaller than the LRHSI's,
 so every LRHSI pixel covers exactly ``scale`` x ``scale`` output pixels (what ``core.grid.check_coregistration``
-requires). GDAL warps into an in-memory virtual raster, which is copied into the GeoTIFF in blocks by
-``RasterWriter`` (atomic, keeps the HRMSI's band names, wavelengths and nodata).
+requires). GDAL warps into an in-memory virtual raster (in the HRMSI's data type, with its band scale and
+offset), which is copied into the GeoTIFF in blocks by ``RasterWriter`` (atomic, keeps the HRMSI's band names,
+wavelengths and nodata). The output is float32 in the HRMSI's physical units (its scale and offset applied, none
+written, as for every output of the plugin), and a pixel is nodata in every band when any band of the warped
+HRMSI is nodata there.
 """
 from __future__ import annotations
 
@@ -68,7 +71,10 @@ def align_to_grid(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, 
                 wavelengths_nm=hr.wavelengths_nm, fwhm_nm=hr.fwhm_nm, band_names=hr.band_names) as writer:
             for blk in walk(plan_blocks(reader.info.width, reader.info.height, COPY_BLOCK, 0), "warping",
                             progress, cancel):
-                writer.write(reader.read(blk.keep), blk.keep.col, blk.keep.row)
+                data, valid = reader.read_valid(blk.keep)
+                if nodata is not None:
+                    data[:, ~valid] = nodata
+                writer.write(data, blk.keep.col, blk.keep.row)
     finally:
         gdal.Unlink(vrt)
     return out

@@ -2,7 +2,8 @@
 """Raster I/O through GDAL: the only place that opens, reads and writes image files.
 
 - `read_info` / `RasterReader` open any raster GDAL reads and describe it (`RasterInfo`): size, grid, CRS,
-  dtype, nodata, band names, and the centre wavelength and FWHM of every band in nanometres.
+  dtype, nodata, band names, band scale and offset, and the centre wavelength and FWHM of every band in
+  nanometres; pixels are read as float32 physical values (raw * scale + offset), validity from the raw values.
 - `RasterWriter` / `write_raster` write tiled, compressed GeoTIFFs atomically: a hidden temporary file
   beside the target, renamed over it only when complete, so a failed or cancelled run leaves nothing behind.
 
@@ -92,7 +93,11 @@ class RasterInfo:
     pixel height); a raster without one reports `PIXEL_GEOTRANSFORM`. `nodata` has one entry per band
     (None: no nodata). `wavelengths_nm` / `fwhm_nm`: centre wavelength and full width at half maximum of
     every band in nanometres, None when the file does not say (see `_spectral_metadata` for the sources).
-    `band_names`: GDAL's band descriptions, "band N" (1-based) where a band has none.
+    `band_names`: GDAL's band descriptions, "band N" (1-based) where a band has none. `dtype` is the
+    file's (raw) data type and `nodata` is in raw units. `scale` / `offset`: GDAL's band scale and offset,
+    one entry per band (1.0 / 0.0 where a band has none, and for every band when left out, as hand-built
+    infos do): the physical value of a pixel is raw * scale + offset, what `RasterReader.read` returns
+    (e.g. EnMAP L2A reflectance stored as Int16 x 10000 with scale 0.0001).
     """
 
     path: str
@@ -106,6 +111,15 @@ class RasterInfo:
     wavelengths_nm: tuple[float, ...] | None
     fwhm_nm: tuple[float, ...] | None
     band_names: tuple[str, ...]
+    scale: tuple[float, ...] = ()
+    offset: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        # frozen: fill the defaults through object.__setattr__, so that every info has one entry per band
+        if not self.scale:
+            object.__setattr__(self, "scale", (1.0,) * self.band_count)
+        if not self.offset:
+            object.__setattr__(self, "offset", (0.0,) * self.band_count)
 
     @property
     def pixel_size(self) -> tuple[float, float]:
@@ -327,7 +341,14 @@ def _info_of(ds: gdal.Dataset, path: str) -> RasterInfo:
         wavelengths_nm=wavelengths,
         fwhm_nm=fwhm,
         band_names=tuple(b.GetDescription() or f"band {i + 1}" for i, b in enumerate(bands)),
+        scale=tuple(_or(b.GetScale(), 1.0) for b in bands),
+        offset=tuple(_or(b.GetOffset(), 0.0) for b in bands),
     )
+
+
+def _or(value: float | None, default: float) -> float:
+    """GDAL's scale or offset of a band as a float; `default` when the band has none (GDAL gives None)."""
+    return default if value is None else float(value)
 
 
 class RasterReader:
@@ -362,11 +383,17 @@ class RasterReader:
         self._ds = None
 
     def read(self, window: Window, bands: Sequence[int] | None = None) -> np.ndarray:
-        """Pixels of `window` as float32 `(B, rows, cols)`; `bands`: 0-based band indices (default all).
+        """Physical values of `window` as float32 `(B, rows, cols)`; `bands`: 0-based band indices (default all).
 
-        Raises InputError when the window is not inside the raster, a band index is out of range, or
-        GDAL cannot read the pixels (a truncated or corrupt file).
+        Physical values are raw * scale + offset per band (`RasterInfo.scale` / `offset`), nodata pixels
+        included (`read_valid` gives their mask). Raises InputError when the window is not inside the
+        raster, a band index is out of range, or GDAL cannot read the pixels (a truncated or corrupt file).
         """
+        indices = list(range(self.info.band_count)) if bands is None else [int(b) for b in bands]
+        return self._physical(self._read_raw(window, indices), indices)
+
+    def _read_raw(self, window: Window, indices: list[int]) -> np.ndarray:
+        """The file's own values of `window` and the bands `indices` as float32 `(B, rows, cols)` (see read)."""
         if self._ds is None:
             raise ValueError(f"{self.info.path}: the reader is closed")
         ds, info = self._ds, self.info
@@ -374,7 +401,6 @@ class RasterReader:
                 or window.col_end > info.width or window.row_end > info.height:
             raise InputError(f"{info.path}: window {tuple(window)} (col, row, width, height) is not inside "
                              f"the raster of {info.width} x {info.height} pixels.")
-        indices = list(range(info.band_count)) if bands is None else [int(b) for b in bands]
         if not indices or not all(0 <= b < info.band_count for b in indices):
             raise InputError(f"{info.path}: band indices {indices} are not 0-based indices of its "
                              f"{info.band_count} bands.")
@@ -385,6 +411,16 @@ class RasterReader:
             "The file may be truncated or corrupt: check it with 'gdalinfo -checksum' or create it again",
         )
         return np.asarray(data, dtype=np.float32).reshape(len(indices), window.height, window.width)
+
+    def _physical(self, raw: np.ndarray, indices: list[int]) -> np.ndarray:
+        """`raw` `(B, rows, cols)` of the bands `indices` turned into physical values, in place; returns it."""
+        for position, index in enumerate(indices):
+            scale, offset = self.info.scale[index], self.info.offset[index]
+            if scale != 1.0:
+                raw[position] *= np.float32(scale)
+            if offset != 0.0:
+                raw[position] += np.float32(offset)
+        return raw
 
     def drop_cache(self) -> None:
         """Release the blocks GDAL's block cache holds for this raster (reads since fill it again).
@@ -399,16 +435,18 @@ class RasterReader:
     def read_valid(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """All bands of `window` and its validity mask: float32 `(B, rows, cols)`, bool `(rows, cols)`.
 
-        A pixel is valid when every band is finite and no band equals that band's nodata value (compared
-        after conversion to float32, as the data are).
+        The bands hold physical values, as `read` gives them. A pixel is valid when every band is finite and
+        no band's raw value (before scale and offset: nodata is in raw units) equals that band's nodata value
+        (compared after conversion to float32, as the data are).
         """
-        data = self.read(window)
+        indices = list(range(self.info.band_count))
+        data = self._read_raw(window, indices)
         valid = np.isfinite(data).all(axis=0)
         with np.errstate(over="ignore"):
-            for band, nodata in zip(data, self.info.nodata, strict=True):
+            for index, nodata in enumerate(self.info.nodata):
                 if nodata is not None:
-                    valid &= band != np.float32(nodata)
-        return data, valid
+                    valid &= data[index] != np.float32(nodata)
+        return self._physical(data, indices), valid
 
 
 def read_info(path: str | os.PathLike) -> RasterInfo:
@@ -481,9 +519,12 @@ class RasterWriter:
     than the default level 6, the file 6 % larger) with predictor 3 (floats) or 2 (integers), BigTIFF when
     needed, band interleaved. Every `write` is flushed out of GDAL's block cache at once, so memory does not
     grow with the raster; write whole 256 x 256 internal tiles where possible (a tile written in parts is
-    compressed and stored again for each part). Every band gets `nodata`, a description (its name, or "band N (W nm)"),
-    and, with wavelengths, both the EnMAP-Box items `wavelength`, `wavelength_units`=Nanometers, `fwhm`
-    (nm) and GDAL's IMAGERY items `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (um).
+    compressed and stored again for each part). Every band gets `nodata`, a description (its name, or
+    "band N (W nm)"), and, with wavelengths, both the EnMAP-Box items `wavelength`, `wavelength_units`=Nanometers,
+    `fwhm` (nm) and GDAL's IMAGERY items `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (um). Bands get no scale or offset
+    (GDAL's defaults, 1 and 0): the values written are the values every reader gets, so callers write physical
+    values (as `RasterReader.read` gives them) and neither QGIS nor this module rescales them; the fused,
+    simulated and aligned rasters are all float32 in the physical units of their inputs.
 
     The pixels go to a hidden temporary file beside `path` (".NAME.<random>.tmp.tif"), created on entering
     the `with` block. Leaving it normally flushes, closes and renames the file over `path` (an existing

@@ -7,7 +7,9 @@ so the result equals a whole-raster simulation. The reference is cropped at its 
 multiple of the scale. Outputs: the LRHSI on the reference grid coarsened ``scale`` times (same origin, pixels
 ``scale`` times larger, the reference's wavelengths), and the HRMSI on the reference grid with one band per MSI
 band (named after it, at its response-weighted centre wavelength). An LR pixel is nodata when a reference pixel
-under it is; an HRMSI pixel when its reference pixel is.
+under it is; an HRMSI pixel when its reference pixel is. Both outputs are float32 in the reference's physical units
+(its band scale and offset applied on reading, e.g. reflectance for an EnMAP Int16 x 10000 file with scale 0.0001),
+written without scale or offset, with the reference's nodata value (``core.fuse.output_nodata``).
 """
 from __future__ import annotations
 
