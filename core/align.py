@@ -3,11 +3,12 @@
 
 The target grid has the LRHSI's CRS, its origin and extent, and pixels ``scale`` times smaller than the LRHSI's,
 so every LRHSI pixel covers exactly ``scale`` x ``scale`` output pixels (what ``core.grid.check_coregistration``
-requires). GDAL warps into an in-memory virtual raster (in the HRMSI's data type, with its band scale and
-offset), which is copied into the GeoTIFF in blocks by ``RasterWriter`` (atomic, keeps the HRMSI's band names,
-wavelengths and nodata). The output is float32 in the HRMSI's physical units (its scale and offset applied, none
-written, as for every output of the plugin), and a pixel is nodata in every band when any band of the warped
-HRMSI is nodata there.
+requires): also for pixel sizes in no integer ratio (Sentinel-2's 20 m bands with a 30 m LRHSI: 1.5, refined
+by 2 to 15 m; 3.6 m airborne imagery: 8.33, refined by 8 to 3.75 m). GDAL warps into an in-memory virtual raster
+(in the HRMSI's data type, with its band scale and offset), which is copied into the GeoTIFF in blocks by
+``RasterWriter`` (atomic, keeps the HRMSI's band names, wavelengths and nodata). The output is float32 in the
+HRMSI's physical units (its scale and offset applied, none written, as for every output of the plugin), and a
+pixel is nodata in every band when any band of the warped HRMSI is nodata there.
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from osgeo import gdal, osr
 
 from .blocks import Cancel, Progress, plan_blocks, walk
 from .errors import GridError, InputError
+from .grid import nearest_scale
 from .raster import RasterReader, RasterWriter, check_output_path, read_info
+from .scale import MAX_SCALE, MIN_SCALE
 
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average")
 COPY_BLOCK = 1024
@@ -37,8 +40,9 @@ def align_to_grid(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, 
                   cancel: Cancel | None = None) -> Path:
     """Warp the HRMSI onto the LRHSI's grid refined ``scale`` times; returns the output path.
 
-    ``scale`` None: the ratio of the pixel sizes, rounded (both rasters must then share a CRS). ``resampling``:
-    one of RESAMPLING. Raises InputError / GridError / OutputError with the fix, Canceled on ``cancel()``.
+    ``scale``: an integer from 2 to 8 (``core.scale``); None: the ratio of the pixel sizes (LRHSI / HRMSI) rounded
+    into that range by ``core.grid.nearest_scale`` (both rasters must then share a CRS). ``resampling``: one of
+    RESAMPLING. Raises InputError / GridError / OutputError with the fix, Canceled on ``cancel()``.
     """
     lr, hr = read_info(lrhsi_path), read_info(hrmsi_path)
     out = check_output_path(out_path, (lrhsi_path, hrmsi_path))
@@ -51,10 +55,10 @@ def align_to_grid(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, 
         if not _same_crs(lr.crs_wkt, hr.crs_wkt):
             raise InputError("The rasters have different CRS, so the scale cannot be read off their pixel sizes; "
                              "give the scale (LRHSI pixel size / wanted HRMSI pixel size, e.g. 3 for 30 m and 10 m).")
-        scale = round(lr.pixel_size[0] / hr.pixel_size[0])
-    if scale < 1:
-        raise InputError(f"The scale must be a positive integer; got {scale} (is the HRMSI coarser than the "
-                         "LRHSI? then the inputs are swapped).")
+        scale = nearest_scale(lr.pixel_size[0] / hr.pixel_size[0])
+    if isinstance(scale, bool) or not isinstance(scale, int) or not MIN_SCALE <= scale <= MAX_SCALE:
+        raise InputError(f"The scale must be an integer from {MIN_SCALE} to {MAX_SCALE} (LRHSI pixel size / aligned "
+                         f"HRMSI pixel size, e.g. 3 for 30 m and 10 m); got {scale!r}.")
     x0, dx, _, y0, _, dy = lr.geotransform
     bounds = (min(x0, x0 + lr.width * dx), min(y0, y0 + lr.height * dy),
               max(x0, x0 + lr.width * dx), max(y0, y0 + lr.height * dy))

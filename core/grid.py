@@ -2,17 +2,20 @@
 """Co-registration check of an LRHSI and an HRMSI: the grid a fusion writes, or a GridError saying why not.
 
 The fusion needs the HRMSI grid to subdivide the LRHSI grid exactly: same CRS, north-up, an integer pixel
-size ratio `scale` >= 2 equal in x and y, and HRMSI pixel edges on LRHSI pixel edges. Every error names the
-numbers that differ and how to fix them (warp the HRMSI onto a grid aligned with the LRHSI).
+size ratio `scale` from 2 to 8 (`core.scale`) equal in x and y, and HRMSI pixel edges on LRHSI pixel edges.
+Every error names the numbers that differ and how to fix them: resample the HRMSI onto the LRHSI grid refined
+by an integer scale with cofusion:align_to_grid (`core.align.align_to_grid`) or gdalwarp.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from osgeo import osr
 
 from .errors import GridError
 from .raster import PIXEL_GEOTRANSFORM, GeoTransform, RasterInfo
+from .scale import MAX_SCALE, MIN_SCALE
 from .window import Window
 
 
@@ -50,8 +53,15 @@ def _crs_label(srs: osr.SpatialReference) -> str:
     return f"{srs.GetName()} (EPSG:{code})" if code else str(srs.GetName())
 
 
+def nearest_scale(ratio: float) -> int:
+    """The scale from MIN_SCALE to MAX_SCALE nearest a pixel size ratio (LRHSI / HRMSI, e.g. 30 m / 20 m = 1.5
+    gives 2, 30 m / 3.6 m = 8.33 gives 8); halves round up, to the finer grid."""
+    return min(MAX_SCALE, max(MIN_SCALE, math.floor(ratio + 0.5)))
+
+
 def _warp_hint(lr: RasterInfo, hr: RasterInfo, scale: int | None) -> str:
-    """A gdalwarp command putting the HRMSI on the LRHSI grid subdivided `scale` times (None: unknown)."""
+    """The fix, one sentence: resample the HRMSI onto the LRHSI grid refined `scale` times (None: unknown, as
+    across CRS) with cofusion:align_to_grid or the equivalent gdalwarp command."""
     x0, dx, _, y0, _, dy = lr.geotransform
     xs = sorted((x0, x0 + lr.width * dx))
     ys = sorted((y0, y0 + lr.height * dy))
@@ -62,13 +72,15 @@ def _warp_hint(lr: RasterInfo, hr: RasterInfo, scale: int | None) -> str:
         code = srs.GetAuthorityCode(None)
         t_srs = f"-t_srs EPSG:{code} " if code else "-t_srs <the LRHSI's CRS> "
     if scale is None:
-        tr = f"{_fmt(abs(dx))}/s {_fmt(abs(dy))}/s (s: the integer scale, e.g. 3 for 30 m and 10 m pixels)"
+        refined = (f"refined by an integer s from {MIN_SCALE} to {MAX_SCALE} (the pixel size ratio rounded, e.g. 3 "
+                   "for 30 m and 10 m pixels)")
+        option, tr = "SCALE=s", f"{_fmt(abs(dx))}/s {_fmt(abs(dy))}/s"
     else:
-        tr = f"{_fmt(abs(dx) / scale)} {_fmt(abs(dy) / scale)}"
+        refined = f"refined by {scale} ({_fmt(abs(dx) / scale)} x {_fmt(abs(dy) / scale)} pixels)"
+        option, tr = f"SCALE={scale}", f"{_fmt(abs(dx) / scale)} {_fmt(abs(dy) / scale)}"
     te = f"{_fmt(xs[0])} {_fmt(ys[0])} {_fmt(xs[1])} {_fmt(ys[1])}"
-    return (f"Warp the HRMSI onto a grid aligned with the LRHSI, e.g. gdalwarp {t_srs}-tr {tr} -te {te} "
-            f"-r cubic {hr.path} hrmsi_aligned.tif, or with the CoFusion 'align_to_grid' Processing "
-            "algorithm.")
+    return (f"Resample the HRMSI onto the LRHSI grid {refined} with cofusion:align_to_grid ({option}) or gdalwarp "
+            f"{t_srs}-tr {tr} -te {te} -r cubic {hr.path} hrmsi_aligned.tif.")
 
 
 def _check_crs(lr: RasterInfo, hr: RasterInfo) -> None:
@@ -93,27 +105,33 @@ def _check_north_up(info: RasterInfo, role: str) -> None:
 
 
 def _scale_from_sizes(lr: RasterInfo, hr: RasterInfo, tolerance: float) -> int:
-    """Scale of two rasters without any georeference: the ratio of their sizes, which must be an integer."""
+    """Scale of two rasters without any georeference: the ratio of their sizes, an integer from 2 to 8."""
     rx, ry = hr.width / lr.width, hr.height / lr.height
     scale = round(rx)
-    if abs(rx - scale) > tolerance or abs(ry - round(ry)) > tolerance or scale != round(ry) or scale < 2:
-        raise GridError(
-            f"Neither raster is georeferenced, so the scale is the ratio of their sizes, which is not one "
-            f"integer >= 2: HRMSI {hr.width} x {hr.height} / LRHSI {lr.width} x {lr.height} pixels = "
-            f"{rx:.4g} x {ry:.4g}. Crop the HRMSI to exactly s times the LRHSI's size (e.g. gdal_translate "
-            f"-srcwin 0 0 {max(2, scale) * lr.width} {max(2, scale) * lr.height} {hr.path} "
-            "hrmsi_cropped.tif), or give both rasters a geotransform"
-        )
-    return scale
+    if abs(rx - scale) <= tolerance and abs(ry - round(ry)) <= tolerance and scale == round(ry) \
+            and MIN_SCALE <= scale <= MAX_SCALE:
+        return scale
+    s = nearest_scale(rx)
+    width, height = s * lr.width, s * lr.height
+    crop = (f"crop it if it covers more ground than the LRHSI (gdal_translate -srcwin 0 0 {width} {height} "
+            f"{hr.path} hrmsi_cropped.tif), or " if width <= hr.width and height <= hr.height else "")
+    raise GridError(
+        f"Neither raster is georeferenced, so the scale is the ratio of their sizes, which is not one integer "
+        f"from {MIN_SCALE} to {MAX_SCALE}: HRMSI {hr.width} x {hr.height} / LRHSI {lr.width} x {lr.height} pixels "
+        f"= {rx:.4g} x {ry:.4g}. Make the HRMSI {width} x {height} pixels ({s} times the LRHSI): {crop}resample it "
+        f"if both cover the same ground (gdal_translate -outsize {width} {height} -r cubic {hr.path} "
+        "hrmsi_resampled.tif); or give both rasters a geotransform"
+    )
 
 
 def _scale_from_grids(lr: RasterInfo, hr: RasterInfo, tolerance: float) -> int:
+    """Scale of two georeferenced rasters: the ratio of their pixel sizes, an integer from 2 to 8 in x and y."""
     lr_dx, lr_dy = lr.geotransform[1], lr.geotransform[5]
     hr_dx, hr_dy = hr.geotransform[1], hr.geotransform[5]
     if (lr_dx > 0) != (hr_dx > 0) or (lr_dy > 0) != (hr_dy > 0):
         raise GridError(f"One grid is flipped: pixel sizes LRHSI {_fmt(lr_dx)} x {_fmt(lr_dy)}, HRMSI "
                         f"{_fmt(hr_dx)} x {_fmt(hr_dy)} have different signs. "
-                        + _warp_hint(lr, hr, max(2, round(abs(lr_dx / hr_dx)))))
+                        + _warp_hint(lr, hr, nearest_scale(abs(lr_dx / hr_dx))))
     rx, ry = lr_dx / hr_dx, lr_dy / hr_dy
     sizes = (f"LRHSI pixels {_fmt(abs(lr_dx))} x {_fmt(abs(lr_dy))}, HRMSI pixels {_fmt(abs(hr_dx))} x "
              f"{_fmt(abs(hr_dy))} (ratio {rx:.4g} x {ry:.4g})")
@@ -121,14 +139,17 @@ def _scale_from_grids(lr: RasterInfo, hr: RasterInfo, tolerance: float) -> int:
         raise GridError(f"The HRMSI has larger pixels than the LRHSI: {sizes}; did you swap the two inputs?")
     if abs(rx - round(rx)) > tolerance or abs(ry - round(ry)) > tolerance:
         raise GridError(f"The pixel sizes are not in an integer ratio: {sizes}. "
-                        + _warp_hint(lr, hr, max(2, round(rx))))
+                        + _warp_hint(lr, hr, nearest_scale(rx)))
     if round(rx) != round(ry):
-        raise GridError(f"The pixel size ratio differs in x and y: {sizes}. "
-                        + _warp_hint(lr, hr, max(2, round(rx))))
-    if round(rx) < 2:
-        raise GridError(f"The HRMSI is not finer than the LRHSI: {sizes}; the scale must be an integer >= 2. "
-                        "Fusion needs a higher-resolution HRMSI.")
-    return round(rx)
+        raise GridError(f"The pixel size ratio differs in x and y: {sizes}. " + _warp_hint(lr, hr, nearest_scale(rx)))
+    scale = round(rx)
+    if scale < MIN_SCALE:
+        raise GridError(f"The HRMSI is not finer than the LRHSI: {sizes}; the scale must be an integer from "
+                        f"{MIN_SCALE} to {MAX_SCALE}. Fusion needs a higher-resolution HRMSI.")
+    if scale > MAX_SCALE:
+        raise GridError(f"The pixel size ratio {scale} is above {MAX_SCALE}, the largest scale CoFusion fuses: "
+                        f"{sizes}. " + _warp_hint(lr, hr, MAX_SCALE))
+    return scale
 
 
 def _span(lr_size: int, hr_offset: int, hr_size: int, scale: int) -> tuple[int, int] | None:
@@ -145,8 +166,9 @@ def check_coregistration(lr: RasterInfo, hr: RasterInfo, tolerance: float = 0.01
     """The fusion grid of an LRHSI and an HRMSI, or GridError saying what differs and how to fix it.
 
     Requirements: the same CRS (compared with osr's IsSame; two rasters without CRS are accepted, as lab
-    data are), north-up grids, pixel sizes in the same integer ratio `scale` >= 2 in x and y
-    (|ratio - round(ratio)| <= `tolerance`), the HRMSI origin shifted from the LRHSI origin by a whole
+    data are), north-up grids, pixel sizes in the same integer ratio `scale` from 2 to 8 in x and y
+    (|ratio - round(ratio)| <= `tolerance`; another ratio is refused with the nearest scale in that range to
+    resample the HRMSI to, see `nearest_scale`), the HRMSI origin shifted from the LRHSI origin by a whole
     number of HR pixels (within `tolerance` HR pixels), and overlapping extents. The common window is the
     intersection snapped inward to whole LR pixels. Two rasters with neither CRS nor geotransform are pixel
     grids with the same origin: the scale is then the ratio of their sizes.

@@ -135,8 +135,10 @@ def test_rotated_grid():
 
 def test_non_integer_pixel_ratio_names_the_sizes_and_a_fix():
     with pytest.raises(GridError, match=r"not in an integer ratio: LRHSI pixels 30 x 30, HRMSI pixels 8 x 8 "
-                                        r"\(ratio 3\.75 x 3\.75\).*gdalwarp -t_srs EPSG:32632 -tr 7\.5 7\.5 -te "
-                                        r"500000 4999760 500300 5000000 -r cubic hr\.tif.*align_to_grid"):
+                                        r"\(ratio 3\.75 x 3\.75\)\. Resample the HRMSI onto the LRHSI grid refined "
+                                        r"by 4 \(7\.5 x 7\.5 pixels\) with cofusion:align_to_grid \(SCALE=4\) or "
+                                        r"gdalwarp -t_srs EPSG:32632 -tr 7\.5 7\.5 -te 500000 4999760 500300 5000000 "
+                                        r"-r cubic hr\.tif hrmsi_aligned\.tif\.$"):
         check_coregistration(_lr(), _hr(pixel=8.0))
 
 
@@ -147,7 +149,7 @@ def test_different_ratio_in_x_and_y():
 
 
 def test_same_pixel_size_is_not_a_fusion():
-    with pytest.raises(GridError, match="not finer than the LRHSI.*integer >= 2"):
+    with pytest.raises(GridError, match="not finer than the LRHSI.*integer from 2 to 8"):
         check_coregistration(_lr(), _hr(pixel=30.0, width=10, height=8))
 
 
