@@ -7,8 +7,9 @@ pixels, so with the default margin of 4 only the fitted regression weights (GSA'
 synthetic pans of SFIM and MTF-GLP-HPM) differ from a whole-raster run: they are fitted per block, i.e. locally
 adaptive. A scene of at most one block (256 x 256 LR pixels by default) is fused exactly as a whole.
 
-Nodata: an output pixel is nodata when its HR pixel or the LR pixel covering it is nodata (as in
-``core.fuse``); nodata input pixels are replaced by their block's band means before the method runs.
+Nodata: an output pixel is nodata when its HR pixel or the LR pixel covering it is nodata in a good band (as in
+``core.fuse``); nodata input pixels are replaced by their block's band means before the method runs. Bad bands
+of the LRHSI (``core.bands``) are left out of every fit and written as nodata with ``bbl`` = 0.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bands import BandView, plan_good_bands, screen_bands
 from .blocks import Cancel, Progress, fill_invalid, plan_blocks, walk
 from .classic import METHODS
 from .errors import InputError
@@ -34,8 +36,9 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
     """Fuse with the classical ``method`` (a key of ``core.classic.METHODS``) into a float32 GeoTIFF.
 
     The output has the fusion grid of ``core.grid.check_coregistration`` (the HRMSI's pixels both rasters
-    cover), the LRHSI's bands, wavelengths and names, and ``core.fuse.output_nodata``. Raises InputError,
-    GridError, OutputError with the fix, Canceled when ``cancel()`` returns True; no output is left on error.
+    cover), all the LRHSI's bands (bad ones nodata), wavelengths and names, and ``core.fuse.output_nodata``.
+    Raises InputError, GridError, OutputError with the fix, Canceled when ``cancel()`` returns True; no output is
+    left on error.
     """
     if method not in METHODS:
         raise InputError(f"Unknown classical fusion method {method!r}: choose one of {', '.join(METHODS)}.")
@@ -43,22 +46,25 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
     s, lr_area, hr_area = grid.scale, grid.lr_window, grid.hr_window
     nodata = output_nodata(lr_info)
     blocks = plan_blocks(lr_area.width, lr_area.height, block, margin)
-    with RasterReader(lrhsi_path) as lr_reader, RasterReader(hrmsi_path) as hr_reader, RasterWriter(
-            out, width=hr_area.width, height=hr_area.height, band_count=lr_info.band_count,
-            geotransform=grid.geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
-            wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm, band_names=lr_info.band_names) as writer:
-        for blk in walk(blocks, f"{method} fusion", progress, cancel):
-            lr, lr_valid = lr_reader.read_valid(blk.read.within(lr_area))
-            hr, hr_valid = hr_reader.read_valid(blk.read.scaled(s).within(hr_area))
-            valid = hr_valid & lr_valid.repeat(s, 0).repeat(s, 1)
-            rows, cols = blk.inner(s)
-            result = np.full((lr_info.band_count, blk.keep.height * s, blk.keep.width * s), nodata, np.float32)
-            if valid[rows, cols].any():
-                fill_invalid(lr, lr_valid)
-                fill_invalid(hr, hr_valid)
-                fused = METHODS[method](lr, hr, s)[:, rows, cols]
-                keep = valid[rows, cols]
-                result[:, keep] = fused[:, keep]
-            writer.write(result, blk.keep.col * s, blk.keep.row * s)
+    with RasterReader(lrhsi_path) as lr_file, RasterReader(hrmsi_path) as hr_reader:
+        bands = plan_good_bands(screen_bands(lr_file, lr_area), lr_info.wavelengths_nm)
+        lr_reader = BandView(lr_file, bands)
+        with RasterWriter(out, width=hr_area.width, height=hr_area.height, band_count=lr_info.band_count,
+                          geotransform=grid.geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
+                          wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
+                          band_names=lr_info.band_names, bbl=bands.bbl) as writer:
+            for blk in walk(blocks, f"{method} fusion", progress, cancel):
+                lr, lr_valid = lr_reader.read_valid(blk.read.within(lr_area))
+                hr, hr_valid = hr_reader.read_valid(blk.read.scaled(s).within(hr_area))
+                valid = hr_valid & lr_valid.repeat(s, 0).repeat(s, 1)
+                rows, cols = blk.inner(s)
+                result = np.full((bands.working_bands, blk.keep.height * s, blk.keep.width * s), nodata,
+                                 np.float32)
+                if valid[rows, cols].any():
+                    fill_invalid(lr, lr_valid)
+                    fill_invalid(hr, hr_valid)
+                    fused = METHODS[method](lr, hr, s)[:, rows, cols]
+                    keep = valid[rows, cols]
+                    result[:, keep] = fused[:, keep]
+                writer.write(bands.expand(result, nodata), blk.keep.col * s, blk.keep.row * s)
     return out
-

@@ -40,6 +40,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .bands import BandView, plan_model_bands, screen_bands
 from .errors import Canceled, CheckpointError, InputError
 from .grid import FusionGrid, check_coregistration
 from .raster import RasterInfo, RasterReader, RasterWriter, check_output_path, read_info
@@ -59,9 +60,6 @@ log = logging.getLogger(__name__)
 #: Tiles per predictor call. Measured (bench/results/fuse_speed.md, 198 bands, 288 tiles, 2 CPU threads): batch 1
 #: gives the best throughput and half the memory of batch 4; larger batches pay off on a GPU (--batch).
 DEFAULT_BATCH = 1
-#: Largest difference (nm) between an LRHSI band centre and the model's for the same band: sensors' nominal
-#: centres are good to a few nm; more means other bands or another order.
-WAVELENGTH_TOLERANCE_NM = 10.0
 
 Progress = Callable[[float, str], None]
 Cancel = Callable[[], bool]
@@ -198,13 +196,9 @@ def check_inputs(
 
 
 def check_predictor(predictor: Predictor, lr_info: RasterInfo, hr_info: RasterInfo, grid: FusionGrid) -> None:
-    """CheckpointError unless the predictor's band counts and scale fit the two rasters."""
+    """CheckpointError unless the predictor's multispectral band count and scale fit the HRMSI and the grid (its
+    hyperspectral bands are matched to the LRHSI's by ``core.bands.plan_model_bands``)."""
     fix = "use a model trained for these inputs, or train one with 'python -m cofusion.training'"
-    if predictor.hsi_bands != lr_info.band_count:
-        raise CheckpointError(
-            f"The model expects {predictor.hsi_bands} hyperspectral bands but the LRHSI {lr_info.path} has "
-            f"{lr_info.band_count}; {fix}."
-        )
     if predictor.msi_bands != hr_info.band_count:
         raise CheckpointError(
             f"The model expects {predictor.msi_bands} multispectral bands but the HRMSI {hr_info.path} has "
@@ -215,17 +209,6 @@ def check_predictor(predictor: Predictor, lr_info: RasterInfo, hr_info: RasterIn
             f"The model was trained for scale {predictor.scale} but the HRMSI {hr_info.path} has pixels "
             f"{grid.scale} times finer than the LRHSI {lr_info.path}; {fix}."
         )
-    expected = getattr(predictor, "wavelengths_nm", None)
-    if expected is not None and lr_info.wavelengths_nm is not None:
-        gaps = np.abs(np.asarray(lr_info.wavelengths_nm) - np.asarray(expected))
-        if gaps.max() > WAVELENGTH_TOLERANCE_NM:
-            band = int(gaps.argmax())
-            raise CheckpointError(
-                f"The LRHSI {lr_info.path} has other wavelengths than the model was trained on: its band "
-                f"{band + 1} is centred at {lr_info.wavelengths_nm[band]:.1f} nm, the model's at "
-                f"{expected[band]:.1f} nm (bands must be the same, in the same order, within "
-                f"{WAVELENGTH_TOLERANCE_NM:g} nm); reorder or subset the bands to the model's, or {fix}."
-            )
 
 
 def output_nodata(lr_info: RasterInfo) -> float:
@@ -342,45 +325,53 @@ def fuse_raster(
              lr_info.path, hr_info.path, out, grid.scale, region.width, region.height, total, tile, overlap,
              len(blocks))
     report = progress or (lambda _fraction, _message: None)
-    report(0.0, f"fusing {region.width} x {region.height} pixels in {total} tiles")
     weights = blend_weights(tile, overlap)
     nodata = output_nodata(lr_info)
     gt = grid.geotransform
     geotransform = (gt[0] + region.col * gt[1] + region.row * gt[2], gt[1], gt[2],
                     gt[3] + region.col * gt[4] + region.row * gt[5], gt[4], gt[5])
     done = predicted = valid_pixels = 0
-    with RasterReader(lr_info.path) as lr_reader, RasterReader(hr_info.path) as hr_reader, RasterWriter(
-        out, width=region.width, height=region.height, band_count=lr_info.band_count,
-        geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata, wavelengths_nm=lr_info.wavelengths_nm,
-        fwhm_nm=lr_info.fwhm_nm, band_names=lr_info.band_names,
-    ) as writer:
-        prepare = getattr(predictor, "prepare", None)
-        if prepare is not None:
-            report(0.0, "fitting the model's scene statistics")
-            prepare(lr_reader, hr_reader, grid)
-        for blk in blocks:
-            reader = _TileReader(lr_reader, hr_reader, grid, predictor)
-            tiles = plan_tiles(blk, width, height, tile, overlap, align)
-            merger = TileMerger(_in_file(blk, region), _in_file(tiles[-1], region), lr_info.band_count, overlap,
-                                nodata, writer.write)
-            for first in range(0, len(tiles), batch):
-                if cancel is not None and cancel():
-                    raise Canceled("Fusion canceled; no output file was written.")
-                chunk = tiles[first:first + batch]
-                reads = [reader.read(t) for t in chunk]
-                predictions = _predict(predictor, reads, tile)
-                for t, (_lr, _hr, valid), prediction in zip(chunk, reads, predictions, strict=True):
-                    merger.add(_in_file(t, region), weights, prediction, valid)
-                done += len(chunk)
-                predicted += sum(p is not None for p in predictions)
-                report(done / total, f"tile {done} of {total}")
-            valid_pixels += merger.valid_pixels
-        if valid_pixels == 0:
-            raise InputError(
-                f"Every output pixel is nodata: no pixel of the region is valid in both {lr_info.path} and "
-                f"{hr_info.path} (a nodata value in any band makes a pixel nodata). Check the inputs' nodata "
-                "values and that the region covers valid data."
-            )
+    with RasterReader(lr_info.path) as lr_file, RasterReader(hr_info.path) as hr_reader:
+        bands = plan_model_bands(screen_bands(lr_file, grid.lr_window), lr_info, predictor.hsi_bands,
+                                 getattr(predictor, "wavelengths_nm", None))
+        report(0.0, f"fusing {region.width} x {region.height} pixels in {total} tiles")
+        lr_reader = BandView(lr_file, bands)
+        with RasterWriter(out, width=region.width, height=region.height, band_count=lr_info.band_count,
+                          geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
+                          wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
+                          band_names=lr_info.band_names, bbl=bands.bbl) as writer:
+            def write(working: np.ndarray, col: int, row: int) -> None:
+                writer.write(bands.expand(working, nodata), col, row)
+
+            prepare = getattr(predictor, "prepare", None)
+            if prepare is not None:
+                report(0.0, "fitting the model's scene statistics")
+                prepare(lr_reader, hr_reader, grid)
+            for blk in blocks:
+                reader = _TileReader(lr_reader, hr_reader, grid, predictor)
+                tiles = plan_tiles(blk, width, height, tile, overlap, align)
+                merger = TileMerger(_in_file(blk, region), _in_file(tiles[-1], region), bands.working_bands,
+                                    overlap, nodata, write)
+                for first in range(0, len(tiles), batch):
+                    if cancel is not None and cancel():
+                        raise Canceled("Fusion canceled; no output file was written.")
+                    chunk = tiles[first:first + batch]
+                    reads = [reader.read(t) for t in chunk]
+                    predictions = _predict(predictor, reads, tile)
+                    for t, (_lr, _hr, valid), prediction in zip(chunk, reads, predictions, strict=True):
+                        merger.add(_in_file(t, region), weights, prediction, valid)
+                    done += len(chunk)
+                    predicted += sum(p is not None for p in predictions)
+                    report(done / total, f"tile {done} of {total}")
+                valid_pixels += merger.valid_pixels
+            if valid_pixels == 0:
+                raise InputError(
+                    f"Every output pixel is nodata: no pixel of the region is valid in both {lr_info.path} and "
+                    f"{hr_info.path} (a nodata value in any good band makes a pixel nodata). Check the inputs' "
+                    "nodata values and that the region covers valid data."
+                )
+    if not all(bands.bbl):
+        log.info("%s: bands written as nodata (bbl = 0): %s", out, bands.describe(lr_info.wavelengths_nm))
     seconds = time.perf_counter() - started
     log.info("Fused %s in %.1f s (%d tiles predicted)", out, seconds, predicted)
     report(1.0, "done")

@@ -97,7 +97,8 @@ class RasterInfo:
     file's (raw) data type and `nodata` is in raw units. `scale` / `offset`: GDAL's band scale and offset,
     one entry per band (1.0 / 0.0 where a band has none, and for every band when left out, as hand-built
     infos do): the physical value of a pixel is raw * scale + offset, what `RasterReader.read` returns
-    (e.g. EnMAP L2A reflectance stored as Int16 x 10000 with scale 0.0001).
+    (e.g. EnMAP L2A reflectance stored as Int16 x 10000 with scale 0.0001). `bad_band_flags`: per band, True
+    when the file flags it bad (`bbl` = 0, see `_bad_band_flags`), None when it has no bad band list.
     """
 
     path: str
@@ -113,6 +114,7 @@ class RasterInfo:
     band_names: tuple[str, ...]
     scale: tuple[float, ...] = ()
     offset: tuple[float, ...] = ()
+    bad_band_flags: tuple[bool, ...] | None = None
 
     def __post_init__(self) -> None:
         # frozen: fill the defaults through object.__setattr__, so that every info has one entry per band
@@ -231,13 +233,13 @@ def _envi_list(text: str | None) -> list[str] | None:
     return [item for item in items if item]
 
 
-def _from_envi(ds: gdal.Dataset, path: str) -> _Spectral:
+def _from_envi(ds: gdal.Dataset, path: str, header: dict | None) -> _Spectral:
     """(2) ENVI header: `wavelength`, `fwhm`, `wavelength units`.
 
     For a file of GDAL's ENVI driver the .hdr itself is parsed with SPy (`spectral`); for other formats
     the dataset's 'ENVI' metadata domain is read (GDAL keeps ENVI header fields there as '{ a, b, c }').
+    `header`: `_envi_header`'s result.
     """
-    header = _envi_header(ds, path)
     if header is not None:
         raw_wl, raw_fwhm, unit = header.get("wavelength"), header.get("fwhm"), header.get("wavelength units")
     else:
@@ -291,7 +293,7 @@ def _from_imagery_domain(ds: gdal.Dataset, path: str) -> _Spectral:
             _to_nm(fwhm, 1000.0, "IMAGERY 'FWHM_UM'", path))
 
 
-def _spectral_metadata(ds: gdal.Dataset, path: str) -> _Spectral:
+def _spectral_metadata(ds: gdal.Dataset, path: str, header: dict | None) -> _Spectral:
     """Centre wavelengths and FWHM of every band in nm, from the first source that gives them for all bands.
 
     Sources in order of precedence: (1) band metadata `wavelength` / `wavelength_units` / `fwhm`
@@ -303,9 +305,12 @@ def _spectral_metadata(ds: gdal.Dataset, path: str) -> _Spectral:
     (in a source consulted only for the FWHM, such a problem is logged and the FWHM left unknown).
     """
     wavelengths = fwhm = None
-    for source in (_from_band_metadata, _from_envi, _from_imagery_domain):
+    sources: tuple[Callable[[], _Spectral], ...] = (
+        lambda: _from_band_metadata(ds, path), lambda: _from_envi(ds, path, header),
+        lambda: _from_imagery_domain(ds, path))
+    for source in sources:
         try:
-            src_wl, src_fwhm = source(ds, path)
+            src_wl, src_fwhm = source()
         except InputError as exc:
             if wavelengths is None:
                 raise
@@ -318,6 +323,34 @@ def _spectral_metadata(ds: gdal.Dataset, path: str) -> _Spectral:
     return wavelengths, fwhm
 
 
+def _bad_band_flags(ds: gdal.Dataset, path: str, header: dict | None) -> tuple[bool, ...] | None:
+    """Per band, True when the file flags it bad: `bbl` = 0 in its band metadata (EnMAP-Box), else in the ENVI
+    header's (or GDAL's 'ENVI' domain's) bad band list; None when the file has no such list.
+
+    A list that does not cover every band, or holds other values than 0 and 1, is ignored with a warning.
+    `header`: `_envi_header`'s result.
+    """
+    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    raw = [b.GetMetadataItem("bbl") for b in bands]
+    where = "band metadata 'bbl'"
+    if all(v in (None, "") for v in raw):
+        raw = header.get("bbl") if header is not None else _envi_list((ds.GetMetadata("ENVI") or {}).get("bbl"))
+        where = "the ENVI bad band list 'bbl'"
+        if not raw:
+            return None
+    values = _complete(list(raw), len(bands), where, path)
+    if values is None:
+        return None
+    try:
+        flags = [float(v) for v in values]
+    except (TypeError, ValueError):
+        flags = []
+    if len(flags) != len(bands) or not set(flags) <= {0.0, 1.0}:
+        log.warning("%s: %s holds other values than 0 and 1; ignored", path, where)
+        return None
+    return tuple(f == 0.0 for f in flags)
+
+
 # --------------------------------------------------------------------------------------------------- reading
 
 
@@ -328,7 +361,8 @@ def _dtype_name(band: gdal.Band) -> str:
 def _info_of(ds: gdal.Dataset, path: str) -> RasterInfo:
     bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
     srs = ds.GetSpatialRef()
-    wavelengths, fwhm = _spectral_metadata(ds, path)
+    header = _envi_header(ds, path)
+    wavelengths, fwhm = _spectral_metadata(ds, path, header)
     return RasterInfo(
         path=path,
         width=ds.RasterXSize,
@@ -343,6 +377,7 @@ def _info_of(ds: gdal.Dataset, path: str) -> RasterInfo:
         band_names=tuple(b.GetDescription() or f"band {i + 1}" for i, b in enumerate(bands)),
         scale=tuple(_or(b.GetScale(), 1.0) for b in bands),
         offset=tuple(_or(b.GetOffset(), 0.0) for b in bands),
+        bad_band_flags=_bad_band_flags(ds, path, header),
     )
 
 
@@ -432,21 +467,28 @@ class RasterReader:
         if self._ds is not None:
             self._ds.FlushCache()
 
-    def read_valid(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """All bands of `window` and its validity mask: float32 `(B, rows, cols)`, bool `(rows, cols)`.
+    def read_masked(self, window: Window, bands: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The bands `bands` (0-based, default all) of `window` and where each is valid: float32 `(B, rows,
+        cols)` physical values, as `read` gives them, and bool `(B, rows, cols)`.
 
-        The bands hold physical values, as `read` gives them. A pixel is valid when every band is finite and
-        no band's raw value (before scale and offset: nodata is in raw units) equals that band's nodata value
-        (compared after conversion to float32, as the data are).
+        A band is valid at a pixel when its value is finite and its raw value (before scale and offset: nodata
+        is in raw units) is not the band's nodata value (compared after conversion to float32, as the data are).
         """
-        indices = list(range(self.info.band_count))
+        indices = list(range(self.info.band_count)) if bands is None else [int(b) for b in bands]
         data = self._read_raw(window, indices)
-        valid = np.isfinite(data).all(axis=0)
+        band_valid = np.isfinite(data)
         with np.errstate(over="ignore"):
-            for index, nodata in enumerate(self.info.nodata):
+            for position, index in enumerate(indices):
+                nodata = self.info.nodata[index]
                 if nodata is not None:
-                    valid &= data[index] != np.float32(nodata)
-        return self._physical(data, indices), valid
+                    band_valid[position] &= data[position] != np.float32(nodata)
+        return self._physical(data, indices), band_valid
+
+    def read_valid(self, window: Window, bands: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The bands `bands` (default all) of `window` and the pixels valid in every one of them (`read_masked`):
+        float32 `(B, rows, cols)`, bool `(rows, cols)`."""
+        data, band_valid = self.read_masked(window, bands)
+        return data, band_valid.all(axis=0)
 
 
 def read_info(path: str | os.PathLike) -> RasterInfo:
@@ -521,10 +563,11 @@ class RasterWriter:
     grow with the raster; write whole 256 x 256 internal tiles where possible (a tile written in parts is
     compressed and stored again for each part). Every band gets `nodata`, a description (its name, or
     "band N (W nm)"), and, with wavelengths, both the EnMAP-Box items `wavelength`, `wavelength_units`=Nanometers,
-    `fwhm` (nm) and GDAL's IMAGERY items `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (um). Bands get no scale or offset
-    (GDAL's defaults, 1 and 0): the values written are the values every reader gets, so callers write physical
-    values (as `RasterReader.read` gives them) and neither QGIS nor this module rescales them; the fused,
-    simulated and aligned rasters are all float32 in the physical units of their inputs.
+    `fwhm` (nm) and GDAL's IMAGERY items `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (um); with `bbl`, the item `bbl`
+    (1 good, 0 bad: EnMAP-Box's bad band list). Bands get no scale or offset (GDAL's defaults, 1 and 0): the
+    values written are the values every reader gets, so callers write physical values (as `RasterReader.read`
+    gives them) and neither QGIS nor this module rescales them; the fused, simulated and aligned rasters are all
+    float32 in the physical units of their inputs.
 
     The pixels go to a hidden temporary file beside `path` (".NAME.<random>.tmp.tif"), created on entering
     the `with` block. Leaving it normally flushes, closes and renames the file over `path` (an existing
@@ -546,6 +589,7 @@ class RasterWriter:
         wavelengths_nm: Sequence[float] | None = None,
         fwhm_nm: Sequence[float] | None = None,
         band_names: Sequence[str] | None = None,
+        bbl: Sequence[bool] | None = None,
         dtype: str = "float32",
     ) -> None:
         if min(width, height, band_count) < 1:
@@ -566,6 +610,7 @@ class RasterWriter:
         self.wavelengths_nm = _per_band(wavelengths_nm, self.band_count, "wavelengths_nm")
         self.fwhm_nm = _per_band(fwhm_nm, self.band_count, "fwhm_nm")
         self.band_names = _per_band(band_names, self.band_count, "band_names")
+        self.bbl = _per_band(bbl, self.band_count, "bbl")
         self._temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp.tif")
         self._ds: gdal.Dataset | None = None
         self._disk_fix = (f"Check that the disk holding {self.path.parent} has free space (and that the "
@@ -608,6 +653,8 @@ class RasterWriter:
             if self.fwhm_nm is not None:
                 band.SetMetadataItem("fwhm", _fmt(self.fwhm_nm[i]))
                 band.SetMetadataItem("FWHM_UM", _fmt(self.fwhm_nm[i] / 1000.0), "IMAGERY")
+            if self.bbl is not None:
+                band.SetMetadataItem("bbl", "1" if self.bbl[i] else "0")
         return ok
 
     def _band_description(self, index: int) -> str:

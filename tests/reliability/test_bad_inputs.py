@@ -154,7 +154,7 @@ REFUSED: dict[str, Refused] = {
                                       GridError, ("do not share", "right pair of scenes", "gdalwarp")),
     "every_pixel_nodata": Refused(
         lambda s, k: s.replace(lr=_lr(k, nodata=-1.0, data=np.full((HSI, LR_SIZE, LR_SIZE), -1.0, np.float32))),
-        InputError, ("Every output pixel is nodata", "nodata values")),
+        InputError, ("every band is bad", "nodata everywhere", "nodata value")),
     "lrhsi_truncated": Refused(
         lambda s, k: s.replace(lr=_truncated(_lr(k))), InputError,
         ("truncated or corrupt", "gdalinfo -checksum")),
