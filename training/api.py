@@ -32,7 +32,7 @@ from ..core.raster import RasterReader, read_info
 from ..core.srf import SpectralResponse, parse_srf
 from ..core.window import Window
 from .data import PairSource, ReferenceSource, split_validation
-from .trainer import TrainResult, TrainSettings, train
+from .trainer import TrainResult, TrainSettings, patch_for, train
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,9 @@ def estimate_srf(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, valid: np.n
 
 
 def _fit_patch(settings: TrainSettings, region_side: int, align: int) -> TrainSettings:
-    """The settings with the patch shrunk (to a multiple of ``align``) where the training region is smaller."""
+    """The settings with the patch set (``patch_for``), shrunk to a multiple of ``align`` where the training
+    region is smaller."""
+    settings = replace(settings, patch=patch_for(settings.patch, align))
     largest = region_side // align * align
     if settings.patch <= largest:
         return settings

@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", required=True, metavar="MODEL.safetensors", help="the checkpoint to write "
                          "(the best by validation PSNR); a .log.csv is written beside it")
         sub.add_argument("--batch", type=int, default=8, help="patches per step (default 8)")
-        sub.add_argument("--patch", type=int, default=64, help="patch size in target pixels, a multiple of 16 "
-                         "(default 64; shrunk to fit a small region)")
+        sub.add_argument("--patch", type=int, default=None, help="patch size in target pixels, a multiple of the "
+                         "model's alignment: 16 at x2, x4, x8, 48 at x3 and x6 (default: the multiple nearest 64; "
+                         "shrunk to fit a small region)")
         sub.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (default 1e-3)")
         sub.add_argument("--schedule", choices=("cosine", "step"), default="cosine",
                          help="learning-rate schedule after a 50-step warm-up (default cosine)")

@@ -50,6 +50,8 @@ SSIM_WEIGHT = 0.1  # lambda of paper eq. (8)
 DOMAIN_SAMPLE = 20_000
 #: Batches of training patches on which the base's per-band error is measured (:func:`band_weights`).
 BAND_WEIGHT_BATCHES = 8
+#: Training patch edge (HR pixels) aimed at when none is given; the patch is a multiple of the model's alignment.
+DEFAULT_PATCH = 64
 #: Largest ratio between two band weights: bands the base reproduces almost exactly do not take over the loss.
 BAND_WEIGHT_RATIO = 100.0
 LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "val_psnr", "val_sam", "elapsed_s")
@@ -63,7 +65,8 @@ class TrainSettings:
         iterations: optimisation steps (the schedule's length). With ``minutes`` too, whichever ends first.
         minutes: wall-clock budget; alone, the schedule follows elapsed time instead of steps.
         batch_size: patches per step.
-        patch: patch size in target (HR) pixels; a multiple of the model's ``align``.
+        patch: patch size in target (HR) pixels, a multiple of the model's ``align``; None: the multiple nearest
+            :data:`DEFAULT_PATCH` (64 at x2, x4, x8; 48 at x3 and x6, whose alignment is 48; 80 at x5).
         learning_rate: AdamW peak learning rate; weight_decay its decoupled weight decay.
         schedule: 'cosine' (to 1 % of the peak) or 'step' (x0.5 at 50 % and 75 %), after ``warmup`` steps.
         clip: maximum gradient norm.
@@ -80,7 +83,7 @@ class TrainSettings:
     iterations: int | None = 2000
     minutes: float | None = None
     batch_size: int = 8
-    patch: int = 64
+    patch: int | None = None
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
@@ -115,6 +118,11 @@ class TrainResult:
     metrics: dict
 
 
+def patch_for(patch: int | None, align: int) -> int:
+    """``patch``, or for None the multiple of ``align`` nearest :data:`DEFAULT_PATCH` (at least ``align``)."""
+    return patch if patch is not None else max(1, round(DEFAULT_PATCH / align)) * align
+
+
 def learning_rate_factor(settings: TrainSettings, fraction: float, step: int) -> float:
     """Multiplier of the peak learning rate at ``step`` when ``fraction`` (0-1) of the budget is spent."""
     warm = min(1.0, (step + 1) / settings.warmup) if settings.warmup else 1.0
@@ -147,6 +155,7 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     config = ModelConfig(source.hsi_bands, source.msi_bands, source.scale, **settings.model)
+    settings = replace(settings, patch=patch_for(settings.patch, config.align))
     if settings.patch % config.align:
         raise InputError(f"patch size {settings.patch} must be a multiple of {config.align} pixels.")
     model = build_model(config).to(device)
