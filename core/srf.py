@@ -5,24 +5,18 @@ Wald's protocol simulates the HRMSI as ``Y = R · Z``: ``R`` (MSI bands x HSI ba
 response sampled at the HSI band centres (or integrated against each HSI band's Gaussian when the HSI band
 widths are known), each row normalised to sum 1 (see BENCHMARK.md).
 
-Presets (``parse_srf``):
+Presets (``parse_srf``; the catalogue is ``core.sensors``, ``describe_presets()`` or ``python -m cofusion srf
+--list`` lists them with their bands and wavelengths):
 
-- ``sentinel2a``: Sentinel-2A MSI, all 13 bands (B1..B12, B8A) from ESA's measured table
-  (``resources/srf/sentinel2a_msi.csv``). Without a band list it selects the 10 m bands B2, B3, B4, B8.
-- ``landsat8`` (alias ``landsat9``): Landsat 8 OLI from USGS's measured table
-  (``resources/srf/landsat8_oli.csv``), bands B2 (blue), B3 (green), B4 (red), B5 (NIR), B6 (SWIR 1),
-  B7 (SWIR 2); the table has no coastal (B1), panchromatic (B8) or cirrus (B9) band. Landsat 9 OLI-2 was
-  built to the same band specification, so the Landsat 8 table stands in for it.
-- ``worldview3``: WorldView-3 Blue, Green, Red, NIR as Gaussian bands whose half-maximum points are the band
-  edges of DigitalGlobe's WorldView-3 specification sheet: Blue 450-510 nm (centre 480, FWHM 60), Green
-  510-580 nm (545, 70), Red 630-690 nm (660, 60), NIR1 770-895 nm (832.5, 125).
-- ``ikonos``: IKONOS Blue, Green, Red, NIR as Gaussian bands from the band edges published by Space Imaging /
-  GeoEye: Blue 445-516 nm (centre 480.5, FWHM 71), Green 506-595 nm (550.5, 89), Red 632-698 nm (665, 66),
-  NIR 757-853 nm (805, 96).
-- ``rgb``: a generic consumer RGB camera (Bayer CMOS) as Gaussian bands Blue 460 nm / FWHM 90, Green 540 / 90,
-  Red 610 / 80: an approximation of the typical camera sensitivities measured by Jiang et al., "What is the
-  space of spectral sensitivity functions for digital color cameras?", IEEE WACV 2013 (peaks near 450-460,
-  530-540 and 600-610 nm). Not any one camera; use a CSV of your camera's measured curves where it matters.
+- measured responses (``resources/srf``, sources in its README): ``sentinel2a``, ``sentinel2b``, ``sentinel2c``
+  (without a band list the 10 m bands B2, B3, B4, B8), ``landsat5`` (TM), ``landsat7`` (ETM+), ``landsat8``
+  (OLI), ``landsat9`` (OLI-2; without a band list B2-B7, the bands of ``landsat8``), ``pleiades1a``,
+  ``pleiades1b`` (without a band list Blue, Green, Red, NIR, not Pan), ``spot6``, ``spot7``, ``venus``,
+  ``rapideye``;
+- Gaussian bands from published band edges: ``worldview3``, ``ikonos``, ``rgb`` (a generic consumer camera);
+- imaging spectrometers, Gaussian bands from their band tables' centres and FWHM: ``enmap``, ``prisma``,
+  ``desis``, ``emit`` (``sensor_wavelengths`` gives the centres and widths themselves). As an SRF they simulate
+  that spectrometer from a finer hyperspectral reference.
 
 Gaussian bands are real sensors' band edges, not their measured curves: good to a few nanometres, which is the
 accuracy a fusion benchmark needs, but not a radiometric model.
@@ -30,6 +24,7 @@ accuracy a fusion benchmark needs, but not a radiometric model.
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import re
@@ -40,16 +35,23 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .sensors import PRESETS
 
 log = logging.getLogger(__name__)
 
 SRF_DIR = Path(__file__).resolve().parents[1] / "resources" / "srf"
 
-# Below this share of an MSI band's response inside the HSI's wavelength range, the simulated band is a poor
-# stand-in for the real one: warn (but go on, the benchmark's choice is the user's).
-_MIN_COVERAGE = 0.5
+# Share of an MSI band's response that may lie outside the wavelengths the HSI covers: above _WARN_MISSING the
+# simulated band misses part of the real one (a warning); above _MAX_MISSING it is mostly made up (an error).
+_WARN_MISSING = 0.01
+_MAX_MISSING = 0.5
+# Neighbouring HSI band centres further apart than this many times the median spacing leave a gap (bands removed,
+# e.g. water-vapour absorption) that the HSI does not cover.
+_GAP_SPACINGS = 2.5
 # A Gaussian HSI band is integrated over +-4 sigma with this many samples.
 _GAUSS_SAMPLES = 81
+# Lists of more band names than this are written with ranges (B1-B130).
+_LONG_BAND_LIST = 16
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
@@ -87,7 +89,7 @@ class SpectralResponse:
         if not np.all(np.isfinite(resp)) or np.any(resp < 0):
             raise InputError("Spectral responses must be finite and >= 0; fix the negative or missing "
                              "values.")
-        empty = [n for n, r in zip(names, resp, strict=True) if not np.any(r > 0)]
+        empty = [names[i] for i in range(len(names)) if not np.any(resp[i] > 0)]
         if empty:
             raise InputError(f"Band(s) {empty} have an all-zero response; give them a response or drop them.")
         wl.setflags(write=False)
@@ -106,40 +108,83 @@ class SpectralResponse:
                 response at the HSI band centres; otherwise each entry is the MSI response integrated against
                 the HSI band's unit-area Gaussian (bands with a width of 0 are sampled at their centre).
 
+        An MSI band with more than 1 % of its response outside the wavelengths the HSI covers (see
+        ``missing_shares``) is simulated from the rest, with a warning that names the missing share.
+
         Raises:
-            InputError: when an MSI band gets no weight from any HSI band (it lies outside the HSI's range, or
-                between two HSI band centres without FWHM), or the wavelengths are unusable.
+            InputError: when more than half of an MSI band's response lies outside the wavelengths the HSI covers,
+                when an MSI band gets no weight from any HSI band (between two HSI band centres without FWHM),
+                or the wavelengths are unusable.
         """
-        centres = np.asarray(hsi_wavelengths_nm, dtype=np.float64).reshape(-1)
-        if centres.size == 0 or not np.all(np.isfinite(centres)):
-            raise InputError("The HSI band wavelengths are missing or not finite; set the HSI's wavelength "
-                             "metadata (nm) before simulating or fusing with a sensor response.")
+        centres = _hsi_centres(hsi_wavelengths_nm)
+        fwhm = None if hsi_fwhm_nm is None else _broadcast_fwhm(hsi_fwhm_nm, centres.size)
+        intervals = _hsi_coverage(centres, fwhm)
+        missing = self._missing(intervals)
+        where = _describe_coverage(intervals)
+        bad = [i for i, share in enumerate(missing) if share > _MAX_MISSING]
+        if bad:
+            covered = [n for i, n in enumerate(self.band_names) if missing[i] <= _MAX_MISSING]
+            others = f" and {len(bad) - 1} more ({self._band_list(bad[1:])})" if len(bad) > 1 else ""
+            fix = (f"list only bands the HSI covers after the sensor's name (here {self._band_list(covered)}; "
+                   "e.g. 'sentinel2a:B2,B3,B4')" if covered else "none of this sensor's bands is covered: use "
+                   "another sensor")
+            raise InputError(
+                f"{self._describe_band(bad[0])}{others}: {100 * missing[bad[0]]:.0f} % of its response lies "
+                f"outside the HSI's wavelengths {where}, so the HSI cannot simulate it; {fix} or use an HSI that "
+                "spans the band.")
         if hsi_fwhm_nm is None:
             R = np.stack([np.interp(centres, self.wavelengths_nm, r, left=0.0, right=0.0)
                           for r in self.responses])
         else:
-            R = self._integrate_gaussians(centres, _broadcast_fwhm(hsi_fwhm_nm, centres.size))
-        lo, hi = float(centres.min()), float(centres.max())
-        for name, row, resp in zip(self.band_names, R, self.responses, strict=True):
-            support = self.wavelengths_nm[resp > 0]
-            band = f"MSI band {name!r} (response {support[0]:.0f}-{support[-1]:.0f} nm)"
+            R = self._integrate_gaussians(centres, fwhm)
+        for i, row in enumerate(R):
             if not np.any(row > 0):
-                if support[-1] < lo or support[0] > hi:
-                    raise InputError(
-                        f"{band} does not overlap the HSI's wavelength range {lo:.1f}-{hi:.1f} nm; drop it "
-                        "from the band list (choose bands inside the HSI range, e.g. 'sentinel2a:B2,B3') or "
-                        "use a sensor that the HSI covers.")
                 raise InputError(
-                    f"{band} falls between the HSI band centres and gets no weight; give the HSI band widths "
-                    "(FWHM) so the bands are integrated, or drop the band.")
-            inside = _trapz(np.where((self.wavelengths_nm >= lo) & (self.wavelengths_nm <= hi), resp, 0.0),
-                            self.wavelengths_nm)
-            coverage = inside / _trapz(resp, self.wavelengths_nm)
-            if coverage < _MIN_COVERAGE:
-                log.warning("MSI band %r: only %.0f %% of its response lies inside the HSI's range "
-                            "%.1f-%.1f nm; the simulated band differs from the real one.",
-                            name, 100 * coverage, lo, hi)
+                    f"{self._describe_band(i)} falls between the HSI band centres and gets no weight; give the "
+                    "HSI band widths (FWHM) so the bands are integrated, or drop the band.")
+        for i, name in enumerate(self.band_names):
+            if missing[i] > _WARN_MISSING:
+                log.warning("MSI band %r: %.0f %% of its response lies outside the HSI's wavelengths %s; the "
+                            "simulated band misses that part and differs from the real one.",
+                            name, 100 * missing[i], where)
         return R / R.sum(axis=1, keepdims=True)
+
+    def missing_shares(self, hsi_wavelengths_nm: Sequence[float] | np.ndarray,
+                       hsi_fwhm_nm: Sequence[float] | np.ndarray | float | None = None) -> np.ndarray:
+        """``(bands,)`` share (0 to 1) of each band's response outside the wavelengths an HSI covers.
+
+        The HSI covers its first to its last band centre (each widened by half its FWHM when ``hsi_fwhm_nm`` is
+        given), less the gaps where neighbouring centres lie more than 2.5 median spacings apart (bands left
+        out, e.g. for water-vapour absorption). Arguments as for ``matrix``.
+        """
+        centres = _hsi_centres(hsi_wavelengths_nm)
+        fwhm = None if hsi_fwhm_nm is None else _broadcast_fwhm(hsi_fwhm_nm, centres.size)
+        return self._missing(_hsi_coverage(centres, fwhm))
+
+    def _missing(self, intervals: list[tuple[float, float]]) -> np.ndarray:
+        wl = self.wavelengths_nm
+        inside = np.array([sum(_integral(wl, r, a, b) for a, b in intervals) for r in self.responses])
+        total = np.array([_trapz(r, wl) for r in self.responses])
+        return np.clip(1.0 - inside / total, 0.0, 1.0)
+
+    def _describe_band(self, index: int) -> str:
+        support = self.wavelengths_nm[self.responses[index] > 0]
+        return f"MSI band {self.band_names[index]!r} (response {support[0]:.0f}-{support[-1]:.0f} nm)"
+
+    def _band_list(self, names_or_indices: Sequence[str] | Sequence[int]) -> str:
+        """Band names comma-separated, in this sensor's order; long lists with ranges of consecutive bands."""
+        index = {n: i for i, n in enumerate(self.band_names)}
+        picked = sorted(index[n] if isinstance(n, str) else int(n) for n in names_or_indices)
+        if len(picked) <= _LONG_BAND_LIST:
+            return ",".join(self.band_names[i] for i in picked)
+        runs: list[list[int]] = []
+        for i in picked:
+            if runs and i == runs[-1][-1] + 1:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        return ",".join(self.band_names[r[0]] if len(r) == 1 else f"{self.band_names[r[0]]}-{self.band_names[r[-1]]}"
+                        for r in runs)
 
     def _integrate_gaussians(self, centres: np.ndarray, fwhm: np.ndarray) -> np.ndarray:
         """``(C_msi, C_hsi)`` responses integrated against unit-area Gaussians (FWHM 0: the centre value)."""
@@ -161,17 +206,27 @@ class SpectralResponse:
     def select(self, names: str | Iterable[str]) -> SpectralResponse:
         """The bands ``names`` (in that order; a comma-separated string works too), names case-insensitive.
 
+        ``"B1-B130"`` stands for the bands from B1 to B130 in this sensor's order (when no band is named so).
         The wavelength grid is trimmed to the selected bands' support (plus one zero sample each side).
         """
         items = names.split(",") if isinstance(names, str) else names
         wanted = [str(n).strip() for n in items if str(n).strip()]
         if not wanted:
-            raise InputError(f"No band selected; choose from {list(self.band_names)}.")
+            raise InputError(f"No band selected; choose from {self._all_bands()}.")
         index = {n.lower(): i for i, n in enumerate(self.band_names)}
-        unknown = [n for n in wanted if n.lower() not in index]
+        rows: list[int] = []
+        unknown = []
+        for item in wanted:
+            ends = [e.strip().lower() for e in item.split("-")]
+            if item.lower() in index:
+                rows.append(index[item.lower()])
+            elif len(ends) == 2 and ends[0] in index and ends[1] in index and index[ends[0]] <= index[ends[1]]:
+                rows.extend(range(index[ends[0]], index[ends[1]] + 1))
+            else:
+                unknown.append(item)
         if unknown:
-            raise InputError(f"Unknown band(s) {unknown}; this sensor has bands {list(self.band_names)}.")
-        rows = [index[n.lower()] for n in wanted]
+            raise InputError(f"Unknown band(s) {unknown}; this sensor has bands {self._all_bands()} (a range "
+                             "such as B2-B4 runs in that order).")
         if len(set(rows)) != len(rows):
             raise InputError(f"A band is listed twice in {wanted}; list each band once.")
         resp = self.responses[rows]
@@ -179,6 +234,10 @@ class SpectralResponse:
         first, last = max(nonzero[0] - 1, 0), min(nonzero[-1] + 2, self.wavelengths_nm.size)
         return SpectralResponse(tuple(self.band_names[i] for i in rows), self.wavelengths_nm[first:last],
                                 resp[:, first:last])
+
+    def _all_bands(self) -> str:
+        names = self.band_names
+        return str(list(names)) if len(names) <= _LONG_BAND_LIST else self._band_list(range(len(names)))
 
     def to_dict(self) -> dict:
         """A JSON-friendly description (for checkpoint configs); ``from_dict`` rebuilds it exactly."""
@@ -201,6 +260,46 @@ def _trapz(y: np.ndarray, x: np.ndarray) -> float:
     return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
 
 
+def _integral(wl: np.ndarray, r: np.ndarray, a: float, b: float) -> float:
+    """The integral over ``[a, b]`` nm of the piecewise-linear curve ``r(wl)`` (0 outside ``wl``)."""
+    if b <= a:
+        return 0.0
+    x = np.concatenate([[a], wl[(wl > a) & (wl < b)], [b]])
+    return _trapz(np.interp(x, wl, r, left=0.0, right=0.0), x)
+
+
+def _hsi_centres(hsi_wavelengths_nm: Sequence[float] | np.ndarray) -> np.ndarray:
+    centres = np.asarray(hsi_wavelengths_nm, dtype=np.float64).reshape(-1)
+    if centres.size == 0 or not np.all(np.isfinite(centres)):
+        raise InputError("The HSI band wavelengths are missing or not finite; set the HSI's wavelength "
+                         "metadata (nm) before simulating or fusing with a sensor response.")
+    return centres
+
+
+def _hsi_coverage(centres: np.ndarray, fwhm: np.ndarray | None) -> list[tuple[float, float]]:
+    """The wavelength intervals (nm, increasing) an HSI covers; see ``SpectralResponse.missing_shares``."""
+    order = np.argsort(centres)
+    c = centres[order]
+    half = np.zeros_like(c) if fwhm is None else fwhm[order] / 2.0
+    spacing = np.diff(c)
+    positive = spacing[spacing > 0]
+    limit = _GAP_SPACINGS * float(np.median(positive)) if positive.size else math.inf
+    intervals = [[c[0] - half[0], c[-1] + half[-1]]]
+    for i in np.flatnonzero(spacing > limit):
+        gap_start, gap_end = c[i] + half[i], c[i + 1] - half[i + 1]
+        if gap_start < gap_end:
+            intervals[-1][1] = gap_start
+            intervals.append([gap_end, c[-1] + half[-1]])
+    return [(float(a), float(b)) for a, b in intervals]
+
+
+def _describe_coverage(intervals: list[tuple[float, float]]) -> str:
+    """E.g. ``'394.6-2448.4 nm'`` or ``'394.6-2448.4 nm except 1378.5-1435.8 nm'``."""
+    text = f"{intervals[0][0]:.1f}-{intervals[-1][1]:.1f} nm"
+    gaps = [f"{intervals[i][1]:.1f}-{intervals[i + 1][0]:.1f} nm" for i in range(len(intervals) - 1)]
+    return text + (f" except {', '.join(gaps)}" if gaps else "")
+
+
 def _broadcast_fwhm(fwhm: Sequence[float] | np.ndarray | float, count: int) -> np.ndarray:
     values = np.asarray(fwhm, dtype=np.float64).reshape(-1)
     if values.size == 1:
@@ -217,8 +316,8 @@ def gaussian_bands(centres_nm: Sequence[float] | np.ndarray, fwhm_nm: Sequence[f
                    names: Sequence[str] | None = None) -> SpectralResponse:
     """A custom sensor of Gaussian bands (peak 1) with the given centres and full widths at half maximum, nm.
 
-    The curves are sampled over ``centre +- 3 FWHM`` at a step of at most 1 nm and at most FWHM / 10.
-    ``names`` defaults to ``B1, B2, ...``.
+    Each curve is sampled over ``centre +- 3 FWHM`` (0 beyond, where the Gaussian is below 2e-11) on one grid of
+    a step of at most 1 nm and at most FWHM / 10. ``names`` defaults to ``B1, B2, ...``.
     """
     centres = np.asarray(centres_nm, dtype=np.float64).reshape(-1)
     if centres.size == 0 or not np.all(np.isfinite(centres)) or np.any(centres <= 0):
@@ -233,7 +332,9 @@ def gaussian_bands(centres_nm: Sequence[float] | np.ndarray, fwhm_nm: Sequence[f
     lo, hi = float(np.min(centres - 3 * fwhm)), float(np.max(centres + 3 * fwhm))
     grid = np.linspace(lo, hi, int(math.ceil((hi - lo) / step)) + 1)
     sigma = fwhm / _FWHM_PER_SIGMA
-    responses = np.exp(-0.5 * ((grid[None, :] - centres[:, None]) / sigma[:, None]) ** 2)
+    offset = grid[None, :] - centres[:, None]
+    responses = np.exp(-0.5 * (offset / sigma[:, None]) ** 2)
+    responses[np.abs(offset) > 3 * fwhm[:, None]] = 0.0
     return SpectralResponse(names, grid, responses)
 
 
@@ -323,26 +424,6 @@ def _from_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], source: str) 
     return SpectralResponse(tuple(curves), grid, np.stack(responses))
 
 
-@dataclass(frozen=True)
-class _Preset:
-    """A named sensor: a CSV in resources/srf with short band names, or Gaussian bands."""
-
-    description: str
-    default_bands: tuple[str, ...] | None = None
-    csv_file: str | None = None
-    names_from_csv: dict[str, str] | None = None   # CSV band label -> short name (None: the leading 'B<n>')
-    gaussians: tuple[tuple[str, float, float], ...] = ()   # (name, centre nm, FWHM nm)
-
-    def build(self) -> SpectralResponse:
-        if self.csv_file is None:
-            names, centres, fwhm = zip(*self.gaussians, strict=True)
-            return gaussian_bands(centres, fwhm, names)
-        full = load_csv(SRF_DIR / self.csv_file)
-        short = [self.names_from_csv[n] if self.names_from_csv else _leading_band_id(n)
-                 for n in full.band_names]
-        return SpectralResponse(tuple(short), full.wavelengths_nm, full.responses)
-
-
 def _leading_band_id(label: str) -> str:
     match = re.match(r"\s*(B\d+A?)\b", label, flags=re.IGNORECASE)
     if match is None:
@@ -351,45 +432,89 @@ def _leading_band_id(label: str) -> str:
     return match.group(1).upper()
 
 
-_LANDSAT = _Preset(
-    "Landsat 8/9 OLI (USGS measured responses), bands B2-B7",
-    csv_file="landsat8_oli.csv",
-    names_from_csv={
-        "Blue (450-520 Nanometers)": "B2",
-        "Green (520-600 Nanometers)": "B3",
-        "Red (630-690 Nanometers)": "B4",
-        "Near Infrared (NIR) (770-900 Nanometers)": "B5",
-        "Shortwave Infrared (SWIR) 1 (1550-1750 Nanometers)": "B6",
-        "Shortwave Infrared (SWIR) 2 (2090-2350 Nanometers)": "B7",
-    },
-)
-_PRESETS: dict[str, _Preset] = {
-    "sentinel2a": _Preset("Sentinel-2A MSI (ESA measured responses), 13 bands; default the 10 m bands",
-                          default_bands=("B2", "B3", "B4", "B8"), csv_file="sentinel2a_msi.csv"),
-    "landsat8": _LANDSAT,
-    "landsat9": _LANDSAT,
-    "worldview3": _Preset("WorldView-3 Blue/Green/Red/NIR1 (Gaussian, spec-sheet band edges)",
-                          gaussians=(("Blue", 480.0, 60.0), ("Green", 545.0, 70.0), ("Red", 660.0, 60.0),
-                                     ("NIR", 832.5, 125.0))),
-    "ikonos": _Preset("IKONOS Blue/Green/Red/NIR (Gaussian, published band edges)",
-                      gaussians=(("Blue", 480.5, 71.0), ("Green", 550.5, 89.0), ("Red", 665.0, 66.0),
-                                 ("NIR", 805.0, 96.0))),
-    "rgb": _Preset("generic RGB camera (Gaussian approximation)",
-                   gaussians=(("Blue", 460.0, 90.0), ("Green", 540.0, 90.0), ("Red", 610.0, 80.0))),
-}
+@functools.cache
+def _band_table(file_name: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """A spectrometer's band table in resources/srf: names ``B<band>``, ``(bands,)`` centres and FWHM in nm."""
+    path = SRF_DIR / file_name
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        names = tuple(f"B{row['band'].strip()}" for row in rows)
+        centres = np.array([float(row["wavelength_nm"]) for row in rows])
+        fwhm = np.array([float(row["fwhm_nm"]) for row in rows])
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"The band table {path} is missing or damaged ({exc}); reinstall the plugin.") from exc
+    centres.setflags(write=False)
+    fwhm.setflags(write=False)
+    return names, centres, fwhm
+
+
+@functools.cache
+def _preset_response(name: str) -> SpectralResponse:
+    """All bands of the catalogue's preset ``name`` (lower case), in the preset's order and with its names."""
+    preset = PRESETS[name]
+    if preset.band_table is not None:
+        names, centres, fwhm = _band_table(preset.band_table)
+        return gaussian_bands(centres, fwhm, names)
+    if preset.gaussians:
+        return gaussian_bands([g[1] for g in preset.gaussians], [g[2] for g in preset.gaussians],
+                              [g[0] for g in preset.gaussians])
+    full = load_csv(SRF_DIR / preset.responses)
+    if preset.band_ids is None:
+        return SpectralResponse(tuple(_leading_band_id(n) for n in full.band_names), full.wavelengths_nm,
+                                full.responses)
+    picked = full.select([label for label, _ in preset.band_ids])
+    return SpectralResponse(tuple(short for _, short in preset.band_ids), picked.wavelengths_nm,
+                            picked.responses)
 
 
 def preset_names() -> list[str]:
     """The sensor presets ``parse_srf`` knows (aliases included)."""
-    return list(_PRESETS)
+    return list(PRESETS)
+
+
+def describe_presets() -> dict[str, str]:
+    """One line per preset name: the sensor, its bands and the wavelengths they span, e.g. ``"sentinel2a"``:
+    ``"Sentinel-2A MSI, ESA measured responses; 13 bands B1,...,B12; half-maximum edges 433-2286 nm; default
+    B2,B3,B4,B8"`` (from the lowest band's lower to the highest band's upper half-maximum wavelength).
+
+    A spectrometer's line gives the span of its band centres and its FWHM range instead."""
+    lines = {}
+    for name, preset in PRESETS.items():
+        response = _preset_response(name)
+        bands = f"{len(response.band_names)} bands {response._band_list(response.band_names)}"
+        if preset.band_table is not None:
+            _, centres, fwhm = _band_table(preset.band_table)
+            span = (f"centres {centres.min():.0f}-{centres.max():.0f} nm, FWHM {fwhm.min():.1f}-"
+                    f"{fwhm.max():.1f} nm")
+        else:
+            wl, curves = response.wavelengths_nm, response.responses
+            edges = wl[np.any(curves >= 0.5 * curves.max(axis=1, keepdims=True), axis=0)]
+            span = f"half-maximum edges {edges[0]:.0f}-{edges[-1]:.0f} nm"
+        default = f"; default {','.join(preset.default_bands)}" if preset.default_bands else ""
+        lines[name] = f"{preset.sensor}; {bands}; {span}{default}"
+    return lines
+
+
+def sensor_wavelengths(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres_nm, fwhm_nm)``, each ``(bands,)`` float64 in nm in the sensor's band order, of an imaging
+    spectrometer preset (``enmap``, ``prisma``, ``desis``, ``emit``; case-insensitive), from its band table."""
+    preset = PRESETS.get(str(name).strip().lower())
+    if preset is None or preset.band_table is None:
+        known = ", ".join(n for n, p in PRESETS.items() if p.band_table is not None)
+        raise InputError(f"{name!r} is not an imaging spectrometer preset; band centres and widths are known for "
+                         f"{known}.")
+    _, centres, fwhm = _band_table(preset.band_table)
+    return centres.copy(), fwhm.copy()
 
 
 def parse_srf(spec: str) -> SpectralResponse:
     """A sensor response from a specification string.
 
-    Forms: ``"<preset>"`` (its default bands: Sentinel-2A's 10 m bands B2,B3,B4,B8, all bands for the others),
-    ``"<preset>:B2,B3,B4"`` (those bands, in that order), ``"<preset>:all"``, ``"<path.csv>"`` or
-    ``"<path.csv>:band1,band2"``. Preset and band names are case-insensitive; see ``preset_names()``.
+    Forms: ``"<preset>"`` (its default bands, e.g. Sentinel-2's 10 m bands B2,B3,B4,B8; all bands for most;
+    see ``describe_presets()``), ``"<preset>:B2,B3,B4"`` (those bands, in that order; ``B1-B130`` is a range),
+    ``"<preset>:all"``, ``"<path.csv>"`` or ``"<path.csv>:band1,band2"``. Preset and band names are
+    case-insensitive.
     """
     spec = str(spec).strip()
     if not spec:
@@ -397,11 +522,11 @@ def parse_srf(spec: str) -> SpectralResponse:
     source, bands = spec, None
     head, sep, tail = spec.rpartition(":")
     head = head.strip()
-    if sep and (head.lower() in _PRESETS or (Path(head).is_file() and not Path(spec).is_file())):
+    if sep and (head.lower() in PRESETS or (Path(head).is_file() and not Path(spec).is_file())):
         source, bands = head, tail
-    preset = _PRESETS.get(source.lower())
+    preset = PRESETS.get(source.lower())
     if preset is not None:
-        full = preset.build()
+        full = _preset_response(source.lower())
         if bands is None:
             return full.select(preset.default_bands) if preset.default_bands else full
     elif Path(source).is_file():
