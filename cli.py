@@ -4,6 +4,7 @@
 Subcommands (more can be added as ``argparse`` subparsers with a ``handler``):
 
     fuse   fuse an LRHSI and an HRMSI raster into an HRHSI GeoTIFF with a CoFusion checkpoint
+    srf    ``srf --list``: the sensor spectral response presets, one line each (sensor, bands, wavelengths)
 
 Exit codes: 0 done, 2 a problem with the inputs, the model or the output (the message says which and how to
 fix it; nothing is left half-written), 130 interrupted by Ctrl-C (the run stops cleanly after the batch in
@@ -22,6 +23,7 @@ from typing import TextIO
 
 from .core.errors import Canceled, CoFusionError, InputError
 from .core.fuse import DEFAULT_BATCH, check_inputs, fuse_raster
+from .core.srf import describe_presets
 from .core.tiling import DEFAULT_BLOCK, DEFAULT_OVERLAP, DEFAULT_STEP
 from .core.window import Window
 
@@ -194,6 +196,30 @@ def _fuse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_srf(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "srf",
+        help="list the sensor spectral response presets",
+        description=(
+            "The sensor presets a multispectral spectral response (SRF) can name in simulation and training: "
+            "NAME for its default bands, NAME:B2,B3 for those bands, NAME:B1-B130 for a range of bands, or the "
+            "path of a CSV of responses instead."
+        ),
+    )
+    parser.add_argument("--list", action="store_true",
+                        help="print every preset with its sensor, bands and the wavelengths they span")
+    parser.set_defaults(handler=_srf)
+
+
+def _srf(args: argparse.Namespace) -> int:
+    if not args.list:
+        raise InputError("nothing to do: give --list to print the sensor presets")
+    lines = describe_presets()
+    width = max(len(name) for name in lines)
+    sys.stdout.write("".join(f"{name:<{width}}  {line}\n" for name, line in lines.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cofusion`` argument parser with one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -203,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_fuse(commands)
+    _add_srf(commands)
     return parser
 
 
