@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Parameter handling shared by the algorithms: rasters by path, optional numbers, devices, feedback."""
+"""Parameter handling shared by the algorithms: rasters by path, optional numbers, devices, the MSI spectral
+response, feedback."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterString,
 )
 
 # Choices the parameters offer before the core can be imported (it needs the runtime dependencies); a test checks
@@ -49,6 +51,22 @@ def choice_parameter(name: str, label: str, choices: tuple[str, ...],
     """An enum whose values are the strings ``choices`` (scripts pass e.g. DEVICE=cpu); default the first."""
     return QgsProcessingParameterEnum(name, label, options=list(choices), defaultValue=default or choices[0],
                                       usesStaticStrings=True)
+
+
+SRF_HELP = ("The multispectral sensor: a preset with optional bands, e.g. 'sentinel2a:B2,B3,B4,B8' or "
+            "'enmap:B1-B130' (the list shows every preset; hover over one for its bands and wavelengths), or the "
+            "path of a spectral response CSV ('CSV file…' opens one; band,wavelength_nm,response).")
+
+
+def srf_parameter(name: str, label: str, default: str | None = None,
+                  optional: bool = False) -> QgsProcessingParameterString:
+    """The MSI spectral response: a string parameter taking any ``core.srf.parse_srf`` specification (so scripts,
+    models and qgis_process pass e.g. SRF=sentinel2a:B2,B3,B4,B8 or a CSV path), which the dialogs show as an
+    editable list of the presets with 'CSV file…' last (``srf_widget.SrfWidgetWrapper``, imported by
+    Processing's dialogs only)."""
+    parameter = QgsProcessingParameterString(name, label, defaultValue=default, optional=optional)
+    parameter.setMetadata({"widget_wrapper": {"class": f"{__package__}.srf_widget.SrfWidgetWrapper"}})
+    return parameter
 
 
 def optional_double(alg: QgsProcessingAlgorithm, parameters: dict, name: str,

@@ -6,15 +6,11 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
 )
 
 from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import SIMULATION, CoFusionAlgorithm
-from .params import output_raster, progress, raster_path
-
-SRF_HELP = ("The multispectral sensor: a preset (sentinel2a, landsat8, worldview3, ikonos, rgb) with optional "
-            "bands, e.g. 'sentinel2a:B2,B3,B4,B8', or the path of a spectral response CSV.")
+from .params import SRF_HELP, output_raster, progress, raster_path, srf_parameter
 
 
 class SimulateAlgorithm(CoFusionAlgorithm):
@@ -33,8 +29,8 @@ class SimulateAlgorithm(CoFusionAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
         self.add(QgsProcessingParameterRasterLayer(self.REFERENCE, self.tr("Hyperspectral reference raster")),
                  "The high-resolution hyperspectral reference, with band wavelengths in its metadata.")
-        self.add(QgsProcessingParameterString(self.SRF, self.tr("MSI spectral response"),
-                                              defaultValue="sentinel2a:B2,B3,B4,B8"), SRF_HELP)
+        self.add(srf_parameter(self.SRF, self.tr("MSI spectral response"), default="sentinel2a:B2,B3,B4,B8"),
+                 SRF_HELP + " An imaging spectrometer (enmap, prisma, desis, emit) simulates that sensor's bands.")
         self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=MIN_SCALE,
                                               maxValue=MAX_SCALE, defaultValue=4),
                  "Reference pixels per LRHSI pixel along each axis, 2 to 8 (3: EnMAP or PRISMA with Sentinel-2 10 m).")

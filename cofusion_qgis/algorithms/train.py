@@ -9,13 +9,20 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
 )
 
 from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import TRAINING, CoFusionAlgorithm
-from .params import DEVICES, choice_parameter, optional_double, optional_int, progress, raster_path
-from .simulate import SRF_HELP
+from .params import (
+    DEVICES,
+    SRF_HELP,
+    choice_parameter,
+    optional_double,
+    optional_int,
+    progress,
+    raster_path,
+    srf_parameter,
+)
 
 MODES = ("pair", "reference")
 
@@ -48,7 +55,7 @@ class TrainAlgorithm(CoFusionAlgorithm):
                                                    optional=True), "Pair mode: the LRHSI.")
         self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster"),
                                                    optional=True), "Pair mode: the co-registered HRMSI.")
-        self.add(QgsProcessingParameterString(self.SRF, self.tr("MSI spectral response"), optional=True),
+        self.add(srf_parameter(self.SRF, self.tr("MSI spectral response"), optional=True),
                  SRF_HELP + " Required in reference mode; in pair mode, empty estimates it from the pair.")
         self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=MIN_SCALE,
                                               maxValue=MAX_SCALE, defaultValue=4),
