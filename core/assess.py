@@ -5,21 +5,31 @@ The metrics (``core.metrics``) work on whole arrays, so the rasters are read who
 evaluation scenes and crops, not for whole mosaics (a 1000 x 1000 x 200 float32 scene takes 0.8 GB per image).
 Pixels that are nodata in any input are left out (reference metrics) or filled with the band means (QNR, whose
 windowed statistics need a full image).
+
+Bad bands (``core.bands``: flagged bbl = 0, nodata everywhere or constant) are skipped: every metric is computed
+over the bands good in every raster compared (a constant reference band would give an infinite PSNR, a band the
+fusion wrote as nodata nothing at all), a pixel is valid when it is valid in those bands, and the result names the
+bands skipped and why.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .bands import describe_bands, screen_bands
 from .blocks import fill_invalid
 from .errors import InputError
 from .grid import check_coregistration
 from .metrics import qnr, reference_metrics, sam_map
 from .raster import RasterReader, RasterWriter, check_output_path, read_info
+
+log = logging.getLogger(__name__)
 
 #: Units of the reference metrics, for tables and reports.
 UNITS = {"PSNR": "dB", "SSIM": "", "SAM": "degrees", "ERGAS": "", "RMSE": "data units / data range",
@@ -29,12 +39,53 @@ UNITS = {"PSNR": "dB", "SSIM": "", "SAM": "degrees", "ERGAS": "", "RMSE": "data 
 @dataclass(frozen=True)
 class Assessment:
     """Reference metrics of one fused raster: ``metrics`` (PSNR dB, SSIM, SAM degrees, ERGAS, RMSE on data
-    divided by ``data_range``), the number of valid pixels, and the SAM map file when one was written."""
+    divided by ``data_range``), the number of valid pixels, and the SAM map file when one was written.
+
+    ``skipped_bands``: ``(band, why)`` of every band left out (1-based, as GIS software numbers them), and
+    ``skipped``: the same as one line (``core.bands.describe_bands``, "0 of 5 bands" when none was).
+    """
 
     metrics: dict
     data_range: float
     valid_pixels: int
     sam_map: Path | None
+    skipped_bands: tuple[tuple[int, str], ...] = ()
+    skipped: str = ""
+
+
+class NoReferenceAssessment(dict):
+    """``{'D_lambda', 'D_s', 'QNR'}`` (a dict like ``core.metrics.qnr``'s) and the bands left out of them:
+    ``skipped_bands`` (hyperspectral bands of the fused raster and the LRHSI) and ``skipped_msi_bands`` (bands
+    of the HRMSI), each ``(band, why)`` 1-based, and ``skipped``, one line naming both (empty when none was)."""
+
+    def __init__(self, indices: dict, skipped_bands: tuple[tuple[int, str], ...] = (),
+                 skipped_msi_bands: tuple[tuple[int, str], ...] = (), skipped: str = "") -> None:
+        super().__init__(indices)
+        self.skipped_bands, self.skipped_msi_bands, self.skipped = skipped_bands, skipped_msi_bands, skipped
+
+
+def _band_reasons(screens: Sequence[tuple[str, object]]) -> tuple[str | None, ...]:
+    """Per band, None when every ``(what, BandScreen)`` finds it good, else why it is skipped ("nodata
+    everywhere in the fused raster and constant (0) in the reference")."""
+    reasons = []
+    for band in range(len(screens[0][1].reasons)):
+        parts = [f"{screen.reasons[band]} in {what}" for what, screen in screens if screen.reasons[band] is not None]
+        reasons.append(" and ".join(parts) or None)
+    return tuple(reasons)
+
+
+def _skipped(reasons: Sequence[str | None]) -> tuple[tuple[int, str], ...]:
+    return tuple((band + 1, reason) for band, reason in enumerate(reasons) if reason is not None)
+
+
+def _good(reasons: Sequence[str | None], wavelengths_nm: Sequence[float] | None, inputs: str) -> list[int]:
+    """0-based bands good everywhere; InputError with the fix when there is none."""
+    good = [band for band, reason in enumerate(reasons) if reason is None]
+    if not good:
+        raise InputError(f"No band is good in all of {inputs} ({describe_bands(reasons, wavelengths_nm)}); nothing "
+                         "to assess. Check the rasters' nodata values and bad band lists (bbl), or assess rasters "
+                         "that share good bands.")
+    return good
 
 
 def assess_reference(fused_path: str | os.PathLike, reference_path: str | os.PathLike, scale: int, *,
@@ -44,6 +95,8 @@ def assess_reference(fused_path: str | os.PathLike, reference_path: str | os.Pat
     Both are divided by ``data_range`` (default: the reference's largest valid value) so the metrics see data on
     [0, 1]; ``scale`` (the LR/HR resolution ratio) enters ERGAS only. With ``sam_map_path`` the per-pixel
     spectral angle (degrees, float32, NaN where a pixel is nodata) is written there on the fused raster's grid.
+    Bands bad in either raster are skipped (``Assessment.skipped_bands``); the metrics, the data range and the
+    SAM map use the other bands.
     """
     sam_out = None if sam_map_path is None else check_output_path(sam_map_path, (fused_path, reference_path))
     with RasterReader(fused_path) as fused_reader, RasterReader(reference_path) as ref_reader:
@@ -54,8 +107,16 @@ def assess_reference(fused_path: str | os.PathLike, reference_path: str | os.Pat
                 f"pixels) and the reference {r_info.path} ({r_info.band_count} bands, {r_info.width} x "
                 f"{r_info.height}) must have the same bands and size; compare the fusion of a simulated pair "
                 "with the reference it was simulated from.")
-        fused, fused_valid = fused_reader.read_valid(f_info.window)
-        ref, ref_valid = ref_reader.read_valid(r_info.window)
+        wavelengths = r_info.wavelengths_nm or f_info.wavelengths_nm
+        reasons = _band_reasons((("the fused raster", screen_bands(fused_reader)),
+                                 ("the reference", screen_bands(ref_reader))))
+        good = _good(reasons, wavelengths, f"the fused raster {f_info.path} and the reference {r_info.path}")
+        fused, fused_valid = fused_reader.read_valid(f_info.window, good)
+        ref, ref_valid = ref_reader.read_valid(r_info.window, good)
+    skipped = describe_bands(reasons, wavelengths)
+    if len(good) < len(reasons):
+        log.warning("Assessing %s against %s over %d of %d bands; skipped %s", f_info.path, r_info.path, len(good),
+                    len(reasons), skipped)
     valid = fused_valid & ref_valid
     if not valid.any():
         raise InputError(f"No pixel is valid in both {f_info.path} and {r_info.path}; nothing to assess.")
@@ -75,32 +136,46 @@ def assess_reference(fused_path: str | os.PathLike, reference_path: str | os.Pat
                           geotransform=f_info.geotransform, crs_wkt=f_info.crs_wkt, nodata=math.nan,
                           band_names=("spectral angle (degrees)",)) as writer:
             writer.write(angles[None], 0, 0)
-    return Assessment(metrics, span, int(valid.sum()), sam_out)
+    return Assessment(metrics, span, int(valid.sum()), sam_out, _skipped(reasons), skipped)
 
 
 def assess_no_reference(fused_path: str | os.PathLike, lrhsi_path: str | os.PathLike,
-                        hrmsi_path: str | os.PathLike) -> dict:
+                        hrmsi_path: str | os.PathLike) -> NoReferenceAssessment:
     """``{'D_lambda', 'D_s', 'QNR'}`` of a fused raster made from an LRHSI and an HRMSI (``core.metrics.qnr``).
 
     The fused raster must cover the pixels the pair shares (what ``fuse`` writes): the HRMSI's part of the
-    fusion grid, and as many bands as the LRHSI.
+    fusion grid, and as many bands as the LRHSI. Hyperspectral bands bad in the fused raster or the LRHSI, and
+    bad HRMSI bands, are skipped (named by the result's ``skipped_bands``, ``skipped_msi_bands`` and ``skipped``).
     """
     lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
     grid = check_coregistration(lr_info, hr_info)
-    with RasterReader(fused_path) as reader:
-        f_info = reader.info
+    with RasterReader(fused_path) as fused_reader, RasterReader(lr_info.path) as lr_reader, \
+            RasterReader(hr_info.path) as hr_reader:
+        f_info = fused_reader.info
         size = (grid.hr_window.width, grid.hr_window.height)
         if (f_info.width, f_info.height) != size or f_info.band_count != lr_info.band_count:
             raise InputError(
                 f"The fused raster {f_info.path} ({f_info.band_count} bands, {f_info.width} x {f_info.height} "
                 f"pixels) is not the fusion of this pair, which gives {lr_info.band_count} bands on {size[0]} x "
                 f"{size[1]} pixels; give the LRHSI and HRMSI it was fused from.")
-        fused = _filled(*reader.read_valid(f_info.window))
-    with RasterReader(lr_info.path) as reader:
-        lr = _filled(*reader.read_valid(grid.lr_window))
-    with RasterReader(hr_info.path) as reader:
-        hr = _filled(*reader.read_valid(grid.hr_window))
-    return qnr(fused, lr, hr, grid.scale)
+        wavelengths = lr_info.wavelengths_nm or f_info.wavelengths_nm
+        reasons = _band_reasons((("the fused raster", screen_bands(fused_reader)),
+                                 ("the LRHSI", screen_bands(lr_reader, grid.lr_window))))
+        msi_reasons = _band_reasons((("the HRMSI", screen_bands(hr_reader, grid.hr_window)),))
+        good = _good(reasons, wavelengths, f"the fused raster {f_info.path} and the LRHSI {lr_info.path}")
+        msi_good = [band for band, reason in enumerate(msi_reasons) if reason is None]  # screen_bands: not empty
+        fused = _filled(*fused_reader.read_valid(f_info.window, good))
+        lr = _filled(*lr_reader.read_valid(grid.lr_window, good))
+        hr = _filled(*hr_reader.read_valid(grid.hr_window, msi_good))
+    parts = []
+    if len(good) < len(reasons):
+        parts.append(f"hyperspectral {describe_bands(reasons, wavelengths)}")
+    if len(msi_good) < len(msi_reasons):
+        parts.append(f"HRMSI {describe_bands(msi_reasons, hr_info.wavelengths_nm)}")
+    skipped = "; ".join(parts)
+    if skipped:
+        log.warning("QNR of %s skips %s", f_info.path, skipped)
+    return NoReferenceAssessment(qnr(fused, lr, hr, grid.scale), _skipped(reasons), _skipped(msi_reasons), skipped)
 
 
 def _filled(data: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import FUSION, CoFusionAlgorithm
 from .params import RESAMPLING, choice_parameter, optional_int, output_raster, progress, raster_path
 
@@ -27,9 +28,11 @@ class AlignToGridAlgorithm(CoFusionAlgorithm):
                  "The LRHSI whose grid the output refines (it needs a CRS and a north-up grid).")
         self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
                  "The HRMSI to warp.")
-        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=1, optional=True),
-                 "LRHSI pixel size / output pixel size, an integer; empty: the ratio of the two rasters' pixel "
-                 "sizes, rounded (same CRS only).")
+        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=MIN_SCALE,
+                                              maxValue=MAX_SCALE, optional=True),
+                 f"LRHSI pixel size / output pixel size, an integer from {MIN_SCALE} to {MAX_SCALE}; empty: the "
+                 "ratio of the two rasters' pixel sizes, rounded to the nearest scale in that range (same CRS "
+                 "only).")
         self.add(choice_parameter(self.RESAMPLING, self.tr("Resampling"), RESAMPLING, "cubic"),
                  f"GDAL resampling method: one of {', '.join(RESAMPLING)}.")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Aligned HRMSI")),

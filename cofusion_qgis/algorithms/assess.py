@@ -37,8 +37,9 @@ class AssessAlgorithm(CoFusionAlgorithm):
     DESCRIPTION = (
         "Compares a fused hyperspectral raster with a reference of the same grid and bands (e.g. the scene a pair "
         "was simulated from with Wald's protocol): PSNR (dB, mean over bands), SSIM, SAM (degrees), ERGAS and "
-        "RMSE, computed on data divided by the data range. Nodata pixels of either raster are left out. Writes "
-        "a table, an HTML report and a map of the per-pixel spectral angle; the metrics are also results.")
+        "RMSE, computed on data divided by the data range. Nodata pixels of either raster are left out, and so "
+        "are bad bands (flagged bbl = 0, nodata everywhere or constant in either raster; the log names them). "
+        "Writes a table, an HTML report and a map of the per-pixel spectral angle; the metrics are also results.")
     FUSED, REFERENCE, SCALE, DATA_RANGE = "FUSED", "REFERENCE", "SCALE", "DATA_RANGE"
     OUTPUT_TABLE, OUTPUT_REPORT, OUTPUT_SAM_MAP = "OUTPUT_TABLE", "OUTPUT_REPORT", "OUTPUT_SAM_MAP"
 
@@ -76,7 +77,11 @@ class AssessAlgorithm(CoFusionAlgorithm):
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         Path(report).write_text(html_report("CoFusion quality report", [
             ("Fused", fused), ("Reference", reference), ("Data range", f"{result.data_range:g}"),
-            ("Valid pixels", str(result.valid_pixels))], result.metrics, UNITS), encoding="utf-8")
+            ("Valid pixels", str(result.valid_pixels)),
+            ("Bands skipped", result.skipped if result.skipped_bands else "none")], result.metrics, UNITS),
+            encoding="utf-8")
+        if result.skipped_bands:
+            feedback.pushInfo(f"Bad bands skipped (left out of every metric): {result.skipped}")
         for name in METRICS:
             feedback.pushInfo(f"{name}: {result.metrics[name]:.4f} {UNITS[name]}")
         feedback.setProgress(100)

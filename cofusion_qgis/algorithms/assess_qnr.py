@@ -19,7 +19,8 @@ class AssessQnrAlgorithm(CoFusionAlgorithm):
         "Quality with no reference, for fusions of real pairs: the spectral distortion D_lambda (band-to-band "
         "quality indices of the fused image against those of the LRHSI), the spatial distortion D_s (fused bands "
         "against HRMSI bands, at both resolutions) and QNR = (1 - D_lambda)(1 - D_s); 0, 0 and 1 are best. The "
-        "rasters are read whole (evaluation crops).")
+        "rasters are read whole (evaluation crops). Bad bands (flagged bbl = 0, nodata everywhere or constant) "
+        "are left out; the log names them.")
     FUSED, LRHSI, HRMSI, OUTPUT_TABLE = "FUSED", "LRHSI", "HRMSI", "OUTPUT_TABLE"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
@@ -40,6 +41,9 @@ class AssessQnrAlgorithm(CoFusionAlgorithm):
         indices = assess_no_reference(*(raster_path(self, parameters, name, context)
                                         for name in (self.FUSED, self.LRHSI, self.HRMSI)))
         table = write_metrics_table(self, parameters, self.OUTPUT_TABLE, context, indices, UNITS)
+        skipped = getattr(indices, "skipped", "")
+        if skipped:
+            feedback.pushInfo(f"Bad bands skipped (left out of every index): {skipped}")
         for name in INDICES:
             feedback.pushInfo(f"{name}: {indices[name]:.4f}")
         return {self.OUTPUT_TABLE: table, **{name: float(indices[name]) for name in INDICES}}
