@@ -7,7 +7,7 @@ files flag such bands in a bad band list (``bbl`` = 0). A band is **bad** when i
 
 * flagged bad (``RasterInfo.bad_band_flags``: ``bbl`` band metadata or the ENVI header's ``bbl``),
 * nodata (or NaN) at every pixel of the area read, or
-* constant over its valid pixels (no information to fuse; a PSNR on it is infinite).
+* constant over its valid pixels, to float32 rounding (no information to fuse; a PSNR on it is infinite).
 
 Bad bands are left out of everything that fits or measures (the network's input, the classical fits, metrics), a
 pixel is nodata when a *good* band is nodata there, and outputs keep every band of the input, the bad ones written
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 WAVELENGTH_TOLERANCE_NM = 10.0
 #: Largest share of a model's bands that may be bad in the scene it fuses (they are interpolated for the network).
 MAX_MISSING_MODEL_BANDS = 0.25
+#: A band whose valid values span at most this fraction of their magnitude is constant (float32 rounding of a
+#: resampled constant band, e.g. a zeroed absorption band after a blur, stays within a few units of 1e-7).
+CONSTANT_TOLERANCE = 1e-6
 #: Pixel values read at a time by the screening pass (float32 values; about 64 MB).
 SCREEN_CHUNK_VALUES = 16 * 2 ** 20
 
@@ -66,6 +69,14 @@ class BandScreen:
     def describe(self, wavelengths_nm: Sequence[float] | None = None) -> str:
         """One line: which bands are bad and why, runs of neighbours grouped ("bands 131-136 (1331-1391 nm)")."""
         return describe_bands(self.reasons, wavelengths_nm)
+
+
+def merge_screens(screens: Sequence[BandScreen]) -> BandScreen:
+    """The bands good in every one of ``screens`` (rasters of one sensor): a band is bad with the first reason
+    any screen gives."""
+    count = len(screens[0].reasons)
+    return BandScreen(tuple(next((sc.reasons[b] for sc in screens if sc.reasons[b] is not None), None)
+                            for b in range(count)))
 
 
 def describe_bands(reasons: Sequence[str | None], wavelengths_nm: Sequence[float] | None = None) -> str:
@@ -118,7 +129,7 @@ def screen_bands(reader, window: Window | None = None) -> BandScreen:
             reasons.append(FLAGGED)
         elif n == 0:
             reasons.append(NO_DATA)
-        elif lo == hi:
+        elif hi - lo <= CONSTANT_TOLERANCE * max(abs(lo), abs(hi)):
             reasons.append(f"constant ({lo:.6g})")
         else:
             reasons.append(None)

@@ -7,6 +7,12 @@
 
 Regions are windows in HR pixels; the validation strip is carved from inside the region and never trained on;
 normalisation statistics come from the training part only.
+
+Real scenes train as they are: bad bands (``core.bands``: flagged, nodata everywhere or constant) are left out, so
+the model's bands are the scene's good bands (its card keeps their wavelengths); nodata pixels and borders are
+masked (``training.data``): the region is cropped to its valid data, patches are drawn where every pixel is valid
+and the validation strip is placed and scored on valid pixels. Only a region without one whole valid patch (plus
+one for validation) is refused, with the counts.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import torch
 from scipy.optimize import nnls
 
 from .. import __version__
+from ..core.bands import BandView, merge_screens, plan_good_bands, screen_bands
 from ..core.blocks import coarse_valid, fill_invalid
 from ..core.degrade import spatial_degrade
 from ..core.errors import InputError, OutputError
@@ -68,28 +75,38 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
     if first.wavelengths_nm is None:
         raise InputError(f"{first.path} carries no band wavelengths, so the MSI response cannot be sampled at its "
                          "bands; add 'wavelength' band metadata (nm) to the file.")
-    response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
-    matrix = response.matrix(first.wavelengths_nm, first.fwhm_nm).astype(np.float32)
-    scenes, validation = [], None
-    for info in infos:
-        window = _region_window(info.window, region, info.path)
+    windows = [_region_window(info.window, region, info.path) for info in infos]
+    screens = []
+    for info, window in zip(infos, windows, strict=True):
         with RasterReader(info.path) as reader:
-            data, valid = reader.read_valid(window)
-        if not valid.all():
-            raise InputError(f"{info.path}: the reference region holds nodata pixels; choose a region without "
-                             "nodata (--region).")
-        train_box, val_box = split_validation(window.height, window.width, align, texture=data.mean(axis=0))
+            screens.append(screen_bands(reader, window))
+    bands = plan_good_bands(merge_screens(screens), first.wavelengths_nm)
+    if not bands.working_bands:
+        raise InputError(f"no band is good in every reference scene ({bands.describe(first.wavelengths_nm)}); "
+                         "train on scenes of one sensor with data in the same bands.")
+    response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
+    fwhm = None if first.fwhm_nm is None else [first.fwhm_nm[b] for b in bands.sources]
+    matrix = response.matrix(bands.wavelengths_nm, fwhm).astype(np.float32)
+    scenes, masks, validation, validation_valid = [], [], None, None
+    for info, window in zip(infos, windows, strict=True):
+        with RasterReader(info.path) as reader:
+            data, valid = _valid_part(*BandView(reader, bands).read_valid(window), info.path, align)
+        train_box, val_box = split_validation(valid.shape[0], valid.shape[1], align, texture=data.mean(axis=0),
+                                              valid=valid)
         scenes.append(_crop(data, train_box))
+        masks.append(_crop(valid[None], train_box)[0])
         if validation is None:
-            validation = _crop(data, val_box)
-    source = ReferenceSource(scenes, validation, matrix, scale)
+            validation, validation_valid = _crop(data, val_box), _crop(valid[None], val_box)[0]
+            _check_validation(validation_valid, info.path)
+    source = ReferenceSource(scenes, validation, matrix, scale, masks, validation_valid)
     settings = _fit_patch(settings, min(min(z.shape[1:]) for z in scenes), align)
     card_info = {
-        "hsi_wavelengths_nm": first.wavelengths_nm,
+        "hsi_wavelengths_nm": bands.wavelengths_nm,
         "srf": tuple(tuple(float(v) for v in row) for row in matrix),
         "msi_band_names": response.band_names,
-        "provenance": _provenance("reference", [str(p) for p in hsi_paths], region, scale, settings,
-                                  srf=srf if isinstance(srf, str) else "custom"),
+        "provenance": {**_provenance("reference", [str(p) for p in hsi_paths], region, scale, settings,
+                                     srf=srf if isinstance(srf, str) else "custom"),
+                       "bad_bands": bands.describe(first.wavelengths_nm)},
     }
     return train(source, settings, out, card_info, progress, cancel, restart)
 
@@ -116,7 +133,8 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
                        grid.hr_window.row + (lr_window.row - grid.lr_window.row) * scale,
                        lr_window.width * scale, lr_window.height * scale)
     with RasterReader(lr_info.path) as reader:
-        lr, lr_valid = reader.read_valid(lr_window)
+        bands = plan_good_bands(screen_bands(reader, lr_window), lr_info.wavelengths_nm)
+        lr, lr_valid = BandView(reader, bands).read_valid(lr_window)
     with RasterReader(hr_info.path) as reader:
         hr, hr_valid = reader.read_valid(hr_window)
     valid = lr_valid & coarse_valid(hr_valid, scale)
@@ -124,7 +142,8 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
         raise InputError("the training region of the pair is entirely nodata; choose a region with data.")
     fill_invalid(lr, lr_valid)  # placeholders only: patches and statistics use valid pixels
     fill_invalid(hr, hr_valid)
-    train_box, val_box = split_validation(lr_window.height, lr_window.width, align, texture=lr.mean(axis=0))
+    train_box, val_box = split_validation(lr_window.height, lr_window.width, align, texture=lr.mean(axis=0),
+                                          valid=valid)
     hr_box = tuple(v * scale for v in train_box)
     hr_val_box = tuple(v * scale for v in val_box)
     train_lr, train_valid = _crop(lr, train_box), _crop(valid[None], train_box)[0]
@@ -137,16 +156,21 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
             raise InputError(f"{lr_info.path} carries no band wavelengths, so the MSI response cannot be sampled; "
                              "add 'wavelength' band metadata or leave --srf out to estimate it.")
         response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
-        matrix = response.matrix(lr_info.wavelengths_nm, lr_info.fwhm_nm)
+        fwhm = None if lr_info.fwhm_nm is None else [lr_info.fwhm_nm[b] for b in bands.sources]
+        matrix = response.matrix(bands.wavelengths_nm, fwhm)
         names, srf_label = response.band_names, srf if isinstance(srf, str) else "custom"
-    source = PairSource(train_lr, train_hr, _crop(lr, val_box), _crop(hr, hr_val_box), scale, train_valid)
+    validation_valid = _crop(valid[None], val_box)[0]
+    _check_validation(validation_valid, lr_info.path)
+    source = PairSource(train_lr, train_hr, _crop(lr, val_box), _crop(hr, hr_val_box), scale, train_valid,
+                        validation_valid)
     settings = _fit_patch(settings, min(train_lr.shape[1:]), align)
     card_info = {
-        "hsi_wavelengths_nm": lr_info.wavelengths_nm,
+        "hsi_wavelengths_nm": bands.wavelengths_nm,
         "srf": tuple(tuple(float(v) for v in row) for row in matrix),
         "msi_band_names": tuple(names),
-        "provenance": _provenance("pair", [str(lrhsi_path), str(hrmsi_path)], region, scale, settings,
-                                  srf=srf_label),
+        "provenance": {**_provenance("pair", [str(lrhsi_path), str(hrmsi_path)], region, scale, settings,
+                                     srf=srf_label),
+                       "bad_bands": bands.describe(lr_info.wavelengths_nm)},
     }
     return train(source, settings, out, card_info, progress, cancel, restart)
 
@@ -178,6 +202,30 @@ def estimate_srf(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, valid: np.n
                              "give its spectral response with --srf.")
         rows.append(weights / weights.sum())
     return np.stack(rows)
+
+
+def _valid_part(data: np.ndarray, valid: np.ndarray, path: str, align: int) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` (C, H, W) and ``valid`` (H, W) cropped to the bounding box of the valid pixels (nodata borders
+    cost neither training nor validation), invalid pixels filled with band means (placeholders; the masks keep
+    them out). InputError naming the counts when fewer than two ``align`` x ``align`` patches of pixels are
+    valid (one to train on, one to validate)."""
+    needed = 2 * align * align
+    if int(valid.sum()) < needed:
+        raise InputError(f"{path}: the training region holds {int(valid.sum())} valid pixels; training needs at "
+                         f"least {needed} (two {align} x {align} patches, one of them to validate): choose a "
+                         "region with more valid data (--region).")
+    rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+    box = (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+    data, valid = _crop(data, box), _crop(valid[None], box)[0]
+    fill_invalid(data, valid)
+    return data, valid
+
+
+def _check_validation(valid: np.ndarray, path: str) -> None:
+    """InputError unless the validation strip ``valid`` (bool) holds valid pixels to score on."""
+    if not valid.any():
+        raise InputError(f"{path}: the validation strip carved from the training region holds no valid pixel "
+                         f"(of {valid.size}); choose a region with valid data along both ends (--region).")
 
 
 def _fit_patch(settings: TrainSettings, region_side: int, align: int) -> TrainSettings:

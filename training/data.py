@@ -11,6 +11,11 @@ Two sources, one interface (:class:`PatchSource`):
 
 Shapes: C_h / C_m hyperspectral / multispectral bands, s scale, p patch size in target pixels.
 All arrays are float32 in the data's own units; the training loop normalises them.
+
+Nodata: both sources take masks of valid pixels (real scenes have nodata borders and masked pixels; the caller
+fills invalid pixels with placeholders). Patches are drawn only where every pixel they read is valid
+(:func:`valid_origins`), statistics use valid pixels only, and the validation batch carries its mask, so the
+validation metrics count valid pixels only.
 """
 from __future__ import annotations
 
@@ -30,22 +35,46 @@ from ..core.errors import InputError
 
 @dataclass(frozen=True)
 class Batch:
-    """lr (B, C_h, p/s, p/s), msi (B, C_m, p, p), target (B, C_h, p, p); float32 tensors, data units."""
+    """lr (B, C_h, p/s, p/s), msi (B, C_m, p, p), target (B, C_h, p, p); float32 tensors, data units.
+    ``valid`` (B, p, p) bool: the target pixels that count (None: all); only validation batches carry one."""
 
     lr: torch.Tensor
     msi: torch.Tensor
     target: torch.Tensor
+    valid: torch.Tensor | None = None
+
+
+def valid_origins(valid: np.ndarray, size: int, step: int) -> np.ndarray:
+    """Top-left corners ``(N, 2)`` (row, col), multiples of ``step``, of the ``size`` x ``size`` windows of
+    ``valid`` (H, W) bool whose every pixel is True (a summed-area table: O(H W))."""
+    rows, cols = valid.shape
+    if rows < size or cols < size:
+        return np.zeros((0, 2), np.int64)
+    table = np.zeros((rows + 1, cols + 1), np.int64)
+    table[1:, 1:] = valid.astype(np.int64).cumsum(0).cumsum(1)
+    r = np.arange(0, rows - size + 1, step)[:, None]
+    c = np.arange(0, cols - size + 1, step)[None, :]
+    counts = table[r + size, c + size] - table[r, c + size] - table[r + size, c] + table[r, c]
+    hit_r, hit_c = np.nonzero(counts == size * size)
+    return np.stack([r[hit_r, 0], c[0, hit_c]], axis=1)
+
+
+def _no_patch_error(what: str, valid: np.ndarray, size: int) -> InputError:
+    return InputError(
+        f"{what} holds {int(valid.sum())} valid pixels of {valid.size} but no {size} x {size} window free of nodata "
+        f"(training needs at least one): choose a region with more valid data, or a smaller patch (--patch).")
 
 
 def split_validation(height: int, width: int, multiple: int, fraction: float = 0.2,
-                     texture: np.ndarray | None = None) -> tuple[tuple, tuple]:
+                     texture: np.ndarray | None = None, valid: np.ndarray | None = None) -> tuple[tuple, tuple]:
     """Split a (height, width) region into a training part and a validation strip across its longer side.
 
     Returns two (row0, row1, col0, col1) boxes, each side a multiple of ``multiple`` pixels; the strip takes about
     ``fraction`` of the longer side, at its end, or at its start when ``texture`` ((height, width), e.g. the target's
     band mean) has more detail there (a larger RMS gradient): a flat strip (sky, a dark background) scores every
-    model alike, so it cannot pick the best checkpoint, and a fusion's PSNR is decided at edges. The parts never
-    overlap.
+    model alike, so it cannot pick the best checkpoint, and a fusion's PSNR is decided at edges. With ``valid``
+    ((height, width) bool) the end holding more valid pixels takes the strip, detail deciding between equals. The
+    parts never overlap.
     """
     along_rows = height >= width
     length = height if along_rows else width
@@ -57,13 +86,23 @@ def split_validation(height: int, width: int, multiple: int, fraction: float = 0
             f"the training region ({width} x {height} pixels) is too small to carve a validation strip from it: "
             f"give a region of at least {2 * multiple} x {2 * multiple} pixels."
         )
-    at_start = texture is not None and _detail(texture, 0, strip, along_rows) > _detail(
-        texture, train_len, train_len + strip, along_rows)
+    start_valid = 0 if valid is None else _count(valid, 0, strip, along_rows)
+    end_valid = 0 if valid is None else _count(valid, train_len, train_len + strip, along_rows)
+    if start_valid != end_valid:
+        at_start = start_valid > end_valid
+    else:
+        at_start = texture is not None and _detail(texture, 0, strip, along_rows) > _detail(
+            texture, train_len, train_len + strip, along_rows)
     train_span, strip_span = ((strip, strip + train_len), (0, strip)) if at_start else \
         ((0, train_len), (train_len, train_len + strip))
     if along_rows:
         return (*train_span, 0, other), (*strip_span, 0, other)
     return (0, other, *train_span), (0, other, *strip_span)
+
+
+def _count(valid: np.ndarray, start: int, stop: int, along_rows: bool) -> int:
+    """Valid pixels of ``valid`` (H, W) in rows (or columns) [start, stop)."""
+    return int((valid[start:stop] if along_rows else valid[:, start:stop]).sum())
 
 
 def _detail(texture: np.ndarray, start: int, stop: int, along_rows: bool) -> float:
@@ -133,9 +172,13 @@ class ReferenceSource(PatchSource):
         validation: the HR validation strip (C_h, Hv, Wv), from the same scenes, never overlapping ``scenes``.
         srf_matrix: R (C_m, C_h), rows sum to 1.
         scale: s.
+        valid: optional (H, W) bool mask per scene (invalid pixels hold placeholders): patches are drawn where the
+            patch and the blur's context are valid, statistics and the trust map use valid pixels.
+        validation_valid: optional (Hv, Wv) bool mask of the validation strip.
     """
 
-    def __init__(self, scenes: list[np.ndarray], validation: np.ndarray, srf_matrix: np.ndarray, scale: int) -> None:
+    def __init__(self, scenes: list[np.ndarray], validation: np.ndarray, srf_matrix: np.ndarray, scale: int,
+                 valid: list[np.ndarray] | None = None, validation_valid: np.ndarray | None = None) -> None:
         self.scale = scale
         self.hsi_bands = scenes[0].shape[0]
         self.msi_bands = srf_matrix.shape[0]
@@ -144,20 +187,26 @@ class ReferenceSource(PatchSource):
         self.margin = math.ceil(pad / scale) * scale  # context for the blur, whole LR pixels
         m = self.margin
         self.padded = [torch.from_numpy(np.pad(z, ((0, 0), (m, m), (m, m)), mode="reflect")) for z in scenes]
-        self.areas = np.array([z.shape[1] * z.shape[2] for z in scenes], dtype=np.float64)
-        train_pixels = np.concatenate([z.reshape(z.shape[0], -1) for z in scenes], axis=1)
+        masks = [np.ones(z.shape[1:], bool) for z in scenes] if valid is None else valid
+        self.masks = None if all(v.all() for v in masks) else [np.pad(v, m, mode="reflect") for v in masks]
+        self.areas = np.array([v.sum() for v in masks], dtype=np.float64)
+        train_pixels = np.concatenate([z[:, masks[k]] for k, z in enumerate(scenes)], axis=1)
         self._hsi_stats = band_statistics(train_pixels[:, :, None])
         msi = spectral_degrade(train_pixels[:, :, None], srf_matrix.astype(np.float32))
         self._msi_stats = band_statistics(msi)
         self.value_range = float(np.percentile(train_pixels, 99.9)) or 1.0
         lr, msi_val = self._simulate(torch.from_numpy(validation)[None])
-        self._validation = Batch(lr, msi_val, torch.from_numpy(validation)[None])
+        self._validation = Batch(lr, msi_val, torch.from_numpy(validation)[None],
+                                 None if validation_valid is None else torch.from_numpy(validation_valid)[None])
+        self._origins: dict[int, list[np.ndarray]] = {}
 
     def normalization(self) -> Normalization:
         return Normalization(*self._hsi_stats, *self._msi_stats)
 
     def sample(self, batch: int, patch: int, generator: torch.Generator) -> Batch:
         s, m = self.scale, self.margin
+        if self.masks is not None:
+            self._valid_origins(patch)  # scenes without a valid patch get no weight
         weights = torch.from_numpy(self.areas / self.areas.sum())
         crops = []
         for index in torch.multinomial(weights, batch, replacement=True, generator=generator).tolist():
@@ -166,8 +215,12 @@ class ReferenceSource(PatchSource):
             if rows < patch or cols < patch:
                 raise InputError(f"training scene {index + 1} ({cols} x {rows} pixels) is smaller than the patch "
                                  f"size {patch}: use a larger region or a smaller patch.")
-            row = int(torch.randint((rows - patch) // s + 1, (1,), generator=generator)) * s
-            col = int(torch.randint((cols - patch) // s + 1, (1,), generator=generator)) * s
+            if self.masks is None:
+                row = int(torch.randint((rows - patch) // s + 1, (1,), generator=generator)) * s
+                col = int(torch.randint((cols - patch) // s + 1, (1,), generator=generator)) * s
+            else:
+                origins = self._valid_origins(patch)[index]
+                row, col = (int(v) for v in origins[int(torch.randint(len(origins), (1,), generator=generator))])
             crop = scene[:, row:row + patch + 2 * m, col:col + patch + 2 * m]
             crops.append(augment([crop], generator)[0])
         stack = torch.stack(crops)
@@ -177,27 +230,41 @@ class ReferenceSource(PatchSource):
         return Batch(lr[..., inner_lr, inner_lr].contiguous(), msi[..., inner, inner].contiguous(),
                      stack[..., inner, inner].contiguous())
 
+    def _valid_origins(self, patch: int) -> list[np.ndarray]:
+        """Per scene, the patch origins (row, col) whose patch and blur context are valid (masks given)."""
+        if patch not in self._origins:
+            m, size = self.margin, patch + 2 * self.margin
+            origins = [valid_origins(v, size, self.scale) for v in self.masks]
+            if not any(len(o) for o in origins):
+                inner = np.concatenate([v[m:v.shape[0] - m, m:v.shape[1] - m].ravel() for v in self.masks])
+                raise _no_patch_error("the training region", inner, size)
+            self.areas = np.array([area if len(origins[k]) else 0.0 for k, area in enumerate(self.areas)])
+            self._origins[patch] = origins
+        return self._origins[patch]
+
     def validation(self) -> Batch:
         return self._validation
 
-    def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, None]]:
-        for lr, msi in self._simulated_scenes:
-            yield lr, msi, None
+    def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        yield from self._simulated_scenes
 
     def domain_spectra(self) -> torch.Tensor:
-        return torch.cat([lr.flatten(1).T for lr, _ in self._simulated_scenes])
+        return torch.cat([lr.flatten(1).T if valid is None else lr.flatten(1).T[valid.flatten()]
+                          for lr, _, valid in self._simulated_scenes])
 
     @functools.cached_property
-    def _simulated_scenes(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each training scene simulated whole, once: (LRHSI (C_h, h, w), HRMSI (C_m, s*h, s*w)), cropped to
-        whole LR pixels. Shared by the GSA fit and the trust map's fit."""
+    def _simulated_scenes(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """Each training scene simulated whole, once: (LRHSI (C_h, h, w), HRMSI (C_m, s*h, s*w), valid LR pixels
+        (h, w) bool or None), cropped to whole LR pixels. Shared by the GSA fit and the trust map's fit."""
         s, m = self.scale, self.margin
         pairs = []
-        for scene in self.padded:
+        for k, scene in enumerate(self.padded):
             rows, cols = (scene.shape[1] - 2 * m) // s * s, (scene.shape[2] - 2 * m) // s * s
             lr, msi = self._simulate(scene[None, :, :rows + 2 * m, :cols + 2 * m])
             inner_lr = slice(m // s, m // s + rows // s), slice(m // s, m // s + cols // s)
-            pairs.append((lr[(0, slice(None), *inner_lr)], msi[0, :, m:m + rows, m:m + cols]))
+            valid = None if self.masks is None else torch.from_numpy(
+                coarse_valid(self.masks[k][m:m + rows, m:m + cols], s))
+            pairs.append((lr[(0, slice(None), *inner_lr)], msi[0, :, m:m + rows, m:m + cols], valid))
         return pairs
 
     def _simulate(self, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,10 +280,12 @@ class PairSource(PatchSource):
         lr_validation, hr_validation: the validation strip, same layout, never overlapping the training region.
         valid: optional (h, w) bool mask of X pixels whose inputs are all valid (nodata excluded from patches and
             statistics).
+        validation_valid: optional bool mask of the validation strip's X pixels, likewise.
     """
 
     def __init__(self, lr_hsi: np.ndarray, hr_msi: np.ndarray, lr_validation: np.ndarray,
-                 hr_validation: np.ndarray, scale: int, valid: np.ndarray | None = None) -> None:
+                 hr_validation: np.ndarray, scale: int, valid: np.ndarray | None = None,
+                 validation_valid: np.ndarray | None = None) -> None:
         self.scale = scale
         self.hsi_bands, self.msi_bands = lr_hsi.shape[0], hr_msi.shape[0]
         msi_on_lr_grid = spatial_degrade(hr_msi, scale)
@@ -229,26 +298,32 @@ class PairSource(PatchSource):
         self.valid = None if valid is None else torch.from_numpy(valid)
         self._validation = Batch(torch.from_numpy(spatial_degrade(lr_validation, scale))[None],
                                  torch.from_numpy(spatial_degrade(hr_validation, scale))[None],
-                                 torch.from_numpy(lr_validation)[None])
+                                 torch.from_numpy(lr_validation)[None],
+                                 None if validation_valid is None else torch.from_numpy(validation_valid)[None])
+        self._origins: dict[int, np.ndarray] = {}
 
     def normalization(self) -> Normalization:
         return Normalization(*self._hsi_stats, *self._msi_stats)
 
-    def sample(self, batch: int, patch: int, generator: torch.Generator, attempts: int = 50) -> Batch:
+    def sample(self, batch: int, patch: int, generator: torch.Generator) -> Batch:
         s = self.scale
         rows, cols = self.target.shape[1:]
         if rows < patch or cols < patch:
             raise InputError(f"the training region ({cols} x {rows} LR pixels) is smaller than the patch size "
                              f"{patch}: use a larger region or a smaller patch.")
+        whole = self.valid is None or bool(self.valid.all())
+        if not whole and patch not in self._origins:
+            self._origins[patch] = valid_origins(self.valid.numpy(), patch, s)
+            if not len(self._origins[patch]):
+                raise _no_patch_error("the training region of the pair", self.valid.numpy(), patch)
         examples = []
         for _ in range(batch):
-            for _ in range(attempts):
+            if whole:
                 row = int(torch.randint((rows - patch) // s + 1, (1,), generator=generator)) * s
                 col = int(torch.randint((cols - patch) // s + 1, (1,), generator=generator)) * s
-                if self.valid is None or bool(self.valid[row:row + patch, col:col + patch].all()):
-                    break
             else:
-                raise InputError("no patch of the training region is free of nodata; choose a region with data.")
+                origins = self._origins[patch]
+                row, col = (int(v) for v in origins[int(torch.randint(len(origins), (1,), generator=generator))])
             examples.append(augment([
                 self.inputs_lr[:, row // s:(row + patch) // s, col // s:(col + patch) // s],
                 self.inputs_msi[:, row:row + patch, col:col + patch],

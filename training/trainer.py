@@ -234,13 +234,15 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
 
 def validate(model: torch.nn.Module, batch: Batch, stats: list[torch.Tensor], value_range: float,
              device: torch.device) -> dict:
-    """PSNR (dB, mean over bands) and SAM (degrees) of the model on the validation batch, data / value_range."""
+    """PSNR (dB, mean over bands) and SAM (degrees) of the model on the validation batch, data / value_range,
+    over the batch's valid pixels (all when it carries no mask)."""
     model.eval()
     with torch.inference_mode():
         out = _predict(model, _to(batch, device), stats).float()
     est = (out[0] / value_range).cpu().numpy()
     ref = (batch.target[0] / value_range).numpy()
-    return {"PSNR": psnr(ref, est), "SAM": sam(ref, est)}
+    mask = None if batch.valid is None else batch.valid[0].numpy()
+    return {"PSNR": psnr(ref, est, mask), "SAM": sam(ref, est, mask)}
 
 
 @torch.no_grad()
@@ -327,7 +329,7 @@ def _fit_domain(model, source: PatchSource, stats: list[torch.Tensor], seed: int
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
-    return Batch(*(t.to(device, non_blocking=True) for t in (batch.lr, batch.msi, batch.target)))
+    return Batch(*(t.to(device, non_blocking=True) for t in (batch.lr, batch.msi, batch.target)), batch.valid)
 
 
 def _autocast(device: torch.device):

@@ -73,7 +73,8 @@ class TrainAlgorithm(CoFusionAlgorithm):
                                               optional=True), "Patches per step; empty: 8.", advanced=True)
         self.add(QgsProcessingParameterNumber(self.PATCH_SIZE, self.tr("Patch size (HR pixels)"), minValue=16,
                                               optional=True),
-                 "Edge of the training patches, a multiple of the model's alignment; empty: 64.", advanced=True)
+                 "Edge of the training patches, a multiple of the model's alignment (16 at x2, x4, x8; 48 at x3, x6); "
+                 "empty: the multiple nearest 64.", advanced=True)
         self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
                  "Where training runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
         self.addOutput(QgsProcessingOutputFile(self.OUTPUT_LOG, self.tr("Training log (CSV table)")))
