@@ -170,6 +170,10 @@ class BandPlan:
         """The raster bands read: the usable working bands' sources, in working order."""
         return tuple(s for k, s in enumerate(self.sources) if self.usable[k])
 
+    def pick(self, per_band: Sequence | None) -> tuple | None:
+        """The working bands' entries of a per-raster-band sequence (wavelengths, FWHM, names); None stays None."""
+        return None if per_band is None else tuple(per_band[s] for s in self.sources)
+
     @property
     def bbl(self) -> tuple[bool, ...]:
         """Per raster band, True when the output holds data for it (the ``bbl`` written to the output)."""
@@ -211,8 +215,8 @@ class BandPlan:
 def plan_good_bands(screen: BandScreen, wavelengths_nm: Sequence[float] | None = None) -> BandPlan:
     """The plan of a method that works on whatever bands are good (classical fusion, training, metrics)."""
     good = screen.good
-    return BandPlan(len(screen.reasons), good, (True,) * len(good), screen.reasons,
-                    None if wavelengths_nm is None else tuple(wavelengths_nm[b] for b in good))
+    plan = BandPlan(len(screen.reasons), good, (True,) * len(good), screen.reasons)
+    return replace(plan, wavelengths_nm=plan.pick(wavelengths_nm))
 
 
 def plan_model_bands(screen: BandScreen, info, model_bands: int,
@@ -264,9 +268,10 @@ def plan_model_bands(screen: BandScreen, info, model_bands: int,
     for band, reason in enumerate(reasons):
         if reason is None and band not in used:
             reasons[band] = NOT_IN_MODEL
-    wavelengths = tuple(model_wavelengths_nm) if model_wavelengths_nm is not None else \
-        None if raster_wl is None else tuple(raster_wl[s] for s in sources)
-    plan = BandPlan(info.band_count, tuple(sources), usable, tuple(reasons), wavelengths)
+    plan = BandPlan(info.band_count, tuple(sources), usable, tuple(reasons))
+    plan = replace(plan, wavelengths_nm=tuple(model_wavelengths_nm) if model_wavelengths_nm is not None else
+                   plan.pick(raster_wl))
+    wavelengths = plan.wavelengths_nm
     if missing:
         log.warning("%s: %d of the model's bands are bad in this scene: filled in by interpolation for the network "
                     "and written as nodata (%s)", info.path, missing,
@@ -283,10 +288,8 @@ class BandView:
         base = reader.info
         self.info = replace(
             base, band_count=plan.working_bands,
-            nodata=tuple(base.nodata[s] for s in plan.sources),
-            wavelengths_nm=plan.wavelengths_nm,
-            fwhm_nm=None if base.fwhm_nm is None else tuple(base.fwhm_nm[s] for s in plan.sources),
-            band_names=tuple(base.band_names[s] for s in plan.sources),
+            nodata=plan.pick(base.nodata), wavelengths_nm=plan.wavelengths_nm, fwhm_nm=plan.pick(base.fwhm_nm),
+            band_names=plan.pick(base.band_names), scale=plan.pick(base.scale), offset=plan.pick(base.offset),
             bad_band_flags=None,
         )
 

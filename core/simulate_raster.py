@@ -21,94 +21,27 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .bands import BandScreen, BandView, describe_bands, plan_good_bands, screen_bands
+from .bands import BandView, plan_good_bands, screen_bands
 from .blocks import Cancel, Progress, coarse_valid, fill_invalid, plan_blocks, walk
 from .degrade import _check_scale, blur_kernel, simulate
 from .errors import InputError, OutputError
 from .fuse import output_nodata
 from .raster import RasterReader, RasterWriter, check_output_path
-from .srf import SpectralResponse, parse_srf, preset_names
+from .srf import SpectralResponse, parse_srf
 from .window import Window
 
 log = logging.getLogger(__name__)
 
 #: Edge of a block in LR pixels.
 SIMULATE_BLOCK = 256
-#: Share of an MSI band's response weight on bad reference bands above which the simulation warns (the simulated
-#: band differs from the real one), and above which it refuses the band.
-WARN_BAD_RESPONSE, MAX_BAD_RESPONSE = 0.10, 0.50
-
-
 def centre_wavelengths(response: SpectralResponse) -> tuple[float, ...]:
     """The response-weighted mean wavelength (nm) of every MSI band."""
     weights = response.responses
     return tuple(float(v) for v in (weights @ response.wavelengths_nm) / weights.sum(axis=1))
-
-
-def good_band_matrix(matrix: np.ndarray, screen: BandScreen, band_names: Sequence[str],
-                     wavelengths_nm: Sequence[float] | None = None, where: str = "the reference",
-                     source: str | None = None) -> np.ndarray:
-    """The response matrix ``(C_msi, C_hsi)`` (rows summing to 1) restricted to the good bands of ``screen``:
-    float64 ``(C_msi, C_good)``, each row renormalised to sum to 1 (the same as zeroing the bad bands' columns).
-
-    An MSI band (``band_names``) losing more than :data:`WARN_BAD_RESPONSE` of its weight to bad bands is
-    logged; more than :data:`MAX_BAD_RESPONSE` raises InputError naming it and the MSI bands that can be
-    simulated (``where`` names the hyperspectral raster in the messages; ``source``, the preset or CSV the
-    response came from, makes the fix a specification to copy).
-    """
-    matrix = np.asarray(matrix, np.float64)
-    kept = matrix[:, list(screen.good)]
-    lost = 1.0 - kept.sum(axis=1) / matrix.sum(axis=1)
-    refused = [i for i, share in enumerate(lost) if share > MAX_BAD_RESPONSE]
-    if refused:
-        first = refused[0]
-        under = describe_bands([reason if matrix[first, b] > 0 else None for b, reason in enumerate(screen.reasons)],
-                               wavelengths_nm)
-        others = f" (and {len(refused) - 1} more: {_band_list(band_names, refused[1:])})" if len(refused) > 1 else ""
-        usable = [i for i in range(len(band_names)) if i not in refused]
-        kept_bands = _band_list(band_names, usable)
-        example = f"'{source}:{kept_bands}'" if source else f"here {kept_bands}"
-        fix = (f"choose other MSI bands: list only those the good bands cover ({example})" if usable else
-               "none of the MSI bands can be simulated from the good bands: use another sensor")
-        raise InputError(
-            f"MSI band {band_names[first]!r}{others}: {100 * lost[first]:.0f} % of its response falls on bands "
-            f"that are bad in {where} ({under}), so it cannot be simulated from the good bands; {fix}, or use a "
-            "reference whose bands under it hold data.")
-    for i in np.flatnonzero(lost > WARN_BAD_RESPONSE):
-        log.warning("MSI band %r: %.0f %% of its response falls on bad bands of %s; it is simulated from the "
-                    "good bands (renormalised) and differs from the real band.", band_names[i], 100 * lost[i], where)
-    return kept / kept.sum(axis=1, keepdims=True)
-
-
-def _srf_source(srf: str | SpectralResponse) -> str | None:
-    """The preset or CSV path of an SRF specification ('sentinel2a:B2,B3' -> 'sentinel2a'), None for an object."""
-    if not isinstance(srf, str):
-        return None
-    head, sep, _tail = srf.strip().rpartition(":")
-    head = head.strip()
-    return head if sep and (head.lower() in preset_names() or Path(head).is_file()) else srf.strip()
-
-
-def _band_list(names: Sequence[str], indices: Sequence[int]) -> str:
-    """``B1-B4,B7``: names of ``indices`` (sorted), runs of three or more consecutive bands as first-last."""
-    runs: list[list[int]] = []
-    for i in sorted(indices):
-        if runs and runs[-1][-1] == i - 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    parts = []
-    for run in runs:
-        if len(run) >= 3:
-            parts.append(f"{names[run[0]]}-{names[run[-1]]}")
-        else:
-            parts.extend(names[i] for i in run)
-    return ",".join(parts)
 
 
 def simulate_raster(reference_path: str | os.PathLike, srf: str | SpectralResponse, scale: int,
@@ -118,7 +51,8 @@ def simulate_raster(reference_path: str | os.PathLike, srf: str | SpectralRespon
 
     ``srf``: the MSI response, a preset ('sentinel2a:B2,B3,B4,B8'), a CSV path or a SpectralResponse; it is
     sampled at the reference's wavelengths (its band metadata must give them). Bad bands of the reference are
-    written as nodata in the LRHSI (``bbl`` = 0) and left out of the HRMSI's response (:func:`good_band_matrix`).
+    written as nodata in the LRHSI (``bbl`` = 0) and left out of the HRMSI's response (sampled at the good bands
+    only, so a response over bad bands is refused as one over a gap in the coverage: ``SpectralResponse.matrix``).
     Returns the two output paths. Raises InputError / OutputError with the fix, Canceled when ``cancel()``
     returns True (no file is left).
     """
@@ -133,16 +67,14 @@ def simulate_raster(reference_path: str | os.PathLike, srf: str | SpectralRespon
             raise InputError(f"{info.path} carries no band wavelengths, so the MSI response cannot be sampled at "
                              "its bands; add 'wavelength' band metadata (nm) to the file.")
         response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
-        matrix = response.matrix(info.wavelengths_nm, info.fwhm_nm)
         lr_width, lr_height = info.width // s, info.height // s
         if lr_width < 1 or lr_height < 1:
             raise InputError(f"{info.path} ({info.width} x {info.height} pixels) is smaller than one LR pixel of "
                              f"scale {s}.")
         screen = screen_bands(reader, Window(0, 0, lr_width * s, lr_height * s))
-        bands = plan_good_bands(screen, info.wavelengths_nm)
-        matrix = good_band_matrix(matrix, screen, response.band_names, info.wavelengths_nm,
-                                  f"the reference {info.path}", _srf_source(srf)).astype(np.float32)
-        good = BandView(reader, bands)
+        good = BandView(reader, plan_good_bands(screen, info.wavelengths_nm))
+        bands = good.plan
+        matrix = response.matrix(good.info.wavelengths_nm, good.info.fwhm_nm).astype(np.float32)
         if (lr_width * s, lr_height * s) != (info.width, info.height):
             log.warning("%s: cropped to %d x %d pixels, a multiple of the scale %d", info.path, lr_width * s,
                         lr_height * s, s)

@@ -85,8 +85,7 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
         raise InputError(f"no band is good in every reference scene ({bands.describe(first.wavelengths_nm)}); "
                          "train on scenes of one sensor with data in the same bands.")
     response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
-    fwhm = None if first.fwhm_nm is None else [first.fwhm_nm[b] for b in bands.sources]
-    matrix = response.matrix(bands.wavelengths_nm, fwhm).astype(np.float32)
+    matrix = response.matrix(bands.wavelengths_nm, bands.pick(first.fwhm_nm)).astype(np.float32)
     scenes, masks, validation, validation_valid = [], [], None, None
     for info, window in zip(infos, windows, strict=True):
         with RasterReader(info.path) as reader:
@@ -156,8 +155,7 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
             raise InputError(f"{lr_info.path} carries no band wavelengths, so the MSI response cannot be sampled; "
                              "add 'wavelength' band metadata or leave --srf out to estimate it.")
         response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
-        fwhm = None if lr_info.fwhm_nm is None else [lr_info.fwhm_nm[b] for b in bands.sources]
-        matrix = response.matrix(bands.wavelengths_nm, fwhm)
+        matrix = response.matrix(bands.wavelengths_nm, bands.pick(lr_info.fwhm_nm))
         names, srf_label = response.band_names, srf if isinstance(srf, str) else "custom"
     validation_valid = _crop(valid[None], val_box)[0]
     _check_validation(validation_valid, lr_info.path)

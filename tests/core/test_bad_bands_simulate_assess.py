@@ -13,13 +13,12 @@ import pytest
 from osgeo import gdal
 
 from cofusion.core.assess import assess_no_reference, assess_reference
-from cofusion.core.bands import BandScreen
 from cofusion.core.errors import InputError
 from cofusion.core.raster import read_info, read_raster
 from cofusion.core.srf import SpectralResponse
 
 pytest.importorskip("torch")
-from cofusion.core.simulate_raster import good_band_matrix, simulate_raster  # noqa: E402 (needs torch)
+from cofusion.core.simulate_raster import simulate_raster  # noqa: E402 (needs torch)
 
 SCALE = 3
 NODATA = -9999.0
@@ -90,7 +89,9 @@ def test_bad_bands_of_the_reference_are_nodata_in_the_lrhsi_and_left_out_of_the_
     text = caplog.text
     assert "4 of 12 bands" in text and "bands 6-7 (1270-1440 nm) nodata everywhere" in text
     assert "band 3 (760 nm) flagged bad (bbl = 0)" in text and "band 10 (1950 nm) constant (0.25)" in text
-    assert "MSI band 'A': 25 %" in text and "MSI band 'C'" not in text
+    # A loses one band with a good neighbour on each side (sampled at the good centres: no gap; 3 % of it lies
+    # below the first band); C's first 60 nm lie in the gap of bands 6-7
+    assert "MSI band 'A': 3 %" in text and "MSI band 'C': 20 %" in text and "except 1100.0-1610.0 nm" in text
 
     lr_info, lr = read_info(lr_path), read_raster(lr_path)
     assert lr_info.band_count == 12 and lr_info.wavelengths_nm == WAVELENGTHS
@@ -137,34 +138,12 @@ def test_an_msi_band_mostly_on_bad_bands_is_refused_naming_the_bands_to_keep(mak
     reference, _ = _reference(make_raster)
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(InputError, match=r"MSI band 'B': 67 % of its response falls on bands that are bad in the "
-                                         r"reference .*bands 6-7 \(1270-1440 nm\) nodata everywhere.*choose other "
-                                         r"MSI bands.*\(here A,C\)"):
+    # bands 6-7 are a gap of three band spacings in the good bands' coverage, and B lies mostly in it
+    with pytest.raises(InputError, match=r"MSI band 'B' \(response 1050-1500 nm\): 89 % of its response lies "
+                                         r"outside the HSI's wavelengths 420.0-2290.0 nm except 1100.0-1610.0 nm.*"
+                                         r"\(here A,C"):
         simulate_raster(reference, _flat([MSI_A, MSI_B, MSI_C]), SCALE, out / "lr.tif", out / "hr.tif")
     assert list(out.iterdir()) == []
-
-    # from a CSV the fix is a specification to copy
-    grid = np.arange(350.0, 2400.0, 1.0)
-    csv = tmp_path / "msi.csv"
-    csv.write_text("wavelength,A,B,C\n" + "".join(
-        f"{w},{int(400 <= w <= 1000)},{int(1050 <= w <= 1500)},{int(1550 <= w <= 1850)}\n" for w in grid))
-    with pytest.raises(InputError, match=rf"'{csv}:A,C'"):
-        simulate_raster(reference, str(csv), SCALE, out / "lr.tif", out / "hr.tif")
-    assert list(out.iterdir()) == []
-
-
-def test_good_band_matrix_thresholds(caplog):
-    matrix = np.array([[0.05, 0.95, 0.0], [0.2, 0.8, 0.0], [0.0, 0.4, 0.6]])
-    screen = BandScreen(("nodata everywhere", None, None))
-    with caplog.at_level(logging.WARNING, logger="cofusion.core.simulate_raster"):
-        kept = good_band_matrix(matrix, screen, ("X", "Y", "Z"))
-    np.testing.assert_allclose(kept, [[1.0, 0.0], [1.0, 0.0], [0.4, 0.6]])
-    assert "MSI band 'Y': 20 %" in caplog.text and "'X'" not in caplog.text and "'Z'" not in caplog.text
-    with pytest.raises(InputError, match=r"'X' \(and 1 more: Y\): 60 %.*here Z"):
-        good_band_matrix(np.array([[0.6, 0.4], [0.7, 0.3], [0.0, 1.0]]), BandScreen(("constant (1)", None)),
-                         ("X", "Y", "Z"))
-    with pytest.raises(InputError, match="none of the MSI bands can be simulated"):
-        good_band_matrix(np.array([[1.0, 0.0]]), BandScreen(("constant (1)", None)), ("X",))
 
 
 # --- reference metrics -------------------------------------------------------------------------------------------
