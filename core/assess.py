@@ -27,7 +27,8 @@ from .blocks import fill_invalid
 from .errors import InputError
 from .grid import check_coregistration
 from .metrics import qnr, reference_metrics, sam_map
-from .raster import RasterReader, RasterWriter, check_output_path, read_info
+from .raster import RasterInfo, RasterReader, RasterWriter, check_output_path, read_info
+from .window import Window
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ def _good(reasons: Sequence[str | None], wavelengths_nm: Sequence[float] | None,
 
 def assess_reference(fused_path: str | os.PathLike, reference_path: str | os.PathLike, scale: int, *,
                      data_range: float | None = None, sam_map_path: str | os.PathLike | None = None) -> Assessment:
-    """PSNR, SSIM, SAM, ERGAS and RMSE of a fused raster against a reference raster of the same size and bands.
+    """PSNR, SSIM, SAM, ERGAS and RMSE of a fused raster against a reference raster with the same bands, over the
+    fused raster's extent: the reference has its size, or covers it on the same grid (a simulation crops the
+    reference to a multiple of the scale, so its fusion is a few pixels smaller).
 
     Both are divided by ``data_range`` (default: the reference's largest valid value) so the metrics see data on
     [0, 1]; ``scale`` (the LR/HR resolution ratio) enters ERGAS only. With ``sam_map_path`` the per-pixel
@@ -101,18 +104,13 @@ def assess_reference(fused_path: str | os.PathLike, reference_path: str | os.Pat
     sam_out = None if sam_map_path is None else check_output_path(sam_map_path, (fused_path, reference_path))
     with RasterReader(fused_path) as fused_reader, RasterReader(reference_path) as ref_reader:
         f_info, r_info = fused_reader.info, ref_reader.info
-        if (f_info.band_count, f_info.height, f_info.width) != (r_info.band_count, r_info.height, r_info.width):
-            raise InputError(
-                f"The fused raster {f_info.path} ({f_info.band_count} bands, {f_info.width} x {f_info.height} "
-                f"pixels) and the reference {r_info.path} ({r_info.band_count} bands, {r_info.width} x "
-                f"{r_info.height}) must have the same bands and size; compare the fusion of a simulated pair "
-                "with the reference it was simulated from.")
+        r_window = _covered_window(f_info, r_info)
         wavelengths = r_info.wavelengths_nm or f_info.wavelengths_nm
         reasons = _band_reasons((("the fused raster", screen_bands(fused_reader)),
-                                 ("the reference", screen_bands(ref_reader))))
+                                 ("the reference", screen_bands(ref_reader, r_window))))
         good = _good(reasons, wavelengths, f"the fused raster {f_info.path} and the reference {r_info.path}")
         fused, fused_valid = fused_reader.read_valid(f_info.window, good)
-        ref, ref_valid = ref_reader.read_valid(r_info.window, good)
+        ref, ref_valid = ref_reader.read_valid(r_window, good)
     skipped = describe_bands(reasons, wavelengths)
     if len(good) < len(reasons):
         log.warning("Assessing %s against %s over %d of %d bands; skipped %s", f_info.path, r_info.path, len(good),
@@ -137,6 +135,27 @@ def assess_reference(fused_path: str | os.PathLike, reference_path: str | os.Pat
                           band_names=("spectral angle (degrees)",)) as writer:
             writer.write(angles[None], 0, 0)
     return Assessment(metrics, span, int(valid.sum()), sam_out, _skipped(reasons), skipped)
+
+
+def _covered_window(fused: RasterInfo, reference: RasterInfo) -> Window:
+    """The window of ``reference`` under ``fused``: all of it when the sizes agree, else the part a fused raster on
+    the reference's grid (same pixel size, origin on a pixel corner) covers; InputError otherwise."""
+    same_bands = fused.band_count == reference.band_count
+    if same_bands and (fused.width, fused.height) == (reference.width, reference.height):
+        return reference.window
+    f_gt, r_gt = fused.geotransform, reference.geotransform
+    col, row = (f_gt[0] - r_gt[0]) / r_gt[1], (f_gt[3] - r_gt[3]) / r_gt[5]
+    same_pixels = all(math.isclose(f_gt[k], r_gt[k], rel_tol=1e-9) for k in (1, 2, 4, 5))
+    inside = same_pixels and abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6 and \
+        0 <= round(col) and 0 <= round(row) and round(col) + fused.width <= reference.width and \
+        round(row) + fused.height <= reference.height
+    if not (same_bands and inside):
+        raise InputError(
+            f"The fused raster {fused.path} ({fused.band_count} bands, {fused.width} x {fused.height} pixels) and the "
+            f"reference {reference.path} ({reference.band_count} bands, {reference.width} x {reference.height}) "
+            "must have the same bands, and the reference must cover the fused raster on the same grid; compare the "
+            "fusion of a simulated pair with the reference it was simulated from.")
+    return Window(round(col), round(row), fused.width, fused.height)
 
 
 def assess_no_reference(fused_path: str | os.PathLike, lrhsi_path: str | os.PathLike,

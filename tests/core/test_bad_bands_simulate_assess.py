@@ -227,3 +227,17 @@ def test_qnr_skips_bad_bands_of_the_fusion_the_lrhsi_and_the_hrmsi(make_raster, 
                                  _write(make_raster, msi[:4], "hr_good.tif", wavelengths=None))
     assert subset.skipped == "" and subset.skipped_bands == subset.skipped_msi_bands == ()
     assert dict(indices) == pytest.approx(dict(subset), rel=1e-9)
+
+
+def test_a_reference_larger_than_its_cropped_fusion_is_assessed_over_the_fusion(make_raster, tmp_path):
+    # simulate crops a 25 x 31 reference to 24 x 30 (multiples of 3): the fusion is assessed against the part of
+    # the uncropped reference it covers, as against the cropped one; a reference off the grid is refused
+    data = _reference_data(rows=25, cols=31)
+    reference = _write(make_raster, data, "reference.tif")
+    cropped = _write(make_raster, data[:, :24, :30], "cropped.tif")
+    fused = _write(make_raster, data[:, :24, :30] * np.float32(1.01), "fused.tif")
+    whole = assess_reference(fused, reference, SCALE)
+    assert whole.metrics == assess_reference(fused, cropped, SCALE).metrics
+    shifted = _write(make_raster, data, "shifted.tif", geotransform=(500005.0, *HR_GT[1:]))
+    with pytest.raises(InputError, match="must cover the fused raster on the same grid"):
+        assess_reference(fused, shifted, SCALE)
