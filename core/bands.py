@@ -135,12 +135,11 @@ def screen_bands(reader, window: Window | None = None) -> BandScreen:
             reasons.append(None)
     screen = BandScreen(tuple(reasons))
     if not screen.good:
-        raise InputError(f"{info.path}: every band is bad ({screen.describe(info.wavelengths_nm)}); nothing can "
-                         "be fused. Check the file's nodata value and bad band list (bbl), or choose another "
+        raise InputError(f"{info.path}: every band is bad ({screen.describe(info.wavelengths_nm)}), so it holds "
+                         "no data to use. Check the file's nodata value and bad band list (bbl), or choose another "
                          "area.")
     if screen.bad:
-        log.warning("%s: bad bands left out and written as nodata: %s", info.path,
-                    screen.describe(info.wavelengths_nm))
+        log.warning("%s: bad bands, left out: %s", info.path, screen.describe(info.wavelengths_nm))
     return screen
 
 

@@ -13,6 +13,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ...core.errors import CoFusionError
 from .. import dependencies
+from ..core_log import forward_log
 
 #: The paper every help text cites (its text names no authors).
 PAPER = ("CoFusion: a unified spatial-spectral collaborative fusion framework that explicitly models cross-scale "
@@ -40,8 +41,9 @@ class CoFusionAlgorithm(QgsProcessingAlgorithm):
     """A CoFusion algorithm: subclasses set ``ID`` (the fixed id), ``LABEL``, ``GROUP`` (a key of GROUPS) and
     ``DESCRIPTION``, declare parameters with :meth:`add` in ``initAlgorithm`` and implement :meth:`execute`.
 
-    ``processAlgorithm`` checks the runtime dependencies and turns the core's errors (CoFusionError, Canceled
-    included) into QgsProcessingException with the same message, which Processing shows as the run's error.
+    ``processAlgorithm`` checks the runtime dependencies, shows the core's log (bad bands left out, a cut response)
+    in the run's log (``core_log.forward_log``) and turns the core's errors (CoFusionError, Canceled included) into
+    QgsProcessingException with the same message, which Processing shows as the run's error.
     """
 
     ID = ""
@@ -89,7 +91,8 @@ class CoFusionAlgorithm(QgsProcessingAlgorithm):
                          feedback: QgsProcessingFeedback) -> dict:
         require_dependencies()
         try:
-            return self.execute(parameters, context, feedback)
+            with forward_log(feedback.pushInfo, feedback.pushWarning):
+                return self.execute(parameters, context, feedback)
         except CoFusionError as exc:
             raise QgsProcessingException(str(exc)) from exc
 

@@ -22,7 +22,7 @@ NODATA = -9999.0
 
 
 class _Feedback(qgis_core.QgsProcessingFeedback):
-    """Keeps every pushInfo line."""
+    """Keeps every pushInfo and pushWarning line."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,6 +31,10 @@ class _Feedback(qgis_core.QgsProcessingFeedback):
     def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS API name)
         self.lines.append(info)
         super().pushInfo(info)
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802 (QGIS API name)
+        self.lines.append(f"WARNING {warning}")
+        super().pushWarning(warning)
 
 
 @pytest.fixture
@@ -97,3 +101,14 @@ def test_align_to_grid_scale_range_is_the_cores(plugin):
     algorithm = qgis_core.QgsApplication.processingRegistry().algorithmById("cofusion:align_to_grid")
     scale = algorithm.parameterDefinition("SCALE")
     assert (scale.minimum(), scale.maximum()) == (MIN_SCALE, MAX_SCALE)
+
+
+def test_the_core_log_of_bad_bands_reaches_the_processing_log(run, fusion_with_bad_bands, tmp_path):
+    _reference, lr, hr, _fused = fusion_with_bad_bands
+    feedback = _Feedback()
+    run("fuse_classic", {"LRHSI": str(lr), "HRMSI": str(hr), "METHOD": "gsa", "OUTPUT": str(tmp_path / "g.tif")},
+        feedback)
+    warnings = [line for line in feedback.lines if line.startswith("WARNING")]
+    # the simulated LRHSI flags the reference's bad bands (bbl = 0)
+    assert any("lr.tif: bad bands, left out" in w and "bands 6-7 (700-750 nm) flagged bad (bbl = 0)" in w
+               for w in warnings), feedback.lines
