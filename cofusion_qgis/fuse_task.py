@@ -5,15 +5,17 @@
 turns the core's progress into ``setProgress`` and ``isCanceled()`` into its cancel check. ``finished()`` runs
 on the main thread and emits ``fused(path)`` or ``failed(message)`` (the core's message as is; a cancel
 emits ``canceled``), so all GUI work happens in the slots connected to these signals. ``status(text)`` carries
-the core's progress text (queued to the receiver's thread).
+the core's progress text (queued to the receiver's thread). The core's warnings of the run (bad bands left out, a
+model band filled in) are kept and written to QGIS's message log ("CoFusion" tab) when it finishes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qgis.core import QgsTask
+from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
+from .core_log import forward_log
 from .i18n import tr
 
 
@@ -46,6 +48,7 @@ class FuseTask(QgsTask):
         self.error: str | None = None
         self.was_canceled = False
         self.out_path: str | None = None
+        self.warnings: list[str] = []
 
     def run(self) -> bool:
         """Worker thread: load the model and fuse; store the outcome for ``finished``. Never raises."""
@@ -57,8 +60,9 @@ class FuseTask(QgsTask):
         try:
             check_inputs(p.lrhsi, p.hrmsi, p.out)  # fail fast, before the model loads
             predictor = NetworkPredictor.from_checkpoint(p.model, device=p.device)
-            result = fuse_raster(p.lrhsi, p.hrmsi, p.out, predictor, tile=p.tile, overlap=p.overlap,
-                                 batch=p.batch, progress=self._report, cancel=self.isCanceled)
+            with forward_log(lambda _info: None, self.warnings.append):
+                result = fuse_raster(p.lrhsi, p.hrmsi, p.out, predictor, tile=p.tile, overlap=p.overlap,
+                                     batch=p.batch, progress=self._report, cancel=self.isCanceled)
         except Canceled:
             self.was_canceled = True
             return False
@@ -77,7 +81,9 @@ class FuseTask(QgsTask):
         self.status.emit(message)
 
     def finished(self, result: bool) -> None:  # noqa: FBT001 (QGIS API)
-        """Main thread: announce the outcome."""
+        """Main thread: log the core's warnings, announce the outcome."""
+        for warning in self.warnings:
+            QgsMessageLog.logMessage(warning, "CoFusion", Qgis.Warning)
         if result:
             self.fused.emit(self.out_path)
         elif self.was_canceled or self.isCanceled():

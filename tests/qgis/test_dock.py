@@ -188,3 +188,24 @@ def test_settings_are_kept(dock, qgis_app):
     finally:
         again.unload()
         sip.delete(again)
+
+
+def test_the_fuse_task_keeps_the_cores_warnings_for_the_message_log(qgis_app, make_pair, model, tmp_path):
+    from osgeo import gdal
+
+    from cofusion.cofusion_qgis.fuse_task import FuseParameters, FuseTask
+
+    lr, hr = make_pair(32)
+    ds = gdal.Open(str(lr), gdal.GA_Update)
+    for band in range(ds.RasterCount):  # band 2 flagged bad: the model's band 2 is filled in and written nodata
+        ds.GetRasterBand(band + 1).SetMetadataItem("bbl", "0" if band == 1 else "1")
+    ds = None
+    task = FuseTask(FuseParameters(str(lr), str(hr), str(tmp_path / "fused.tif"), str(model), "cpu", 32, 0, 1))
+    logged = []
+    qgis_core.QgsApplication.messageLog().messageReceived.connect(
+        lambda message, tag, level: tag == "CoFusion" and logged.append(message))
+    assert task.run()  # the worker's work, here on the calling thread
+    task.finished(True)
+    assert any("bad bands, left out" in w and "band 2" in w for w in task.warnings), task.warnings
+    assert any("filled in by interpolation" in w for w in task.warnings)
+    assert logged[-len(task.warnings):] == task.warnings
