@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import datetime
 import logging
-import os
 import platform
 import shlex
 import sys
@@ -28,6 +27,7 @@ import torch
 
 from cofusion.core.degrade import simulate
 from cofusion.core.errors import InputError
+from cofusion.core.inference import available_cpus
 from cofusion.core.metrics import reference_metrics
 from cofusion.core.raster import read_info, read_raster
 from cofusion.core.srf import parse_srf
@@ -174,7 +174,7 @@ def command_line() -> str:
 
 def machine() -> str:
     """One line on where the numbers were measured: CPU, cores available, torch threads."""
-    return (f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores available, "
+    return (f"{platform.processor() or platform.machine()}, {available_cpus()} cores available, "
             f"torch {torch.__version__} with {torch.get_num_threads()} threads")
 
 
@@ -188,7 +188,7 @@ def write_results(path: Path, rows: Sequence[Mapping[str, object]], columns: Map
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     with open(path, "w", newline="", encoding="utf-8") as f:
         if path.suffix.lower() == ".md":
             f.write(f"# {title}\n\nCommand: `{command_line()}`\n\nDate: {date}. Machine: {machine()}.\n\n")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from train_models import train_variant
 
 from cofusion.core.checkpoint import load_checkpoint
 from cofusion.core.degrade import spatial_degrade
+from cofusion.core.inference import available_cpus
 from cofusion.core.model.consistency import back_project
 from cofusion.core.model.domain import RADIUS_SCALE, trust_of
 from cofusion.core.model.layers import upsample
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="checkpoints already trained by this script, one per scene in order: only sweep")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(available_cpus())
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)

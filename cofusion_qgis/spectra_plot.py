@@ -97,7 +97,7 @@ class SpectraPlot(QWidget):
         styled += [(role, curve, COLORS[role], 2) for role, curve in self.current]
         while len(self.pool) < len(styled):
             self.pool.append(self.widget.plot())
-        for item, (role, curve, color, width) in zip(self.pool, styled, strict=False):  # the pool may be longer
+        for item, (role, curve, color, width) in zip(self.pool, styled):  # the pool may be longer
             self._draw(item, role, curve, color, width)
         for item in self.pool[len(styled):]:
             item.setData([], [])

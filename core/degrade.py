@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Union
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ MTF_GAIN_AT_NYQUIST = 0.3
 # Kernel half-width in units of sigma (the kernel reaches at least this far from the LR pixel centre).
 KERNEL_RADIUS_SIGMAS = 3.0
 
-Array = np.ndarray | torch.Tensor
+Array = Union[np.ndarray, torch.Tensor]  # evaluated: no X | Y (3.9)
 
 
 def blur_sigma(scale: int) -> float:
@@ -98,7 +99,7 @@ def simulate(hr_hsi: Array, srf_matrix: Array, scale: int) -> tuple[Array, Array
 
 
 def _check_scale(scale: int) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, int | np.integer) or scale < 1:
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
         raise InputError(f"The scale factor must be a positive integer (2, 4, 8, ...); got {scale!r}.")
     return int(scale)
 

@@ -158,7 +158,7 @@ class TileMerger:
         r0, r1 = self._final(tile.row, self.last.row, self.block.row, self.block.row_end)
         cols, top = slice(c0 - tile.col, c1 - tile.col), slice(c0 - self.block.col, c1 - self.block.col)
         overlap, step = self.overlap, self.step
-        for part, top_carry, left_carry in zip(acc, self._top, self._left, strict=True):
+        for part, top_carry, left_carry in zip(acc, self._top, self._left):
             part[..., :overlap] += left_carry
             part[..., :overlap, cols] += top_carry[..., top]
             top_carry[..., top] = part[..., step:, cols]
@@ -276,7 +276,7 @@ def _predict(
     if out.shape != expected:
         raise CheckpointError(f"The model returned an array of shape {out.shape} for a batch that needs "
                               f"{expected}; the model does not implement the fusion interface.")
-    for k, prediction in zip(live, out, strict=True):
+    for k, prediction in zip(live, out):
         predictions[k] = prediction
     return predictions
 
@@ -358,7 +358,7 @@ def fuse_raster(
                     chunk = tiles[first:first + batch]
                     reads = [reader.read(t) for t in chunk]
                     predictions = _predict(predictor, reads, tile)
-                    for t, (_lr, _hr, valid), prediction in zip(chunk, reads, predictions, strict=True):
+                    for t, (_lr, _hr, valid), prediction in zip(chunk, reads, predictions):
                         merger.add(_in_file(t, region), weights, prediction, valid)
                     done += len(chunk)
                     predicted += sum(p is not None for p in predictions)

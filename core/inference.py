@@ -38,9 +38,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def available_cpus() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (Linux), else every core."""
+    if hasattr(os, "sched_getaffinity"):  # absent on Windows and macOS
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def configure_cpu_threads(threads: int | None = None) -> int:
     """Use every core this process may run on (or ``threads``) for intra-op parallelism; returns the count."""
-    count = threads or len(os.sched_getaffinity(0))
+    count = threads or available_cpus()
     torch.set_num_threads(count)
     return count
 

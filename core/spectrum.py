@@ -112,6 +112,6 @@ def write_csv(path: str | os.PathLike, curves: Iterable[Curve]) -> Path:
         writer.writerow(["curve", "band", "wavelength_nm", "value"])
         for curve in curves:
             spectrum = curve.spectrum
-            for band, (position, value) in enumerate(zip(spectrum.positions, spectrum.values, strict=True), 1):
+            for band, (position, value) in enumerate(zip(spectrum.positions, spectrum.values), 1):
                 writer.writerow([curve.label, band, f"{position:g}" if spectrum.in_nm else "", f"{value:.9g}"])
     return out

@@ -139,7 +139,7 @@ def plan_blocks(region: Window, block: int) -> list[Window]:
     borders fall on the tile grid when ``block`` comes from :func:`block_size`.
     """
     edges = [region.col, *range((region.col // block + 1) * block, region.col_end, block), region.col_end]
-    return [Window(c0, region.row, c1 - c0, region.height) for c0, c1 in zip(edges[:-1], edges[1:], strict=True)]
+    return [Window(c0, region.row, c1 - c0, region.height) for c0, c1 in zip(edges[:-1], edges[1:])]
 
 
 def blend_weights(tile: int, overlap: int) -> np.ndarray:

@@ -77,7 +77,7 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
                          "bands; add 'wavelength' band metadata (nm) to the file.")
     windows = [_region_window(info.window, region, info.path) for info in infos]
     screens = []
-    for info, window in zip(infos, windows, strict=True):
+    for info, window in zip(infos, windows):
         with RasterReader(info.path) as reader:
             screens.append(screen_bands(reader, window))
     bands = plan_good_bands(merge_screens(screens), first.wavelengths_nm)
@@ -87,7 +87,7 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
     response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
     matrix = response.matrix(bands.wavelengths_nm, bands.pick(first.fwhm_nm)).astype(np.float32)
     scenes, masks, validation, validation_valid = [], [], None, None
-    for info, window in zip(infos, windows, strict=True):
+    for info, window in zip(infos, windows):
         with RasterReader(info.path) as reader:
             data, valid = _valid_part(*BandView(reader, bands).read_valid(window), info.path, align)
         train_box, val_box = split_validation(valid.shape[0], valid.shape[1], align, texture=data.mean(axis=0),
@@ -285,5 +285,5 @@ def _provenance(mode: str, inputs: list[str], region: Window | None, scale: int,
         "mode": mode, "inputs": inputs, "region": None if region is None else list(region), "scale": scale,
         "srf": srf, "settings": {k: v for k, v in vars(settings).items()},
         "cofusion": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

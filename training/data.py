@@ -329,7 +329,7 @@ class PairSource(PatchSource):
                 self.inputs_msi[:, row:row + patch, col:col + patch],
                 self.target[:, row:row + patch, col:col + patch],
             ], generator))
-        lr, msi, target = (torch.stack(parts).contiguous() for parts in zip(*examples, strict=True))
+        lr, msi, target = (torch.stack(parts).contiguous() for parts in zip(*examples))
         return Batch(lr, msi, target)
 
     def validation(self) -> Batch:

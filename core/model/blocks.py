@@ -58,7 +58,7 @@ class SpaCAM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.pool(x)
         out = x
-        for context, gate in zip(self.contexts, self.gates, strict=True):
+        for context, gate in zip(self.contexts, self.gates):
             out = gate(out, context(pooled))
         return out
 

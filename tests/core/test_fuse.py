@@ -248,7 +248,7 @@ def test_progress_is_monotone_and_ends_at_one(make_raster, tmp_path):
                 progress=lambda f, m: seen.append((f, m)))
     fractions = [f for f, _ in seen]
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and len(fractions) > 3
-    assert all(b >= a for a, b in zip(fractions, fractions[1:], strict=False))
+    assert all(b >= a for a, b in zip(fractions, fractions[1:]))
     assert all(isinstance(m, str) and m for _, m in seen)
 
 

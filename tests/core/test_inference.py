@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """NetworkPredictor: GSA weights are fitted on the whole scene, block by block; an untrained model is its base."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -108,3 +110,22 @@ def test_a_scene_one_lr_pixel_wide_is_refused_clearly(make_raster, tmp_path):
     with pytest.raises(InputError, match="only 4 x 1 LR pixels.*at least 2 x 2"):
         fuse_raster(lr, hr, tmp_path / "out.tif", predictor)
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_a_cpu_fusion_runs_where_the_os_has_no_cpu_affinity(jasper_pair, tmp_path, monkeypatch):
+    # Windows and macOS have no os.sched_getaffinity: the thread count falls back to os.cpu_count().
+    from cofusion.core.classic import upsample_bicubic
+
+    lr_path, hr_path, lr, hr = jasper_pair
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    threads = torch.get_num_threads()
+    try:
+        predictor = NetworkPredictor.from_checkpoint(
+            _untrained_checkpoint(tmp_path / "m.safetensors", lr.shape[0], hr.shape[0], "bicubic"), "cpu")
+        assert torch.get_num_threads() == (os.cpu_count() or 1)
+        fuse_raster(lr_path, hr_path, tmp_path / "out.tif", predictor)
+    finally:
+        torch.set_num_threads(threads)
+    expected = upsample_bicubic(lr, SCALE)
+    np.testing.assert_allclose(read_raster(tmp_path / "out.tif")[INSIDE], expected[INSIDE],
+                               atol=1e-5 * abs(expected).max())

@@ -37,7 +37,7 @@ def _t(a: np.ndarray) -> torch.Tensor:
 
 def _sk_ssim(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
     return np.array([structural_similarity(r, e, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                           data_range=1.0) for r, e in zip(ref, est, strict=True)])
+                                           data_range=1.0) for r, e in zip(ref, est)])
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_errors_name_the_problem():
 # ---------------------------------------------------------------- against scikit-image and torchmetrics
 def _check_reference_metrics(ref: np.ndarray, est: np.ndarray, scale: int) -> None:
     np.testing.assert_allclose(M.ssim_per_band(ref, est), _sk_ssim(ref, est), atol=1e-9)
-    sk_psnr = [peak_signal_noise_ratio(r, e, data_range=1.0) for r, e in zip(ref, est, strict=True)]
+    sk_psnr = [peak_signal_noise_ratio(r, e, data_range=1.0) for r, e in zip(ref, est)]
     np.testing.assert_allclose(M.psnr_per_band(ref, est), sk_psnr, rtol=1e-10)
     tm_sam = math.degrees(spectral_angle_mapper(_t(est), _t(ref)).item())
     assert M.sam(ref, est) == pytest.approx(tm_sam, abs=1e-6)
@@ -162,7 +162,7 @@ def _tm_no_reference(fused, lr, msi, scale):
     c = fused.shape[0]
     dl = spectral_distortion_index(_t(lr), _t(fused)).item()
     ds = [spatial_distortion_index(_t(fused), _t(lr), _t(np.repeat(m[None], c, 0)),
-                                   _t(np.repeat(ml[None], c, 0))).item() for m, ml in zip(msi, msi_lr, strict=True)]
+                                   _t(np.repeat(ml[None], c, 0))).item() for m, ml in zip(msi, msi_lr)]
     return dl, float(np.mean(ds))
 
 

@@ -132,7 +132,7 @@ def test_band_selection_is_ordered_case_insensitive_and_trims_the_grid():
 
 def test_gaussian_bands_peak_at_centre_and_halve_at_fwhm():
     srf = gaussian_bands([500.0, 600.0], [20.0, 40.0], names=["a", "b"])
-    for row, centre, fwhm in zip(srf.responses, (500, 600), (20, 40), strict=True):
+    for row, centre, fwhm in zip(srf.responses, (500, 600), (20, 40)):
         at = lambda w, row=row: np.interp(w, srf.wavelengths_nm, row)  # noqa: E731
         assert at(centre) == pytest.approx(1.0, abs=1e-6)
         assert at(centre - fwhm / 2) == pytest.approx(0.5, abs=1e-3)

@@ -215,7 +215,7 @@ def test_learning_rate_schedule_warms_up_and_decays():
     settings = TrainSettings(iterations=100, warmup=10)
     factors = [learning_rate_factor(settings, step / 100, step) for step in range(100)]
     assert factors[0] == pytest.approx(0.1) and max(factors) == pytest.approx(1.0, abs=0.03)
-    assert factors[-1] < 0.02 and all(b <= a for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert factors[-1] < 0.02 and all(b <= a for a, b in zip(factors[10:], factors[11:]))
 
 
 def test_cli_help_and_bad_region():
