@@ -5,6 +5,7 @@ Subcommands (more can be added as ``argparse`` subparsers with a ``handler``):
 
     fuse   fuse an LRHSI and an HRMSI raster into an HRHSI GeoTIFF with a CoFusion checkpoint
     srf    ``srf --list``: the sensor spectral response presets, one line each (sensor, bands, wavelengths)
+    wavelengths  give a hyperspectral raster without wavelength metadata those of a spectrometer's band table
 
 Exit codes: 0 done, 2 a problem with the inputs, the model or the output (the message says which and how to
 fix it; nothing is left half-written), 130 interrupted by Ctrl-C (the run stops cleanly after the batch in
@@ -25,6 +26,7 @@ from .core.errors import Canceled, CoFusionError, InputError
 from .core.fuse import DEFAULT_BATCH, check_inputs, fuse_raster
 from .core.srf import describe_presets
 from .core.tiling import DEFAULT_BLOCK, DEFAULT_OVERLAP, DEFAULT_STEP
+from .core.wavelengths import SPECTROMETERS, assign_wavelengths
 from .core.window import Window
 
 log = logging.getLogger(__name__)
@@ -220,6 +222,36 @@ def _srf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_wavelengths(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "wavelengths",
+        help="give a hyperspectral raster that lacks them the wavelengths of a spectrometer's band table",
+        description=(
+            "Write a copy of a hyperspectral raster without wavelength metadata (e.g. an EnMAP or PRISMA product "
+            "converted by another tool, or a cube cut with gdal_translate) whose bands carry the centre "
+            "wavelengths and FWHM of a spectrometer's band table, so that it can be fused, simulated from and "
+            "plotted in nm. Pixels, georeference, nodata and band scale/offset are kept; the output's metadata "
+            "item cofusion_wavelength_source says the wavelengths were assigned, not measured."
+        ),
+    )
+    parser.add_argument("--sensor", required=True, metavar="SENSOR[:BANDS]",
+                        help=f"the spectrometer: {', '.join(SPECTROMETERS)}; for a file holding only some of its "
+                             "bands, list them in the file's order, e.g. enmap:B1-B130 or enmap:B1-B50,B60-B224")
+    parser.add_argument("input", metavar="IN", help="the hyperspectral raster (any format GDAL reads)")
+    parser.add_argument("output", metavar="OUT",
+                        help="the output: .vrt for a virtual raster referring to IN (instant, nothing big written; "
+                             "keep IN where it is) or .tif for a GeoTIFF copy; replaced if it exists")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the wavelengths IN already has (without it such a file is refused)")
+    parser.set_defaults(handler=_wavelengths)
+
+
+def _wavelengths(args: argparse.Namespace) -> int:
+    out = assign_wavelengths(args.input, args.sensor, args.output, overwrite=args.overwrite)
+    sys.stdout.write(f"wrote {out}: the wavelengths and FWHM of '{args.sensor.strip()}'\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cofusion`` argument parser with one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -230,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_fuse(commands)
     _add_srf(commands)
+    _add_wavelengths(commands)
     return parser
 
 

@@ -10,6 +10,7 @@ from qgis.PyQt.QtGui import QIcon
 from .algorithms.align_to_grid import AlignToGridAlgorithm
 from .algorithms.assess import AssessAlgorithm
 from .algorithms.assess_qnr import AssessQnrAlgorithm
+from .algorithms.assign_wavelengths import AssignWavelengthsAlgorithm
 from .algorithms.fuse import FuseAlgorithm
 from .algorithms.fuse_classic import FuseClassicAlgorithm
 from .algorithms.simulate import SimulateAlgorithm
@@ -40,6 +41,7 @@ class CoFusionProvider(QgsProcessingProvider):
         return ["tif"]
 
     def loadAlgorithms(self) -> None:  # noqa: N802
-        for algorithm in (FuseAlgorithm(), FuseClassicAlgorithm(), AlignToGridAlgorithm(), TrainAlgorithm(),
-                          SimulateAlgorithm(), AssessAlgorithm(), AssessQnrAlgorithm()):
+        for algorithm in (FuseAlgorithm(), FuseClassicAlgorithm(), AlignToGridAlgorithm(),
+                          AssignWavelengthsAlgorithm(), TrainAlgorithm(), SimulateAlgorithm(), AssessAlgorithm(),
+                          AssessQnrAlgorithm()):
             self.addAlgorithm(algorithm)

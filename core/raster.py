@@ -506,15 +506,19 @@ def read_raster(path: str | os.PathLike) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------- writing
 
 
-def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> Path:
+def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = (),
+                      suffixes: Sequence[str] = _OUTPUT_SUFFIXES) -> Path:
     """The absolute output path, after checking that a GeoTIFF can be written there.
 
-    Raises OutputError when the extension is not .tif/.tiff, the folder is missing or not writable, the
-    path is a folder, or it is one of `inputs` (compared after resolving links, and by file identity).
+    Raises OutputError when the extension is not one of `suffixes` (default .tif/.tiff), the folder is missing
+    or not writable, the path is a folder, or it is one of `inputs` (compared after resolving links, and by
+    file identity).
     """
     target = Path(path).expanduser().absolute()
-    if target.suffix.lower() not in _OUTPUT_SUFFIXES:
-        raise OutputError(f"{target}: outputs are GeoTIFF files; give the file name the extension .tif.")
+    if target.suffix.lower() not in suffixes:
+        if tuple(suffixes) == _OUTPUT_SUFFIXES:
+            raise OutputError(f"{target}: outputs are GeoTIFF files; give the file name the extension .tif.")
+        raise OutputError(f"{target}: give the output file name one of the extensions {', '.join(suffixes)}.")
     folder = target.parent
     if not folder.is_dir():
         raise OutputError(f"{target}: the folder {folder} does not exist; create it or choose another folder.")
@@ -552,6 +556,26 @@ def _per_band(values: Sequence | None, band_count: int, name: str) -> tuple | No
 
 def _fmt(value: float) -> str:
     return f"{float(value):.10g}"
+
+
+def geotiff_options(dtype: str) -> list[str]:
+    """GeoTIFF creation options of every output (see RasterWriter) for pixels of numpy dtype `dtype`."""
+    kind = np.dtype(dtype).kind
+    predictor = {"f": ["PREDICTOR=3"], "i": ["PREDICTOR=2"], "u": ["PREDICTOR=2"]}.get(kind, [])
+    return [*_CREATE_OPTIONS, *predictor]
+
+
+def set_band_spectral_metadata(band: gdal.Band, wavelength_nm: float | None, fwhm_nm: float | None) -> None:
+    """Write a band's centre wavelength and FWHM (nm; None: not written) the way every output carries them: the
+    EnMAP-Box items `wavelength`, `wavelength_units`=Nanometers, `fwhm` (nm) and GDAL's IMAGERY items
+    `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (um)."""
+    if wavelength_nm is not None:
+        band.SetMetadataItem("wavelength", _fmt(wavelength_nm))
+        band.SetMetadataItem("wavelength_units", "Nanometers")
+        band.SetMetadataItem("CENTRAL_WAVELENGTH_UM", _fmt(wavelength_nm / 1000.0), "IMAGERY")
+    if fwhm_nm is not None:
+        band.SetMetadataItem("fwhm", _fmt(fwhm_nm))
+        band.SetMetadataItem("FWHM_UM", _fmt(fwhm_nm / 1000.0), "IMAGERY")
 
 
 class RasterWriter:
@@ -617,8 +641,7 @@ class RasterWriter:
                           "folder is writable), then run again")
 
     def __enter__(self) -> RasterWriter:
-        kind = np.dtype(self.dtype).kind
-        options = [*_CREATE_OPTIONS, f"PREDICTOR={3 if kind == 'f' else 2}"]
+        options = geotiff_options(self.dtype)
         driver = gdal.GetDriverByName("GTiff")
         self._ds = _gdal(
             lambda: driver.Create(str(self._temp), self.width, self.height, self.band_count, self._gdal_type,
@@ -645,14 +668,8 @@ class RasterWriter:
             if self.nodata is not None:
                 ok = ok and band.SetNoDataValue(float(self.nodata)) == gdal.CE_None
             band.SetDescription(self._band_description(i))
-            if self.wavelengths_nm is not None:
-                band.SetMetadataItem("wavelength", _fmt(self.wavelengths_nm[i]))
-                band.SetMetadataItem("wavelength_units", "Nanometers")
-                band.SetMetadataItem("CENTRAL_WAVELENGTH_UM", _fmt(self.wavelengths_nm[i] / 1000.0),
-                                     "IMAGERY")
-            if self.fwhm_nm is not None:
-                band.SetMetadataItem("fwhm", _fmt(self.fwhm_nm[i]))
-                band.SetMetadataItem("FWHM_UM", _fmt(self.fwhm_nm[i] / 1000.0), "IMAGERY")
+            set_band_spectral_metadata(band, None if self.wavelengths_nm is None else self.wavelengths_nm[i],
+                                       None if self.fwhm_nm is None else self.fwhm_nm[i])
             if self.bbl is not None:
                 band.SetMetadataItem("bbl", "1" if self.bbl[i] else "0")
         return ok

@@ -15,10 +15,12 @@ from qgis.core import (
 )
 
 # Choices the parameters offer before the core can be imported (it needs the runtime dependencies); a test checks
-# that they equal the core's: core.inference.DEVICES, core.classic.METHODS, core.align.RESAMPLING.
+# that they equal the core's: core.inference.DEVICES, core.classic.METHODS, core.align.RESAMPLING,
+# core.wavelengths.SPECTROMETERS.
 DEVICES = ("auto", "cpu", "cuda")
 CLASSIC_METHODS = ("mtf_glp_hpm", "gsa", "sfim", "bicubic", "llr")
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average")
+SPECTROMETERS = ("enmap", "prisma", "desis", "emit")
 
 
 def raster_path(alg: QgsProcessingAlgorithm, parameters: dict, name: str, context: QgsProcessingContext) -> str:

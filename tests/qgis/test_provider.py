@@ -7,7 +7,8 @@ import pytest
 pytestmark = pytest.mark.qgis
 qgis_core = pytest.importorskip("qgis.core")
 
-ALGORITHMS = {"fuse", "fuse_classic", "align_to_grid", "train", "simulate", "assess", "assess_qnr"}
+ALGORITHMS = {"fuse", "fuse_classic", "align_to_grid", "assign_wavelengths", "train", "simulate", "assess",
+              "assess_qnr"}
 
 
 def test_provider_lists_the_algorithms_with_help_and_reference(plugin):
