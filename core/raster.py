@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Optional, TypeVar
 
 import numpy as np
 import spectral
@@ -181,7 +181,7 @@ def _to_nm(
     if values is None:
         return None
     per_value = factors if isinstance(factors, list) else [factors] * len(values)
-    nm = tuple(v * f for v, f in zip(values, per_value, strict=True))
+    nm = tuple(v * f for v, f in zip(values, per_value))
     if not all(math.isfinite(v) and v > 0 for v in nm):
         log.warning("%s: %s has values that are not positive numbers; treated as unknown", path, what)
         return None
@@ -199,7 +199,7 @@ def _complete(values: list[str | None], band_count: int, what: str, path: str) -
     return None
 
 
-_Spectral = tuple[tuple[float, ...] | None, tuple[float, ...] | None]
+_Spectral = tuple[Optional[tuple[float, ...]], Optional[tuple[float, ...]]]  # evaluated: no X | Y (3.9)
 
 
 def _from_band_metadata(ds: gdal.Dataset, path: str) -> _Spectral:
