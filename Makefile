@@ -54,8 +54,14 @@ $(STAMP): requirements.txt requirements-dev.txt Makefile
 		torch.from_numpy(numpy.zeros(2, numpy.float32)); import cofusion.core'
 	touch $@
 
+# The code QGIS runs must run on Python 3.9 (QGIS 3.22-3.28 on Windows): vermin fails on anything newer (zip(strict=),
+# match, datetime.UTC, ...). Annotations are not evaluated (from __future__ import annotations); vermin does not
+# see a runtime `X | Y` (its union-types feature flags every annotation too): write Union/Optional there.
+PY39_CODE := core training cofusion_qgis cli.py __init__.py __main__.py
+
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/vermin --no-tips --violations --no-eval-annotations --target=3.9- $(PY39_CODE)
 
 test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
