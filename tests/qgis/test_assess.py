@@ -50,7 +50,7 @@ def test_size_mismatch_is_the_core_message_and_no_output(run, fused_and_referenc
     small = make_raster(data=smooth_reference(12, 12), name="small.tif", geotransform=HR_GT)
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(qgis_core.QgsProcessingException, match="must have the same bands and size"):
+    with pytest.raises(qgis_core.QgsProcessingException, match="must cover the fused raster on the same grid"):
         run("assess", _params(fused_and_reference[0], small, out))
     assert list(out.iterdir()) == []
 
