@@ -22,9 +22,7 @@ comparison at x3 is ``bench/results/cofusion_x3.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +34,11 @@ from osgeo import gdal, osr
 from cofusion.core.raster import read_info, read_raster
 from cofusion.core.srf import parse_srf, sensor_wavelengths
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO / "tools"))
+from demo import run_algorithm  # noqa: E402 (tools/ is not a package: the qgis_process runner of make demo)
+
 NODATA = -32768
 #: EnMAP bands (1-based) nodata over every L2A scene, and those AVIRIS's kept channels cannot simulate.
 L2A_BAD = tuple(range(130, 136))
@@ -77,15 +79,6 @@ def make_scene(path: Path) -> None:
     ds = None
 
 
-def run(process: list[str], algorithm: str, **parameters: str) -> dict:
-    """``qgis_process run cofusion:<algorithm> --json -- NAME=value ...`` -> its results; exits on failure."""
-    command = [*process, "run", f"cofusion:{algorithm}", "--json", "--", *(f"{k}={v}" for k, v in parameters.items())]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"{shlex.join(command)} failed ({done.returncode}):\n{done.stderr.strip() or done.stdout.strip()}")
-    return json.loads(done.stdout[done.stdout.index("{"):])["results"]
-
-
 def band_check(path: Path) -> str:
     """How many bands of a fused raster hold data, and whether the bad ones are nodata everywhere."""
     data = read_raster(path)
@@ -112,13 +105,13 @@ def main() -> None:
         make_scene(scene)
         steps = []
         start = time.perf_counter()
-        run(process, "simulate", REFERENCE=str(scene), SRF="sentinel2a:B2,B3,B4,B8", SCALE="3",
+        run_algorithm(process, "simulate", REFERENCE=str(scene), SRF="sentinel2a:B2,B3,B4,B8", SCALE="3",
             OUTPUT_LRHSI=str(folder / "lr.tif"), OUTPUT_HRMSI=str(folder / "hr.tif"))
         steps.append(f"simulate: {time.perf_counter() - start:.0f} s")
         start = time.perf_counter()
-        trained = run(process, "train", MODE="reference", REFERENCE=str(scene), SRF="sentinel2a:B2,B3,B4,B8",
-                      SCALE="3", ITERATIONS="0", MINUTES=str(args.minutes), DEVICE="cpu",
-                      OUTPUT_MODEL=str(folder / "model.safetensors"))
+        trained = run_algorithm(process, "train", MODE="reference", REFERENCE=str(scene),
+                                SRF="sentinel2a:B2,B3,B4,B8", SCALE="3", ITERATIONS="0", MINUTES=str(args.minutes),
+                                DEVICE="cpu", OUTPUT_MODEL=str(folder / "model.safetensors"))
         steps.append(f"train: {time.perf_counter() - start:.0f} s, validation PSNR {trained['PSNR']:.2f} dB, SAM "
                      f"{trained['SAM']:.2f} deg")
         rows = []
@@ -127,13 +120,14 @@ def main() -> None:
             inputs = {"LRHSI": str(folder / "lr.tif"), "HRMSI": str(folder / "hr.tif"), "OUTPUT": str(fused)}
             start = time.perf_counter()
             if method == "cofusion":
-                run(process, "fuse", MODEL=str(folder / "model.safetensors"), DEVICE="cpu", **inputs)
+                run_algorithm(process, "fuse", MODEL=str(folder / "model.safetensors"), DEVICE="cpu", **inputs)
             else:
-                run(process, "fuse_classic", METHOD=method, **inputs)
+                run_algorithm(process, "fuse_classic", METHOD=method, **inputs)
             seconds = time.perf_counter() - start
-            metrics = run(process, "assess", FUSED=str(fused), REFERENCE=str(scene), SCALE="3", DATA_RANGE="1",
-                          OUTPUT_TABLE=str(folder / f"{method}.csv"), OUTPUT_REPORT=str(folder / f"{method}.html"),
-                          OUTPUT_SAM_MAP=str(folder / f"{method}_sam.tif"))
+            metrics = run_algorithm(
+                process, "assess", FUSED=str(fused), REFERENCE=str(scene), SCALE="3", DATA_RANGE="1",
+                OUTPUT_TABLE=str(folder / f"{method}.csv"), OUTPUT_REPORT=str(folder / f"{method}.html"),
+                OUTPUT_SAM_MAP=str(folder / f"{method}_sam.tif"))
             rows.append(f"| {method} | " + " | ".join(f"{metrics[m]:.4f}" if m == "SSIM" else f"{metrics[m]:.2f}"
                                                      for m in METRICS) + f" | {seconds:.1f} | {band_check(fused)} |")
     text = "\n".join([
