@@ -74,16 +74,17 @@ def test_coordinate_update_follows_eq4_on_a_hand_made_matrix():
     torch.testing.assert_close(initial.grad, torch.tensor([0.0, 0.0, 1.0]))
 
 
-@pytest.mark.parametrize(("height", "width", "multiple"), [(5, 7, 4), (3, 2, 8), (1, 1, 4), (8, 8, 4)])
-def test_padding_mirrors_half_sample_symmetric_and_keeps_lr_and_hr_registered(height, width, multiple):
+@pytest.mark.parametrize("scale", [4, 3, 5])
+@pytest.mark.parametrize(("height", "width", "multiple"), [(5, 7, 4), (3, 2, 8), (1, 1, 4), (8, 8, 4), (7, 5, 16)])
+def test_padding_mirrors_half_sample_symmetric_and_keeps_lr_and_hr_registered(height, width, multiple, scale):
     lr = torch.arange(2 * height * width, dtype=torch.float32).view(1, 2, height, width)
     padded = pad_to_multiple(lr, multiple)
     rows, cols = -height % multiple, -width % multiple
     np.testing.assert_array_equal(padded.numpy(), np.pad(lr.numpy(), ((0, 0), (0, 0), (0, rows), (0, cols)),
                                                          mode="symmetric"))
-    hr = lr.repeat_interleave(4, -2).repeat_interleave(4, -1)  # each LR pixel over its 4 x 4 HR pixels
-    registered = pad_to_multiple(lr, multiple).repeat_interleave(4, -2).repeat_interleave(4, -1)
-    torch.testing.assert_close(pad_to_multiple(hr, 4 * multiple), registered)
+    hr = lr.repeat_interleave(scale, -2).repeat_interleave(scale, -1)  # each LR pixel over its s x s HR pixels
+    registered = pad_to_multiple(lr, multiple).repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+    torch.testing.assert_close(pad_to_multiple(hr, scale * multiple), registered)
 
 
 def test_wavelet_split_is_complementary_and_low_pass():
