@@ -61,13 +61,17 @@ def _gdal(call: Callable[[], T], error: type[CoFusionError], what: str, fix: str
 
     A failure is GDAL reporting an error of class CE_Failure or worse, the bindings raising RuntimeError
     (exception mode on), or `call` returning None or False (exception mode off). The message is
-    "`what`: GDAL's messages. `fix`".
+    "`what`: GDAL's messages. `fix`", on one line: GDAL 3.10 (Debian 13) appends the errors behind an error as
+    lines of their own ("May be caused by: ..."), which become parts separated by "; " like separate messages.
     """
     messages: list[str] = []
 
+    def add(message: str) -> None:
+        messages.extend(line.strip().rstrip(".") for line in message.splitlines())
+
     def collect(err_class: int, _err_no: int, message: str) -> None:
         if err_class >= gdal.CE_Failure:
-            messages.append(message.strip().rstrip("."))
+            add(message)
         else:
             log.debug("GDAL: %s", message.strip())
 
@@ -75,7 +79,7 @@ def _gdal(call: Callable[[], T], error: type[CoFusionError], what: str, fix: str
     try:
         result: T | None = call()
     except RuntimeError as exc:
-        messages.append(str(exc).strip().rstrip("."))
+        add(str(exc))
         result = None
     finally:
         gdal.PopErrorHandler()

@@ -175,6 +175,25 @@ def test_errors_are_input_errors_in_either_gdal_exception_mode(tmp_path, excepti
     assert gdal.GetUseExceptions() == was_on
 
 
+@pytest.mark.parametrize("exceptions_on", [False, True])
+def test_a_gdal_message_of_several_lines_becomes_one_line(exceptions_on):
+    """GDAL 3.10 (Debian 13, QGIS 3.40) appends the errors behind an error as lines "May be caused by: ..."."""
+    def fail():
+        gdal.Error(gdal.CE_Failure, 1, "band 1: IReadBlock failed.\nMay be caused by: TIFFReadEncodedStrip() "
+                                       "failed.\nMay be caused by: Read error at scanline 4.")
+        return None
+
+    was_on = gdal.GetUseExceptions()
+    (gdal.UseExceptions if exceptions_on else gdal.DontUseExceptions)()
+    try:
+        with pytest.raises(InputError) as caught:
+            raster._gdal(fail, InputError, "reading a.tif", "check it")
+    finally:
+        (gdal.UseExceptions if was_on else gdal.DontUseExceptions)()
+    assert str(caught.value) == ("reading a.tif: band 1: IReadBlock failed; May be caused by: TIFFReadEncodedStrip() "
+                                 "failed; May be caused by: Read error at scanline 4. check it.")
+
+
 # ----------------------------------------------------------------------------------------------- wavelengths
 
 
