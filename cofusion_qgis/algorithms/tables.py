@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
@@ -15,7 +16,17 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
+
+# Field types: QMetaType from QGIS 3.38, where building a QgsField with a QVariant type is deprecated (QGIS 4 / Qt 6
+# removes it); QVariant before (3.22 to 3.36 take no QMetaType).
+if Qgis.QGIS_VERSION_INT >= 33800:
+    from qgis.PyQt.QtCore import QMetaType
+
+    STRING, DOUBLE = QMetaType.Type.QString, QMetaType.Type.Double
+else:
+    from qgis.PyQt.QtCore import QVariant
+
+    STRING, DOUBLE = QVariant.String, QVariant.Double
 
 TABLE_HELP = "A table with one row per metric: metric, value, unit (e.g. a .csv or .gpkg file)."
 
@@ -25,13 +36,18 @@ def metrics_table_parameter(name: str, label: str) -> QgsProcessingParameterFeat
     return QgsProcessingParameterFeatureSink(name, label, type=QgsProcessing.TypeVector)
 
 
+def metrics_fields() -> QgsFields:
+    """The metric table's fields: metric (text), value (double), unit (text)."""
+    fields = QgsFields()
+    for field in (QgsField("metric", STRING), QgsField("value", DOUBLE), QgsField("unit", STRING)):
+        fields.append(field)
+    return fields
+
+
 def write_metrics_table(alg: QgsProcessingAlgorithm, parameters: dict, name: str, context: QgsProcessingContext,
                         metrics: dict, units: dict) -> str:
     """Write ``metrics`` {name: float} into table destination ``name``; returns the sink's id (its result)."""
-    fields = QgsFields()
-    for field in (QgsField("metric", QVariant.String), QgsField("value", QVariant.Double),
-                  QgsField("unit", QVariant.String)):
-        fields.append(field)
+    fields = metrics_fields()
     sink, dest = alg.parameterAsSink(parameters, name, context, fields, QgsWkbTypes.NoGeometry,
                                      QgsCoordinateReferenceSystem())
     if sink is None:

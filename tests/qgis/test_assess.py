@@ -46,6 +46,19 @@ def test_assess_returns_metrics_table_report_and_sam_map(run, fused_and_referenc
     assert abs(float(np.nanmean(read_raster(tmp_path / "sam.tif"))) - result["SAM"]) < 1e-3
 
 
+def test_the_metrics_table_has_text_and_double_fields_without_deprecated_calls(qgis_app):
+    """QgsField(name, QVariant type) is deprecated from QGIS 3.38 (QGIS 4 / Qt 6 drops it): QMetaType there."""
+    import warnings
+
+    from cofusion.cofusion_qgis.algorithms.tables import metrics_fields
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        fields = metrics_fields()
+    assert fields.names() == ["metric", "value", "unit"]
+    assert [fields.field(n).isNumeric() for n in fields.names()] == [False, True, False]
+
+
 def test_size_mismatch_is_the_core_message_and_no_output(run, fused_and_reference, make_raster, tmp_path):
     small = make_raster(data=smooth_reference(12, 12), name="small.tif", geotransform=HR_GT)
     out = tmp_path / "out"
