@@ -171,11 +171,14 @@ def sam_map_torch(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
         raise InputError(f"SAM needs images of one shape; got {tuple(ref.shape)} and {tuple(est.shape)}.")
     n_ref = torch.linalg.vector_norm(ref, dim=-3, keepdim=True)
     n_est = torch.linalg.vector_norm(est, dim=-3, keepdim=True)
-    both = (n_ref > 0) & (n_est > 0)
+    both = ((n_ref > 0) & (n_est > 0)).squeeze(-3)
     u = ref / torch.where(n_ref > 0, n_ref, torch.ones_like(n_ref))
     v = est / torch.where(n_est > 0, n_est, torch.ones_like(n_est))
-    angle = 2 * torch.atan2(torch.linalg.vector_norm(u - v, dim=-3), torch.linalg.vector_norm(u + v, dim=-3))
-    return torch.where(both.squeeze(-3), angle, torch.zeros_like(angle))
+    # Where a spectrum is zero, atan2 gets (|u - v|, 1), not (0, 0): PyTorch 2.6's atan2 has a NaN gradient at
+    # (0, 0) that the masking below does not remove (0 * NaN); newer releases give 0 there.
+    across = torch.linalg.vector_norm(u + v, dim=-3)
+    angle = 2 * torch.atan2(torch.linalg.vector_norm(u - v, dim=-3), torch.where(both, across, torch.ones_like(across)))
+    return torch.where(both, angle, torch.zeros_like(angle))
 
 
 def sam_torch(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
