@@ -1,14 +1,21 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The dependency installer (QGIS-free): detection, the pip commands, and a real offline install of a dummy wheel."""
+"""The dependency installer (QGIS-free): what is checked, sys.path order, constraints, the plan's rules, the pip
+commands, pip's lines in plain words. Installs with pip are in tests/installer."""
 from __future__ import annotations
 
-import subprocess
+import ast
 import sys
+from pathlib import Path
 
+import numpy
 import pytest
 
 from cofusion.cofusion_qgis import dependencies
-from cofusion.cofusion_qgis.dependencies import InstallError, Requirement
+from cofusion.cofusion_qgis.dependencies import InstallError, Package, Requirement
+
+REPO = Path(__file__).resolve().parents[1]
+#: Provided by QGIS itself (PyQGIS, its Processing framework); never pip packages.
+QGIS_ITSELF = {"qgis", "processing"}
 
 
 def test_the_shipped_requirements_are_pinned():
@@ -17,50 +24,159 @@ def test_the_shipped_requirements_are_pinned():
     assert all("==" in spec for spec in names.values())
 
 
-def test_torch_comes_from_the_chosen_build_index_the_rest_from_pypi(tmp_path):
-    reqs = [Requirement("torch", "torch==2.13.0"), Requirement("spectral", "spectral==0.25")]
-    cpu = dependencies.install_commands(reqs, tmp_path, "cpu", python="py")
-    cuda = dependencies.install_commands(reqs, tmp_path, "cuda", python="py")
-    assert cpu[0][-3:] == ["--index-url", dependencies.TORCH_INDEXES["cpu"], "torch==2.13.0"]
-    assert cuda[0][-3:] == ["--index-url", dependencies.TORCH_INDEXES["cuda"], "torch==2.13.0"]
-    assert cpu[1][-1] == "spectral==0.25" and "--index-url" not in cpu[1]
-    assert all(c[:3] == ["py", "-m", "pip"] and str(tmp_path) in c for c in cpu)
+def third_party_imports() -> set[str]:
+    """Top-level modules imported anywhere in the code QGIS runs that are neither standard library nor ours."""
+    found = set()
+    files = [p for folder in ("core", "training", "cofusion_qgis") for p in (REPO / folder).rglob("*.py")]
+    for path in files + [REPO / "cli.py", REPO / "__init__.py", REPO / "__main__.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m != "cofusion"}
+
+
+def test_every_runtime_import_is_checked_by_its_import_name():
+    modules = {r.module: r for r in dependencies.runtime()}
+    imported = third_party_imports()
+    assert {"torch", "safetensors", "spectral", "pywt", "scipy", "numpy", "osgeo", "pyqtgraph"} <= imported
+    assert imported - QGIS_ITSELF <= set(modules), "a runtime import the installer does not check"
+    assert modules["pywt"].name == "PyWavelets" and modules["osgeo"].name == "GDAL"
+    assert not modules["numpy"].installable and not modules["osgeo"].installable  # QGIS is built on them
+    assert dependencies.check_modules()[:3] == ["torch", "safetensors", "safetensors.torch"]
+    assert "osgeo.gdal_array" in dependencies.check_modules()
+
+
+def test_missing_finds_absent_import_names_without_importing(monkeypatch):
+    monkeypatch.delitem(sys.modules, "pywt", raising=False)
+    absent = dependencies.missing([Requirement("PyWavelets", "PyWavelets"), Requirement("cofusion-nope", "x")])
+    assert [r.name for r in absent] == ["cofusion-nope"] and "pywt" not in sys.modules
+
+
+def test_activate_appends_the_folder_after_qgis_paths(tmp_path, monkeypatch):
+    folder = tmp_path / "site"
+    monkeypatch.setattr(sys, "path", ["/qgis/python", "/usr/lib/python3/dist-packages"])
+    assert not dependencies.activate(folder)  # not there yet
+    folder.mkdir()
+    assert dependencies.activate(folder) and sys.path == ["/qgis/python", "/usr/lib/python3/dist-packages",
+                                                          str(folder)]
+    assert dependencies.activate(folder) and sys.path.count(str(folder)) == 1
+    monkeypatch.setattr(sys, "path", [str(folder), "/usr/lib/python3/dist-packages"])  # an older plugin put it first
+    dependencies.activate(folder)
+    assert sys.path == ["/usr/lib/python3/dist-packages", str(folder)]
+
+
+def test_the_constraints_file_pins_the_interpreters_numpy_and_scipy(tmp_path):
+    import scipy
+
+    text = dependencies.constraints(dependencies.qgis_paths([tmp_path]))
+    lines = text.splitlines()
+    assert f"numpy=={numpy.__version__}" in lines and f"scipy=={scipy.__version__}" in lines
+    assert all(line.count("==") == 1 and " " not in line for line in lines)
+
+
+def test_qgis_paths_leave_out_the_site_folder(tmp_path):
+    site = tmp_path / "cofusion" / "python3.11"
+    paths = dependencies.qgis_paths([site], ["/usr/lib/python3/dist-packages", str(site), str(site / "sub")])
+    assert paths == ["/usr/lib/python3/dist-packages"]
+
+
+def test_a_requested_numpy_is_never_planned(tmp_path):
+    plan = dependencies.make_plan([Requirement("numpy", "numpy==2.4.6"), Requirement("scipy", "scipy>=99"),
+                                   Requirement("PyWavelets", "PyWavelets")], tmp_path / "site", query=False)
+    assert plan.packages == []
+    assert {name.lower() for name, _, _ in plan.kept} == {"numpy", "scipy", "pywavelets"}
+    assert plan.describe() == "Nothing to download."
+
+
+def test_torchs_dependencies_qgis_has_are_kept_the_others_planned_without_the_network(tmp_path):
+    system = [p for p in sys.path if not p.startswith(sys.prefix)]  # QGIS's Python: this venv's base, no torch
+    plan = dependencies.make_plan([Requirement("torch", "torch==2.13.0"), Requirement("spectral", "spectral==0.25")],
+                                  tmp_path / "site", query=False, paths=system)
+    planned = {dependencies.normalize(p.name): p for p in plan.packages}
+    assert {"torch", "spectral"} <= set(planned)
+    have = dependencies.distributions(system)
+    for dep in ("filelock", "typing-extensions", "sympy", "networkx", "jinja2", "fsspec", "setuptools"):
+        assert (dep in planned) != (dep in have), dep  # planned exactly when this Python lacks it
+    assert "numpy" not in planned and planned["torch"].needed_by == "" and planned["torch"].approximate
+    assert planned["torch"].index == dependencies.TORCH_INDEXES["cpu"]
+    assert plan.describe().startswith("Download: about ")
+
+
+def test_pip_commands_install_exactly_the_list_constrained_with_torch_from_its_index(tmp_path):
+    packages = [Package("torch", "torch==2.13.0", dependencies.TORCH_INDEXES["cuda"], version="2.13.0"),
+                Package("spectral", "spectral==0.25", dependencies.PYPI),
+                Package("filelock", "filelock", dependencies.PYPI, "torch", version="4.3.1")]
+    runs = dependencies.pip_commands(packages, tmp_path, constraints_file="c.txt", python="py")
+    assert len(runs) == 2
+    for run in runs:
+        assert run[:4] == ["py", "-m", "pip", "install"] and "--no-deps" in run and str(tmp_path) in run
+        assert run[run.index("--constraint") + 1] == "c.txt"
+    assert runs[0][-3:] == ["--index-url", dependencies.TORCH_INDEXES["cuda"], "torch==2.13.0"]
+    assert runs[1][-4:] == ["--index-url", dependencies.PYPI, "spectral==0.25", "filelock==4.3.1"]
+    offline = dependencies.pip_commands(packages, tmp_path, find_links="/w", python="py")
+    assert len(offline) == 1 and offline[0][-6:-3] == ["--no-index", "--find-links", "/w"]
     with pytest.raises(InstallError, match="rocm"):
-        dependencies.install_commands(reqs, tmp_path, "rocm")
+        dependencies.make_plan([], tmp_path, "rocm")
 
 
-@pytest.fixture
-def wheelhouse(tmp_path):
-    """A folder with one wheel of a throwaway package 'cofusion-dummy-dep' (module cofusion_dummy_dep)."""
-    source = tmp_path / "src"
-    (source / "cofusion_dummy_dep").mkdir(parents=True)
-    (source / "cofusion_dummy_dep" / "__init__.py").write_text("VALUE = 42\n")
-    (source / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
-        '[project]\nname = "cofusion-dummy-dep"\nversion = "0.1"\n')
-    wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "-w", str(wheels), str(source)], check=True, capture_output=True)
-    return wheels
+@pytest.mark.parametrize(("line", "kind", "words"), [
+    ("Collecting torch==2.13.0", "step", "Looking up torch 2.13.0…"),
+    ("  Downloading https://download.pytorch.org/whl/cpu/torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl "
+     "(191.8 MB)", "step", "Downloading torch 2.13.0+cpu (191.8 MB)…"),
+    ("  Downloading networkx-3.6.1-py3-none-any.whl (2.1 MB)", "step", "Downloading networkx 3.6.1 (2.1 MB)…"),
+    ("Processing /tmp/w/spectral-0.25-py3-none-any.whl", "step", "Using the local file of spectral 0.25…"),
+    ("Installing collected packages: torch, sympy", "step",
+     "Installing torch, sympy (this can take a few minutes)…"),
+    ("Successfully installed sympy-1.14.0 torch-2.13.0+cpu", "step", "Installed sympy 1.14.0, torch 2.13.0+cpu."),
+    ("ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device", "error",
+     "Not enough disk space for the packages: free some space and install again."),
+    ("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.", "error",
+     "A download was damaged on the way: install again."),
+])
+def test_pips_lines_in_plain_words(line, kind, words):
+    assert dependencies.describe(line) == (kind, words)
 
 
-def test_offline_install_into_the_plugin_folder_then_activate(wheelhouse, tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    requirement = Requirement("cofusion-dummy-dep", "cofusion-dummy-dep==0.1")
-    assert dependencies.missing([requirement]) == [requirement]
-    target = dependencies.site_dir(tmp_path / "profile")
-    lines: list[str] = []
-    dependencies.install([requirement], target, find_links=wheelhouse, output=lines.append)
-    assert lines[0].startswith("$ ") and "--no-index" in lines[0]
-    assert dependencies.activate(target) and sys.path[0] == str(target)
-    assert dependencies.missing([requirement]) == []
-    import cofusion_dummy_dep
-
-    assert cofusion_dummy_dep.VALUE == 42
-    monkeypatch.delitem(sys.modules, "cofusion_dummy_dep")
+def test_pips_errors_and_retries_are_one_readable_line():
+    kind, text = dependencies.describe("ERROR: Could not find a version that satisfies the requirement "
+                                       "torch==2.13.0 (from versions: none)")
+    assert kind == "error" and text.startswith("No file of torch==2.13.0 fits this Python (") and "\n" not in text
+    kind, text = dependencies.describe(
+        "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection "
+        "broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to "
+        "establish a new connection: [Errno -3] Temporary failure in name resolution')': /whl/cpu/torch/")
+    assert (kind, text) == ("retry", "Retrying: the package index cannot be reached (/whl/cpu/torch/)…")
+    assert dependencies.describe("Looking in indexes: https://pypi.org/simple") is None
+    assert dependencies.describe("  Requirement already satisfied: x") is None
 
 
-def test_a_failing_pip_is_an_install_error(wheelhouse, tmp_path):
-    absent = Requirement("cofusion-not-there", "cofusion-not-there==1.0")
-    with pytest.raises(InstallError, match="pip failed"):
-        dependencies.install([absent], tmp_path / "site", find_links=wheelhouse)
+def test_sizes_read_as_the_user_reads_them():
+    assert [dependencies.format_size(s) for s in (191_794_682, 3.4e9, 516_040, 2_068_504, 999)] == \
+        ["192 MB", "3.4 GB", "516 kB", "2.1 MB", "999 B"]
+    plan = dependencies.Plan([Package("torch", "torch", size=191_794_682),
+                              Package("sympy", "sympy", size=6_300_000, approximate=True)])
+    assert plan.describe() == "Download: about 198 MB (torch 192 MB, sympy about 6.3 MB)."
+    assert dependencies.Plan.from_json(plan.to_json()).packages == plan.packages
+
+
+def test_choose_picks_the_newest_fitting_wheel_for_this_python():
+    files = [dependencies.IndexFile(f, f"https://x/{f}") for f in (
+        "torch-2.13.0-cp311-cp311-win_amd64.whl", "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "torch-2.12.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl", "torch-2.14.0rc1-py3-none-any.whl",
+        "torch-2.13.0-cp310-cp310-manylinux_2_28_x86_64.whl", "torch-2.13.0.tar.gz")]
+    if not (sys.platform.startswith("linux") and sys.version_info[:2] == (3, 11)):
+        pytest.skip("the file names are Linux CPython 3.11 wheels")
+    chosen, version = dependencies.choose(files, "torch==2.13.0")
+    assert chosen.filename == "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl" and version == "2.13.0+cpu"
+    assert dependencies.choose(files, "torch>=2.12")[1] == "2.13.0+cpu"  # no pre-release unless asked
+    assert dependencies.choose(files, "torch==2.11") is None
+
+
+def test_requires_evaluates_markers_and_leaves_out_extras():
+    metadata = ("Metadata-Version: 2.1\nName: x\nVersion: 1\nRequires-Dist: filelock\n"
+                "Requires-Dist: nvidia-cudnn-cu12==9.1; platform_system == 'Nowhere'\n"
+                "Requires-Dist: sympy>=1.13.3; python_version >= '3.9'\n"
+                "Requires-Dist: optree>=0.13; extra == 'optree'\n")
+    assert dependencies.requires(metadata) == ["filelock", "sympy>=1.13.3"]
