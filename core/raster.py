@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Optional, TypeVar
 
 import numpy as np
-import spectral
 from osgeo import gdal, gdal_array, osr
 
 from .errors import CoFusionError, InputError, OutputError
@@ -277,6 +276,11 @@ def _envi_header(ds: gdal.Dataset, path: str) -> dict | None:
     headers = [f for f in ds.GetFileList() or [] if f.lower().endswith(".hdr") and os.path.exists(f)]
     if not headers:
         return None
+    try:  # imported here, not at the top: the CoFusion panel opens (and GeoTIFFs are read) without SPy
+        import spectral
+    except ImportError as exc:
+        raise InputError(f"{path}: reading its ENVI header needs the Python package 'spectral' (SPy), which is "
+                         "not installed; install the CoFusion dependencies.") from exc
     try:
         return spectral.envi.read_envi_header(headers[0])
     except Exception as exc:  # SPy raises its own error classes for malformed headers
