@@ -143,14 +143,33 @@ def _split(spec: str) -> str:
 
 
 def read_requirements(path: str | os.PathLike = REQUIREMENTS_FILE) -> tuple[Requirement, ...]:
-    """The requirements of a pip requirements file (comments and blank lines skipped)."""
+    """The requirements of a pip requirements file that apply to this interpreter (comments, blank lines and
+    lines whose environment marker is false skipped: ``torch==2.8.0; python_version < "3.10"`` for QGIS's
+    Python 3.9 on Windows)."""
     found = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         spec = line.split("#", 1)[0].strip()
-        if spec:
+        if spec and _applies(spec):
             name = _split(spec)
-            found.append(Requirement(name, spec, label=LABELS.get(normalize(name), "")))
+            found.append(Requirement(name, spec.split(";", 1)[0].strip(), label=LABELS.get(normalize(name), "")))
     return tuple(found)
+
+
+def _applies(spec: str) -> bool:
+    """Whether a requirement's environment marker (after ';') holds here (True without one), evaluated by
+    ``packaging``; without it only ``python_version OP "X.Y"`` markers are understood (others hold)."""
+    if ";" not in spec:
+        return True
+    pk = _packaging()
+    if pk is not None:
+        return bool(pk[3].Requirement(spec).marker.evaluate())
+    marker = spec.split(";", 1)[1].strip()
+    found = re.fullmatch(r"""python_version\s*(<=|>=|==|!=|<|>)\s*["'](\d+)\.(\d+)["']""", marker)
+    if found is None:
+        return True
+    here, there = sys.version_info[:2], (int(found.group(2)), int(found.group(3)))
+    return {"<": here < there, "<=": here <= there, ">": here > there, ">=": here >= there, "==": here == there,
+            "!=": here != there}[found.group(1)]
 
 
 def runtime(path: str | os.PathLike = REQUIREMENTS_FILE) -> tuple[Requirement, ...]:

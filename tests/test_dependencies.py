@@ -180,3 +180,16 @@ def test_requires_evaluates_markers_and_leaves_out_extras():
                 "Requires-Dist: sympy>=1.13.3; python_version >= '3.9'\n"
                 "Requires-Dist: optree>=0.13; extra == 'optree'\n")
     assert dependencies.requires(metadata) == ["filelock", "sympy>=1.13.3"]
+
+
+@pytest.mark.parametrize("with_packaging", [True, False])
+def test_requirements_keep_the_pins_whose_marker_holds_here(tmp_path, monkeypatch, with_packaging):
+    # requirements.txt pins torch 2.8 for QGIS's Python 3.9 on Windows and 2.13 elsewhere
+    if not with_packaging:
+        monkeypatch.setattr(dependencies, "_packaging", lambda: None)
+    path = tmp_path / "requirements.txt"
+    path.write_text('torch==9.9.9; python_version < "3.0"  # never here\ntorch==2.13.0; python_version >= "3.0"\n'
+                    "spectral==0.25\n")
+    assert [r.spec for r in dependencies.read_requirements(path)] == ["torch==2.13.0", "spectral==0.25"]
+    shipped = {r.name: r.spec for r in dependencies.read_requirements()}
+    assert shipped["torch"] == ("torch==2.13.0" if sys.version_info >= (3, 10) else "torch==2.8.0")
