@@ -2,6 +2,8 @@
 """The base class of every CoFusion Processing algorithm: ids, groups, help text, errors, dependency check."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -30,11 +32,11 @@ def require_dependencies() -> None:
     if absent:
         from ..plugin import site_dir  # the plugin module imports the provider, which imports this one
 
-        specs = " ".join(r.spec for r in absent)
         raise QgsProcessingException(
             f"CoFusion needs Python packages that QGIS's Python lacks: {', '.join(r.name for r in absent)}. "
             "Install them from the CoFusion message in QGIS (Plugins > CoFusion > Install dependencies), or run "
-            f"'{dependencies.interpreter()} -m pip install --target {site_dir()} {specs}'.")
+            f"'{dependencies.interpreter()} {Path(dependencies.__file__)} install --target {site_dir()}' (it "
+            "installs only what QGIS lacks, never a package QGIS's own Python has).")
 
 
 class CoFusionAlgorithm(QgsProcessingAlgorithm):

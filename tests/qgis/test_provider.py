@@ -24,3 +24,15 @@ def test_provider_lists_the_algorithms_with_help_and_reference(plugin):
             assert parameter.name().isupper() and parameter.help(), (name, parameter.name())
             assert parameter.name() in text
         assert algorithm.tags() and algorithm.group()
+
+
+def test_a_missing_package_is_named_with_a_command_that_leaves_qgis_packages_alone(plugin, monkeypatch):
+    from cofusion.cofusion_qgis import dependencies
+    from cofusion.cofusion_qgis.algorithms.base import require_dependencies
+
+    monkeypatch.setattr(dependencies, "missing", lambda _requirements: [dependencies.Requirement("torch", "torch")])
+    with pytest.raises(qgis_core.QgsProcessingException) as raised:
+        require_dependencies()
+    message = str(raised.value)
+    assert "lacks: torch" in message and "dependencies.py install --target" in message
+    assert "pip install" not in message and "\n" not in message
