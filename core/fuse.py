@@ -75,6 +75,8 @@ class Predictor(Protocol):
     hsi_fill: np.ndarray  # (C_h,) value, in the LRHSI's units, put into nodata LR pixels
     msi_fill: np.ndarray  # (C_m,) value, in the HRMSI's units, put into nodata HR pixels
     # Optional: ``wavelengths_nm`` (C_h,) band centres it was trained on, or None; inputs must match them.
+    # Optional: ``name``, how errors name it ("the model PATH"). A prediction that is not finite on a valid pixel
+    # is refused (CheckpointError): an output never comes out NaN silently.
 
     def __call__(self, lr: np.ndarray, hr: np.ndarray) -> np.ndarray:
         """lr (B, C_h, T/s, T/s) and hr (B, C_m, T, T) float32 in the rasters' units -> (B, C_h, T, T)."""
@@ -264,7 +266,8 @@ def _predict(
 ) -> list[np.ndarray | None]:
     """One predictor call on the tiles of ``reads`` (lr, hr, valid) that have a valid pixel.
 
-    Returns a prediction (C_h, T, T) per tile, None for tiles without a valid pixel.
+    Returns a prediction (C_h, T, T) per tile, None for tiles without a valid pixel. CheckpointError when a
+    prediction is not finite on a valid pixel of its tile.
     """
     live = [k for k, (_lr, _hr, valid) in enumerate(reads) if valid.any()]
     predictions: list[np.ndarray | None] = [None] * len(reads)
@@ -277,6 +280,14 @@ def _predict(
         raise CheckpointError(f"The model returned an array of shape {out.shape} for a batch that needs "
                               f"{expected}; the model does not implement the fusion interface.")
     for k, prediction in zip(live, out):
+        valid = reads[k][2]
+        if not np.isfinite(prediction[:, valid]).all():
+            bad = int((~np.isfinite(prediction[:, valid])).any(axis=0).sum())
+            raise CheckpointError(
+                f"{getattr(predictor, 'name', None) or 'The model'} produced NaN or infinite values for {bad} valid "
+                "pixels (its inputs are finite: nodata is filled), so no output was written. Its weights or "
+                "normalisation statistics are unusable, or the inputs lie far outside the values it was trained "
+                "on; use another checkpoint or train the model again.")
         predictions[k] = prediction
     return predictions
 

@@ -72,6 +72,7 @@ class NetworkPredictor:
         self.msi_bands = config.msi_bands
         self.align = config.align
         self.wavelengths_nm = checkpoint.card.hsi_wavelengths_nm
+        self.name = f"The model {checkpoint.path}"  # how the engine's errors name it
         hsi_mean, hsi_std, msi_mean, msi_std = checkpoint.card.normalization.arrays()
         self.hsi_fill, self.msi_fill = hsi_mean, msi_mean
         self._stats = [torch.from_numpy(a).to(self.device).view(1, -1, 1, 1)

@@ -8,12 +8,32 @@ from typing import Any
 
 from ..errors import CheckpointError, InputError
 from ..scale import check_scale
+from ..tiling import default_tiling
 
 SCHEMA_VERSION = 4  # 2: 'base' replaced the boolean 'detail_injection'; 3: trust map, back-projection, fixed blend;
 #                     4: trust_falloff (version 3 read as 2.0, the rule it was trained with)
 #: What the head corrects (core.model.prior): the blend of GSA and the local linear regression (default), either
 #: alone, or the paper's bicubic LRHSI.
 BASES = ("blend", "local", "gsa", "bicubic")
+
+# The ranges a config may take. A config also arrives from a checkpoint's card, which is untrusted input: every
+# field is checked for its type and range, and the network's size is estimated before anything is built.
+HSI_BANDS, MSI_BANDS = (3, 300), (1, 16)
+WIDTH = (8, 1024)  # a multiple of 4
+BLOCKS_PER_LEVEL = (1, 16)
+SALIENCY_STRIDE = (2, 16)  # even
+DOMAIN_PROTOTYPES = (0, 256)
+CONSISTENCY_STEPS = (0, 10)
+MAX_TRUST_FALLOFF = 1000.0
+#: The largest network accepted: parameters (the paper's PaviaU network has 4.9 M, the default 0.5 M) and the
+#: estimated memory of one fusion tile of the default size at batch 1 (the default network: about 0.8 GB).
+MAX_PARAMETERS = 50_000_000
+MAX_TILE_BYTES = 8 * 1024**3
+#: Bytes of activations per HR pixel of a tile, measured on CPU forwards (tile 288, widths 8-256, strides 2 and 4,
+#: 5-198 bands) and rounded up: per hyperspectral band, per feature channel, and per entry of the D x D
+#: interaction matrix of Spectral Coordinate Mixing (one per saliency cell, stride^2 pixels). Blocks run one
+#: after the other, so their count does not add activations at inference.
+BYTES_PER_BAND, BYTES_PER_CHANNEL, BYTES_PER_INTERACTION = 24, 64, 8
 
 
 @dataclass(frozen=True)
@@ -61,25 +81,80 @@ class ModelConfig:
     consistency_steps: int = 2
 
     def __post_init__(self) -> None:
-        if not 3 <= self.hsi_bands <= 300:
-            raise InputError(f"the hyperspectral input has {self.hsi_bands} bands; CoFusion supports 3 to 300.")
-        if not 1 <= self.msi_bands <= 16:
-            raise InputError(f"the multispectral input has {self.msi_bands} bands; CoFusion supports 1 to 16.")
+        _integer("hsi_bands", self.hsi_bands, *HSI_BANDS,
+                 f"the hyperspectral input has {self.hsi_bands!r} bands; CoFusion supports {HSI_BANDS[0]} to "
+                 f"{HSI_BANDS[1]}.")
+        _integer("msi_bands", self.msi_bands, *MSI_BANDS,
+                 f"the multispectral input has {self.msi_bands!r} bands; CoFusion supports {MSI_BANDS[0]} to "
+                 f"{MSI_BANDS[1]}.")
         check_scale(self.scale)
-        if self.width % 4 or self.width < 8:
-            raise InputError(f"width {self.width} must be a multiple of 4 and at least 8 (SSCFM splits it in 4).")
-        if self.saliency_stride < 2 or self.saliency_stride % 2:
-            raise InputError(f"saliency_stride {self.saliency_stride} must be an even number >= 2.")
-        if self.base not in BASES:
+        _integer("width", self.width, *WIDTH)
+        if self.width % 4:
+            raise InputError(f"width {self.width} must be a multiple of 4 (SSCFM splits it in 4).")
+        _integer("blocks_per_level", self.blocks_per_level, *BLOCKS_PER_LEVEL)
+        _integer("top_k", self.top_k, 1, self.width, f"top_k {self.top_k!r} must be an integer from 1 to the "
+                                                     f"width ({self.width}).")
+        if not isinstance(self.wavelet, str) or self.wavelet not in _discrete_wavelets():
+            raise InputError(f"wavelet {self.wavelet!r} is not a discrete PyWavelets wavelet (e.g. 'haar', 'db2', "
+                             "'sym4'; pywt.wavelist(kind='discrete') lists them).")
+        _integer("saliency_stride", self.saliency_stride, *SALIENCY_STRIDE)
+        if self.saliency_stride % 2:
+            raise InputError(f"saliency_stride {self.saliency_stride} must be an even number.")
+        _number("dropout", self.dropout)
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"dropout {self.dropout!r} must lie in [0, 1) (a fraction of the features).")
+        for switch in ("spacam", "specam", "sscfm"):
+            if not isinstance(getattr(self, switch), bool):
+                raise InputError(f"{switch} {getattr(self, switch)!r} must be true or false (a module switch).")
+        if not isinstance(self.base, str) or self.base not in BASES:
             raise InputError(f"base {self.base!r} is not one of {BASES}.")
-        if not 0 <= self.domain_prototypes <= 256:
-            raise InputError(f"domain_prototypes {self.domain_prototypes} must lie in 0..256.")
-        if not self.trust_falloff > 1.0:
-            raise InputError(f"trust_falloff {self.trust_falloff} must exceed 1 (the trust is 1 up to one radius).")
-        if not 0 <= self.consistency_steps <= 10:
-            raise InputError(f"consistency_steps {self.consistency_steps} must lie in 0..10.")
-        if not 1 <= self.top_k <= self.width:
-            raise InputError(f"top_k {self.top_k} must lie in 1..width ({self.width}).")
+        _integer("domain_prototypes", self.domain_prototypes, *DOMAIN_PROTOTYPES)
+        _number("trust_falloff", self.trust_falloff)
+        if not 1.0 < self.trust_falloff <= MAX_TRUST_FALLOFF:
+            raise InputError(f"trust_falloff {self.trust_falloff!r} must exceed 1 (the trust is 1 up to one radius) "
+                             f"and be at most {MAX_TRUST_FALLOFF:g}.")
+        _integer("consistency_steps", self.consistency_steps, *CONSISTENCY_STEPS)
+        self.check_size()
+
+    def parameter_count(self) -> int:
+        """The number of values in the network's state (its parameters and saved buffers), from the config alone:
+        what building it would allocate (``tests/reliability/test_untrusted_cards.py`` checks it against
+        ``build_model``)."""
+        w, c_h, c_m = self.width, self.hsi_bands, self.msi_bands
+        conv = _conv_size
+        residual = 2 * conv(w, w, 3)
+        spacam = 3 * (conv(w, w, 3, w) + conv(w, w, 1)) + 3 * conv(w, w, 3, w)
+        specam = 3 * conv(w, w, 3, w) + (2 * w * w + w) + 3 * (w * w + w) + 2 * w
+        sscfm = (4 * w + conv(w, w, 3, w) + conv(w, w, 5, w) + conv(w, w // 4, 1) + conv(w // 4, w, 1)
+                 + 2 * conv(w, w, 1, 4) + conv(2 * w, w, 3))
+        block = ((spacam if self.spacam else residual) + (specam if self.specam else residual)
+                 + (sscfm if self.sscfm else residual))
+        network = (conv(c_h, w, 1) + conv(c_m, w, 3) + 2 * conv(w, w, 3) + 2 * conv(w, w, 1)
+                   + 3 * self.blocks_per_level * block + conv(w, w, 3) + conv(w, c_h, 1))
+        return network + self.domain_prototypes * (c_h + 1)
+
+    def tile_bytes(self, tile: int | None = None) -> int:
+        """Estimated memory (bytes) of one fusion tile of ``tile`` HR pixels a side (default: the tiler's
+        default for this config) at batch 1: the float32 weights and the activations (see BYTES_PER_BAND)."""
+        tile = default_tiling(self.align)[0] if tile is None else tile
+        per_pixel = (BYTES_PER_BAND * self.hsi_bands + BYTES_PER_CHANNEL * self.width
+                     + BYTES_PER_INTERACTION * self.width ** 2 / self.saliency_stride ** 2)
+        return int(4 * self.parameter_count() + per_pixel * tile * tile)
+
+    def check_size(self) -> None:
+        """InputError with the numbers when the network is larger than MAX_PARAMETERS or a default tile needs
+        more than MAX_TILE_BYTES: before anything is allocated."""
+        parameters, tile = self.parameter_count(), default_tiling(self.align)[0]
+        memory = self.tile_bytes(tile)
+        if parameters > MAX_PARAMETERS or memory > MAX_TILE_BYTES:
+            raise InputError(
+                f"a network of width {self.width} with {self.blocks_per_level} block(s) per level (top_k "
+                f"{self.top_k}, saliency_stride {self.saliency_stride}, {self.hsi_bands} bands) has "
+                f"{parameters / 1e6:.1f} M parameters and needs about {memory / 1024**3:.1f} GiB for one "
+                f"{tile}-pixel tile; CoFusion accepts at most {MAX_PARAMETERS / 1e6:.0f} M parameters and "
+                f"{MAX_TILE_BYTES / 1024**3:.0f} GiB: use a smaller width or fewer blocks (the default is width "
+                "64 with 1 block per level)."
+            )
 
     @property
     def align(self) -> int:
@@ -94,7 +169,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Rebuild a config written by :meth:`to_dict`; CheckpointError for a foreign or newer schema."""
+        """Rebuild a config written by :meth:`to_dict`; CheckpointError for a foreign or newer schema, a missing
+        field, or any field of the wrong type or out of range (it is read from untrusted files)."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"model config is a JSON {type(data).__name__}, not an object.")
         version = data.get("schema_version")
         if version == 3:  # trained with the trust rule of its time: 1 up to the radius, 0 at twice it
             data = {**data, "schema_version": SCHEMA_VERSION, "trust_falloff": 2.0}
@@ -110,6 +188,31 @@ class ModelConfig:
             raise CheckpointError(f"model config has unknown fields {unknown}: not written by this CoFusion.")
         try:
             return cls(**{k: v for k, v in data.items() if k in names})
-        except (TypeError, InputError) as exc:
+        except TypeError as exc:  # a required field is missing
+            raise CheckpointError(f"model config is incomplete ({exc}).") from exc
+        except InputError as exc:
             raise CheckpointError(f"model config is invalid: {exc}") from exc
+
+
+def _conv_size(c_in: int, c_out: int, kernel: int, groups: int = 1) -> int:
+    """Weights and biases of ``nn.Conv2d(c_in, c_out, kernel, groups=groups)``."""
+    return c_in // groups * c_out * kernel * kernel + c_out
+
+
+def _integer(name: str, value: object, low: int, high: int, message: str | None = None) -> None:
+    """InputError unless ``value`` is an int (not a bool, not a float) in ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(message or f"{name} {value!r} must be an integer from {low} to {high}.")
+
+
+def _number(name: str, value: object) -> None:
+    """InputError unless ``value`` is a finite int or float (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{name} {value!r} must be a finite number.")
+
+
+def _discrete_wavelets() -> frozenset[str]:
+    import pywt  # PyWavelets: the wavelet bank of SpeCAM's split (core.model.layers)
+
+    return frozenset(pywt.wavelist(kind="discrete"))
 
