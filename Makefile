@@ -66,6 +66,16 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
+# The suite on newer QGIS, Python, numpy, GDAL and torch: in a chroot built from Debian's own packages under build/
+# (tools/chroot_test.sh SUITE NAME; built once, then reused), with the chroot's python3 and no venv or pip.
+# test-qgis340: Debian 13 trixie, QGIS 3.40 LTR; test-qgis344: Debian sid, QGIS 3.44. PYTEST_ARGS="-k ..." narrows.
+.PHONY: test-qgis340 test-qgis344
+test-qgis340:
+	tools/chroot_test.sh trixie qgis340 $(PYTEST_ARGS)
+
+test-qgis344:
+	tools/chroot_test.sh sid qgis344 $(PYTEST_ARGS)
+
 # The bundled sample fused by CoFusion (bundled model) and the classical methods through qgis_process, assessed
 # against its reference.
 demo: setup plugin-enable
