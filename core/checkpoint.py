@@ -29,7 +29,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from .errors import CheckpointError
+from .errors import CheckpointError, OutputError
 from .model import CoFusionNet, ModelConfig, build_model
 
 FORMAT = "cofusion-checkpoint"
@@ -239,7 +239,9 @@ class Checkpoint:
 
 def save_checkpoint(path: str | os.PathLike, model: CoFusionNet, card: ModelCard,
                     storage_dtype: torch.dtype = torch.float32) -> Path:
-    """Write weights + card atomically (temporary file beside the target, then os.replace). Returns the path.
+    """Write weights + card atomically (a temporary file beside the target, synced, then os.replace): the target
+    is the old file or the whole new one, never a part. Returns the path; OutputError naming the fix (free space, a
+    writable folder) when the disk is full or the folder not writable, with nothing left behind.
 
     ``storage_dtype=torch.float16`` halves the file; weights are cast back to float32 when loaded.
     """
@@ -247,13 +249,26 @@ def save_checkpoint(path: str | os.PathLike, model: CoFusionNet, card: ModelCard
         raise ValueError("the card's config differs from the model's config")
     path = Path(path)
     tensors = {name: t.detach().to("cpu", storage_dtype).contiguous() for name, t in model.state_dict().items()}
-    temporary = path.with_name(f".{path.name}.tmp")
+    data = save(tensors, metadata={METADATA_KEY: card.to_json()})
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:  # written by open(), not safetensors' save_file, which makes the file readable by its owner only
-        temporary.write_bytes(save(tensors, metadata={METADATA_KEY: card.to_json()}))
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())  # on the disk before the rename: a crash leaves the old file or the new one
         os.replace(temporary, path)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write the model {path} ({_size(len(data))}): {exc.strerror or exc}. Check that the disk "
+            f"holding {path.parent} has free space and that the folder is writable; {path} was left as it was."
+        ) from exc
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} kB"
 
 
 def read_card(path: str | os.PathLike) -> ModelCard:

@@ -63,7 +63,7 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
     """
     out = _check_model_output(out)
     settings = settings or TrainSettings()
-    align = _align(scale, settings)
+    align = check_patch(settings, scale)
     infos = [read_info(p) for p in hsi_paths]
     if not infos:
         raise InputError("give at least one reference hyperspectral scene (--hsi).")
@@ -126,7 +126,7 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
     lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
     grid = check_coregistration(lr_info, hr_info)
     scale = grid.scale
-    align = _align(scale, settings)
+    align = check_patch(settings, scale)
     lr_window = _lr_window_of(grid, region)
     hr_window = Window(grid.hr_window.col + (lr_window.col - grid.lr_window.col) * scale,
                        grid.hr_window.row + (lr_window.row - grid.lr_window.row) * scale,
@@ -238,8 +238,15 @@ def _fit_patch(settings: TrainSettings, region_side: int, align: int) -> TrainSe
     return replace(settings, patch=largest)
 
 
-def _align(scale: int, settings: TrainSettings) -> int:
-    return ModelConfig(3, 1, scale, **settings.model).align
+def check_patch(settings: TrainSettings, scale: int) -> int:
+    """The alignment of the model ``settings`` describe at ``scale``; InputError when the patch size is set and
+    not a multiple of it (the rest of the settings are checked by TrainSettings itself)."""
+    align = ModelConfig(3, 1, scale, **settings.model).align
+    if settings.patch is not None and settings.patch % align:
+        lower = max(align, settings.patch // align * align)
+        raise InputError(f"patch {settings.patch} (--patch, PATCH_SIZE) must be a multiple of the model's alignment, "
+                         f"{align} pixels at x{scale}: pass for example {lower} or {lower + align}.")
+    return align
 
 
 def _lr_window_of(grid, region: Window | None) -> Window:

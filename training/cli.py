@@ -111,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         model[args.ablation] = False
     try:
         settings = TrainSettings(
-            iterations=args.iterations if args.iterations or args.minutes else 2000, minutes=args.minutes,
+            iterations=2000 if args.iterations is None and args.minutes is None else args.iterations,
+            minutes=args.minutes,
             batch_size=args.batch, patch=args.patch, learning_rate=args.lr, schedule=args.schedule,
             validate_every=args.validate_every, seed=args.seed, band_weighting=not args.plain_l1,
             ema_decay=args.ema_decay, device=args.device, model=model)
-        from . import api  # torch and GDAL load here, after the arguments are known to be sane
+        from . import api  # GDAL loads here, after the settings are known to be sane (TrainSettings checks them)
 
         common = {"region": args.region, "settings": settings, "progress": _ProgressLine(),
                   "restart": args.restart}

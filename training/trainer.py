@@ -36,8 +36,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..core.checkpoint import ModelCard, save_checkpoint
 from ..core.degrade import spatial_degrade
-from ..core.errors import Canceled, CheckpointError, InputError
-from ..core.inference import configure_cpu_threads, resolve_device
+from ..core.errors import Canceled, CheckpointError, InputError, OutputError
+from ..core.inference import DEVICES, configure_cpu_threads, resolve_device
 from ..core.metrics import psnr, sam, ssim_torch
 from ..core.model import ModelConfig, build_model
 from ..core.model.prior import DetailInjection, SceneMoments
@@ -55,6 +55,17 @@ DEFAULT_PATCH = 64
 #: Largest ratio between two band weights: bands the base reproduces almost exactly do not take over the loss.
 BAND_WEIGHT_RATIO = 100.0
 LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "val_psnr", "val_sam", "elapsed_s")
+#: Upper bounds of the settings (far beyond any useful run; they keep a typo from allocating or running forever).
+MAX_ITERATIONS, MAX_MINUTES, MAX_BATCH, MAX_PATCH, MAX_SEED = 10**9, 10**6, 1024, 4096, 2**32 - 1
+#: The model settings a run may give (the band counts and the scale come from the data).
+MODEL_SETTINGS = ("width", "blocks_per_level", "top_k", "wavelet", "saliency_stride", "dropout", "spacam", "specam",
+                  "sscfm", "base", "domain_prototypes", "trust_falloff", "consistency_steps")
+#: The options that set a setting, for the messages: the training CLI's, and the Processing algorithm's.
+OPTIONS = {"iterations": "--iterations, ITERATIONS", "minutes": "--minutes, MINUTES", "batch_size": "--batch, "
+           "BATCH_SIZE", "patch": "--patch, PATCH_SIZE", "learning_rate": "--lr", "schedule": "--schedule",
+           "validate_every": "--validate-every", "seed": "--seed", "ema_decay": "--ema-decay",
+           "device": "--device, DEVICE", "width": "--width", "blocks_per_level": "--blocks", "base": "--base",
+           "domain_prototypes": "--trust-clusters", "consistency_steps": "--consistency-steps"}
 
 
 @dataclass(frozen=True)
@@ -97,14 +108,49 @@ class TrainSettings:
     model: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.iterations and not self.minutes:
+        """Every field checked once, for its type and range (InputError naming the setting and the fix), so the
+        CLI, the Processing algorithm (its checkParameterValues) and the API refuse a bad setting before any
+        raster is read; the model settings through ModelConfig's own checks (with placeholder band counts)."""
+        if self.iterations is not None:
+            _integer("iterations", self.iterations, 1, MAX_ITERATIONS, "optimisation steps; or leave it out and "
+                     "give minutes")
+        if self.minutes is not None:
+            _number("minutes", self.minutes, 0.0, MAX_MINUTES, "a wall-clock budget in minutes, above 0; or leave "
+                    "it out and give iterations", low_open=True)
+        if self.iterations is None and self.minutes is None:
             raise InputError("give a training budget: a number of iterations, minutes, or both.")
+        _integer("batch_size", self.batch_size, 1, MAX_BATCH, "patches per step")
+        if self.patch is not None:
+            _integer("patch", self.patch, 1, MAX_PATCH, "the patch edge in HR pixels, a multiple of the model's "
+                     "alignment (16 at x2, x4, x8); or leave it out for the default")
+        _number("learning_rate", self.learning_rate, 0.0, 1.0, "AdamW's peak learning rate, e.g. 1e-3",
+                low_open=True)
+        _number("weight_decay", self.weight_decay, 0.0, 10.0, "AdamW's weight decay, e.g. 1e-4")
         if self.schedule not in ("cosine", "step"):
-            raise InputError(f"schedule '{self.schedule}' is not 'cosine' or 'step'.")
-        if self.batch_size < 1 or self.validate_every < 1:
-            raise InputError("batch size and validation interval must be at least 1.")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise InputError(f"ema_decay {self.ema_decay} must lie in [0, 1).")
+            raise InputError(f"schedule {self.schedule!r} ({OPTIONS['schedule']}) is not 'cosine' or 'step'.")
+        _integer("warmup", self.warmup, 0, MAX_ITERATIONS, "warm-up steps, 0 for none")
+        _number("clip", self.clip, 0.0, math.inf, "the largest gradient norm, e.g. 1", low_open=True)
+        _integer("validate_every", self.validate_every, 1, MAX_ITERATIONS, "steps between validations")
+        _integer("seed", self.seed, 0, MAX_SEED, "the random seed")
+        if not isinstance(self.band_weighting, bool):
+            raise InputError(f"band_weighting {self.band_weighting!r} must be true or false.")
+        _number("ema_decay", self.ema_decay, 0.0, 1.0, "the decay of the weights' moving average per step, e.g. "
+                "0.99, or 0 for the raw weights", high_open=True)
+        if not isinstance(self.device, str) or not (self.device in DEVICES or _is_cuda_index(self.device)):
+            raise InputError(f"device {self.device!r} ({OPTIONS['device']}) is not one of {DEVICES} (or 'cuda:N').")
+        if not isinstance(self.model, dict):
+            raise InputError(f"the model settings must be a dict of ModelConfig fields, not {self.model!r}.")
+        unknown = sorted(set(self.model) - set(MODEL_SETTINGS))
+        if unknown:
+            raise InputError(f"unknown model settings {unknown}; the model settings are {', '.join(MODEL_SETTINGS)} "
+                             "(the band counts and the scale come from the data).")
+        try:  # placeholder band counts and scale: --width 3, --blocks -1, a network too large are refused now
+            ModelConfig(3, 1, 2, **self.model)
+        except InputError as exc:
+            words = str(exc).split(" ", 2)
+            if len(words) == 3 and words[0] in MODEL_SETTINGS:  # "width 3 must be ...": name the option too
+                raise InputError(f"model setting {words[0]} {words[1]}{_option(words[0])} {words[2]}") from exc
+            raise InputError(f"model settings: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -116,6 +162,36 @@ class TrainResult:
     steps: int
     seconds: float
     metrics: dict
+
+
+def _integer(name: str, value: object, low: int, high: int, what: str) -> None:
+    """InputError naming the setting, its options, the range and what it is, unless ``value`` is an int (not a
+    bool or a float) in ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        limit = f"at least {low}" if high == MAX_ITERATIONS else f"from {low} to {high}"
+        raise InputError(f"{name} {value!r}{_option(name)} must be a whole number {limit}: {what}.")
+
+
+def _number(name: str, value: object, low: float, high: float, what: str, low_open: bool = False,
+            high_open: bool = False) -> None:
+    """InputError as for :func:`_integer` unless ``value`` is a finite number in the interval."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or value < low or (low_open and value == low) or value > high or (high_open and value == high):
+        left, right = "(" if low_open else "[", ")" if high_open or not math.isfinite(high) else "]"
+        interval = f"{left}{low:g}, {_bound(high)}{right}"
+        raise InputError(f"{name} {value!r}{_option(name)} must be a finite number in {interval}: {what}.")
+
+
+def _bound(value: float) -> str:
+    return "inf" if not math.isfinite(value) else str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def _option(name: str) -> str:
+    return f" ({OPTIONS[name]})" if name in OPTIONS else ""
+
+
+def _is_cuda_index(device: str) -> bool:
+    return device.startswith("cuda:") and device[5:].isdigit()
 
 
 def patch_for(patch: int | None, align: int) -> int:
@@ -147,8 +223,23 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
         restart: ignore a resume state left by an interrupted run with the same settings.
     Raises:
         Canceled: ``cancel()`` returned True; the best checkpoint so far and the resume state stay on disk.
+        OutputError: the checkpoint, the log or the resume state could not be written (a full disk), with the fix.
     """
     out = Path(out)
+    try:
+        return _train(source, settings, out, card_info, progress, cancel, restart)
+    except OSError as exc:  # the log (the checkpoint and the resume state raise OutputError themselves)
+        raise OutputError(f"Writing the training log beside {out} failed: {exc.strerror or exc}. {_disk_fix(out)}") \
+            from exc
+
+
+def _disk_fix(out: Path) -> str:
+    return f"Check that the disk holding {out.parent} has free space and that the folder is writable."
+
+
+def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: dict,
+           progress: Callable[[float, str], None] | None, cancel: Callable[[], bool] | None,
+           restart: bool) -> TrainResult:
     device = resolve_device(settings.device)
     if device.type == "cpu":
         configure_cpu_threads()
@@ -364,11 +455,21 @@ def _truncate_log(path: Path, step: int) -> None:
 def _save_resume(path: Path, fingerprint: str, model, optimizer, generator, state: _RunState,
                  averaged: AveragedModel | None) -> None:
     temporary = path.with_name("." + path.name + ".tmp")
-    torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "averaged": None if averaged is None else averaged.state_dict(),
-                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "step": state.step,
-                "elapsed": state.elapsed, "best": state.best, "band_weights": state.band_weights}, temporary)
-    os.replace(temporary, path)
+    try:
+        torch.save({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "averaged": None if averaged is None else averaged.state_dict(),
+                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "step": state.step,
+                    "elapsed": state.elapsed, "best": state.best, "band_weights": state.band_weights}, temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as a RuntimeError
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"Writing the resume state {path} failed: {_one_line(exc)}. "
+                          f"{_disk_fix(path)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(getattr(exc, "strerror", None) or exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _load_resume(path: Path, fingerprint: str, model, optimizer, generator,

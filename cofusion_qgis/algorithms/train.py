@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core.errors import CoFusionError
 from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import TRAINING, CoFusionAlgorithm
 from .params import (
@@ -81,18 +82,42 @@ class TrainAlgorithm(CoFusionAlgorithm):
         for name in ("PSNR", "SAM"):
             self.addOutput(QgsProcessingOutputNumber(name, f"Validation {name}"))
 
-    def execute(self, parameters, context, feedback) -> dict:
-        from ...training.api import train_pair, train_reference
+    def train_settings(self, parameters, context):
+        """The run's ``TrainSettings`` (ITERATIONS 0 and an empty or 0 MINUTES mean no budget of that kind);
+        InputError for a bad combination, with the message the CLI gives."""
         from ...training.trainer import TrainSettings
 
-        mode = self.parameterAsEnumString(parameters, self.MODE, context)
-        srf = self.parameterAsString(parameters, self.SRF, context) or None
         extra = {k: v for k, v in {"batch_size": optional_int(self, parameters, self.BATCH_SIZE, context),
                                    "patch": optional_int(self, parameters, self.PATCH_SIZE, context)}.items()
                  if v is not None}
-        settings = TrainSettings(iterations=self.parameterAsInt(parameters, self.ITERATIONS, context) or None,
-                                 minutes=optional_double(self, parameters, self.MINUTES, context) or None,
-                                 device=self.parameterAsEnumString(parameters, self.DEVICE, context), **extra)
+        return TrainSettings(iterations=self.parameterAsInt(parameters, self.ITERATIONS, context) or None,
+                             minutes=optional_double(self, parameters, self.MINUTES, context) or None,
+                             device=self.parameterAsEnumString(parameters, self.DEVICE, context), **extra)
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        """QGIS's checks, then the training settings' (``TrainSettings``, and in reference mode the patch size
+        against the scale): the dialog refuses a bad budget or patch before Run, with the CLI's message."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        try:
+            from ...training.api import check_patch
+        except ImportError:  # runtime dependencies missing: processAlgorithm names them
+            return ok, message
+        try:
+            settings = self.train_settings(parameters, context)
+            if self.parameterAsEnumString(parameters, self.MODE, context) == "reference":
+                check_patch(settings, self.parameterAsInt(parameters, self.SCALE, context))
+        except CoFusionError as exc:
+            return False, str(exc)
+        return ok, message
+
+    def execute(self, parameters, context, feedback) -> dict:
+        from ...training.api import train_pair, train_reference
+
+        mode = self.parameterAsEnumString(parameters, self.MODE, context)
+        srf = self.parameterAsString(parameters, self.SRF, context) or None
+        settings = self.train_settings(parameters, context)
         out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         hooks = {"settings": settings, "progress": progress(feedback), "cancel": feedback.isCanceled}
         if mode == "reference":
