@@ -39,7 +39,7 @@ from ..core.raster import RasterReader, read_info
 from ..core.srf import SpectralResponse, parse_srf
 from ..core.window import Window
 from .data import PairSource, ReferenceSource, split_validation
-from .trainer import TrainResult, TrainSettings, patch_for, train
+from .trainer import TrainResult, TrainSettings, patch_for, run_lock, train
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,16 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
         region: HR pixel window used from every scene (the whole scene when None); the validation strip is
             carved from the first scene's region.
     """
+    out = _check_model_output(out)
+    with run_lock(out):  # before any raster is read: a second run writing the same model is refused at once
+        return _train_reference(hsi_paths, srf, scale, out, region=region, settings=settings, progress=progress,
+                                cancel=cancel, restart=restart)
+
+
+def _train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralResponse, scale: int,
+                     out: str | os.PathLike, *, region: Window | None = None,
+                     settings: TrainSettings | None = None, progress: Progress | None = None,
+                     cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
     out = _check_model_output(out)
     settings = settings or TrainSettings()
     align = check_patch(settings, scale)
@@ -121,6 +131,16 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
             the pair (non-negative least squares, :func:`estimate_srf`).
         region: training window in HRMSI pixels (the whole common area when None), snapped inward to LR pixels.
     """
+    out = _check_model_output(out)
+    with run_lock(out):  # before any raster is read: a second run writing the same model is refused at once
+        return _train_pair(lrhsi_path, hrmsi_path, out, srf=srf, region=region, settings=settings,
+                           progress=progress, cancel=cancel, restart=restart)
+
+
+def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out: str | os.PathLike, *,
+                srf: str | SpectralResponse | None = None, region: Window | None = None,
+                settings: TrainSettings | None = None, progress: Progress | None = None,
+                cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
     out = _check_model_output(out)
     settings = settings or TrainSettings()
     lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)

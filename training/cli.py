@@ -128,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncanceled: {exc}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("\ninterrupted: rerun the same command to resume from the last validation step", file=sys.stderr)
+        from pathlib import Path
+
+        from .trainer import partial_path
+
+        kept = partial_path(Path(args.out))
+        where = f"; the best checkpoint so far is in {kept}" if kept.exists() else ""
+        print(f"\ninterrupted: rerun the same command to resume from the last validation step{where}",
+              file=sys.stderr)
         return 130
     except CoFusionError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)

@@ -22,12 +22,17 @@ path, and the progress / cancel callables (the same coupling as the fusion engin
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import logging
 import math
 import os
+import socket
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -212,6 +217,117 @@ def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume.pt")
 
 
+def partial_path(out: Path) -> Path:
+    """Where a run writing ``out`` keeps its best checkpoint until it ends (``model.partial.safetensors``)."""
+    return out.with_name(f"{out.stem}.partial{out.suffix}")
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file of the run writing ``out``: it exists while a training writes there."""
+    return out.with_name(out.name + ".lock")
+
+
+_held: dict[str, tuple[int, int]] = {}  # lock file -> (thread holding it, depth): re-entrant in one thread
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``lock_path(out)`` for the block: one training per output at a time.
+
+    The lock is created with O_CREAT | O_EXCL and holds the holder's process id, host, start time and command. A
+    second run (another process, or another thread of this one, e.g. two QGIS tasks) gets an OutputError naming the
+    run that holds it. A lock left by a killed run is taken over when it names a process of this host that no
+    longer runs (checked on POSIX only; elsewhere, and when the file cannot be read, the message says to delete
+    it). Re-entrant within a thread (the API takes it before reading the rasters, :func:`train` again).
+    """
+    path = lock_path(out)
+    key = str(path.absolute())
+    me = threading.get_ident()
+    with _held_guard:
+        holder, depth = _held.get(key, (None, 0))
+        if holder == me:
+            _held[key] = (me, depth + 1)
+    if holder == me:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key] = (me, _held[key][1] - 1)
+        return
+    _acquire(path, out)
+    with _held_guard:
+        _held[key] = (me, 1)
+    try:
+        yield
+    finally:
+        with _held_guard:
+            del _held[key]
+        path.unlink(missing_ok=True)
+
+
+def _acquire(path: Path, out: Path) -> None:
+    mine = {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": datetime.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv)[:300]}
+    for attempt in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_lock(path)
+            if attempt == 0 and holder is not None and _is_stale(holder):
+                log.warning("%s: taking over the lock of process %d, which no longer runs", path, holder["pid"])
+                path.unlink(missing_ok=True)
+                continue
+            raise OutputError(_lock_message(path, out, holder)) from None
+        except OSError as exc:
+            raise OutputError(f"Cannot create the lock file {path}: {exc.strerror or exc}. "
+                              f"{_disk_fix(path)}") from exc
+        with os.fdopen(fd, "w") as file:
+            json.dump(mine, file)
+        return
+
+
+def _read_lock(path: Path) -> dict | None:
+    """The lock's holder, or None when the file is unreadable or not a lock this code wrote."""
+    try:
+        holder = json.loads(path.read_text()[:2000])
+    except (OSError, ValueError):
+        return None
+    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int) or isinstance(holder["pid"], bool):
+        return None
+    return holder
+
+
+def _is_stale(holder: dict) -> bool:
+    """Whether the lock's process is known to be gone: a process of this host (not this one) that no longer runs."""
+    return (holder.get("host") == socket.gethostname() and holder["pid"] != os.getpid()
+            and _process_alive(holder["pid"]) is False)
+
+
+def _process_alive(pid: int) -> bool | None:
+    """True / False where the OS tells (POSIX: signal 0); None where it cannot (Windows' os.kill does not probe)."""
+    if os.name != "posix" or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    except OSError:
+        return None
+    return True
+
+
+def _lock_message(path: Path, out: Path, holder: dict | None) -> str:
+    fix = f"wait for it to end or give another output; delete {path} if no other training runs"
+    if holder is None:
+        return f"another training may be writing {out}: its lock file {path} exists; {fix}."
+    who = f"process {holder['pid']} on {holder.get('host', '?')}, started {holder.get('started', '?')}"
+    command = f" ({holder['command']})" if isinstance(holder.get("command"), str) and holder["command"] else ""
+    return f"another training is writing {out}: {who}{command} holds {path}; {fix}."
+
+
 def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, card_info: dict,
           progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
           restart: bool = False) -> TrainResult:
@@ -221,13 +337,21 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
         card_info: ModelCard fields besides config, normalisation and metrics (wavelengths, srf, names,
             provenance).
         restart: ignore a resume state left by an interrupted run with the same settings.
+
+    During the run the best checkpoint is written to ``partial_path(out)``; it replaces ``out`` when the run ends,
+    or is canceled (the best so far is kept), never earlier: a run that is killed or fails leaves an existing model
+    at ``out`` as it was, and the partial checkpoint and the resume state beside it, which rerunning resumes from.
+
     Raises:
-        Canceled: ``cancel()`` returned True; the best checkpoint so far and the resume state stay on disk.
-        OutputError: the checkpoint, the log or the resume state could not be written (a full disk), with the fix.
+        Canceled: ``cancel()`` returned True; the best checkpoint so far is at ``out`` and the resume state stays.
+        OutputError: another training holds ``lock_path(out)``, or the checkpoint, the log or the resume state
+            could not be written (a full disk), with the fix.
+        CheckpointError: the resume state beside ``out`` is unusable (fix: delete it or pass restart).
     """
     out = Path(out)
     try:
-        return _train(source, settings, out, card_info, progress, cancel, restart)
+        with run_lock(out):
+            return _train(source, settings, out, card_info, progress, cancel, restart)
     except OSError as exc:  # the log (the checkpoint and the resume state raise OutputError themselves)
         raise OutputError(f"Writing the training log beside {out} failed: {exc.strerror or exc}. {_disk_fix(out)}") \
             from exc
@@ -257,7 +381,7 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
              for v in (card.normalization.hsi_mean, card.normalization.hsi_std,
                        card.normalization.msi_mean, card.normalization.msi_std)]
     state = _RunState()
-    resume = resume_path(out)
+    resume, partial = resume_path(out), partial_path(out)
     resumable = {k: v for k, v in asdict(settings).items() if k not in ("iterations", "minutes", "device")}
     data_card = replace(card, provenance={k: v for k, v in card.provenance.items() if k != "date"})
     fingerprint = json.dumps({"settings": resumable, "card": data_card.to_json()}, sort_keys=True)
@@ -267,8 +391,10 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
                 if settings.ema_decay else None)
     kept = model if averaged is None else averaged.module  # the weights validated and saved
     if resume.exists() and not restart:
-        state = _load_resume(resume, fingerprint, model, optimizer, generator, averaged)
+        state = _load_resume(resume, fingerprint, model, optimizer, generator, averaged, config.hsi_bands)
         log.info("resuming %s at step %d", out, state.step)
+    else:  # a fresh start: a best checkpoint another run left is not this run's
+        partial.unlink(missing_ok=True)
     log_path = out.with_name(out.stem + ".log.csv")
     if state.step:
         _truncate_log(log_path, state.step)
@@ -281,7 +407,7 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
         writer = csv.writer(log_file)
         if not state.step:  # the starting point (the base alone) is a candidate too
             writer.writerow(LOG_COLUMNS)
-            metrics = _keep_if_best(kept, card, source, stats, device, state, out)
+            metrics = _keep_if_best(kept, card, source, stats, device, state, partial)
             writer.writerow([0, "", "", "", "", metrics["PSNR"], metrics["SAM"], round(time.monotonic() - started, 2)])
         while True:
             elapsed = time.monotonic() - started
@@ -289,6 +415,7 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
             if fraction >= 1.0:
                 break
             if cancel is not None and cancel():
+                _publish(partial, out)
                 raise Canceled("training canceled; the best checkpoint so far is kept"
                                f"{' at ' + str(out) if out.exists() else ''}, and rerunning resumes.")
             for group in optimizer.param_groups:
@@ -308,13 +435,14 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
             last = _budget_fraction(settings, state.step, time.monotonic() - started) >= 1.0
             if state.step % settings.validate_every == 0 or last:
                 state.elapsed = time.monotonic() - started
-                metrics = _keep_if_best(kept, card, source, stats, device, state, out)
+                metrics = _keep_if_best(kept, card, source, stats, device, state, partial)
                 row[5:7] = [metrics["PSNR"], metrics["SAM"]]
                 _save_resume(resume, fingerprint, model, optimizer, generator, state, averaged)
             writer.writerow(row + [round(time.monotonic() - started, 2)])
             log_file.flush()
             if progress is not None:
                 progress(min(fraction, 1.0), _status(state, row[2], fraction, time.monotonic() - started))
+    _publish(partial, out)  # before the resume state goes: killed in between, a rerun finds the run complete
     resume.unlink(missing_ok=True)
     seconds = time.monotonic() - started
     if progress is not None:
@@ -358,6 +486,17 @@ def band_weights(model: torch.nn.Module, source: PatchSource, stats: list[torch.
     if float(rms.max()) == 0.0:  # the base is exact on the training data: nothing to weigh
         return torch.ones(source.hsi_bands)
     return (rms.mean() / rms.clamp_min(float(rms.max()) / BAND_WEIGHT_RATIO)).float()
+
+
+def _publish(partial: Path, out: Path) -> None:
+    """Move the run's best checkpoint over ``out`` (an atomic rename in one folder), if the run wrote one."""
+    if not partial.exists():
+        return
+    try:
+        os.replace(partial, out)
+    except OSError as exc:
+        raise OutputError(f"Cannot move the trained model {partial} to {out}: {exc.strerror or exc}. The model is "
+                          f"whole in {partial}; check that {out} is not a folder or open in another program.") from exc
 
 
 def _keep_if_best(model, card: ModelCard, source: PatchSource, stats: list[torch.Tensor], device: torch.device,
@@ -445,9 +584,12 @@ def _truncate_log(path: Path, step: int) -> None:
     """Drop the log rows written after the resume point ``step`` (an interrupted run wrote them, then lost them)."""
     if not path.exists():
         return
-    with open(path, newline="") as file:
-        rows = list(csv.reader(file))
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= step]
+    try:
+        with open(path, newline="") as file:
+            rows = list(csv.reader(file))
+    except (UnicodeDecodeError, csv.Error):  # damaged: start it again (the model and the resume state are whole)
+        rows = []
+    kept = [list(LOG_COLUMNS)] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) <= step]
     with open(path, "w", newline="") as file:
         csv.writer(file).writerows(kept)
 
@@ -473,22 +615,61 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _load_resume(path: Path, fingerprint: str, model, optimizer, generator,
-                 averaged: AveragedModel | None) -> _RunState:
-    """Restore a run from its resume state; loaded with weights_only=True (no code can run)."""
+                 averaged: AveragedModel | None, bands: int) -> _RunState:
+    """Restore a run from its resume state; loaded with weights_only=True (no code can run), its structure checked
+    (a dict of the keys and types :func:`_save_resume` writes), and every load step guarded: any problem is a
+    one-line CheckpointError saying the state is unusable, with the fix (delete it or pass --restart)."""
+    fix = "delete it or pass --restart to start over"
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling refusal or corruption: the file is not ours to trust
-        raise CheckpointError(f"the resume state {path} is unreadable ({exc}); delete it or pass --restart.") from exc
-    if saved.get("fingerprint") != fingerprint:
-        raise CheckpointError(f"the resume state {path} was written by a run with other data or settings; delete "
-                              "it or pass --restart to start over.")
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
-    if averaged is not None:
-        averaged.load_state_dict(saved["averaged"])
-    generator.set_state(saved["generator"])
-    torch.set_rng_state(saved["torch_rng"])
-    return _RunState(step=int(saved["step"]), elapsed=float(saved["elapsed"]), best=dict(saved["best"]),
-                     band_weights=saved["band_weights"])
+        raise CheckpointError(f"the resume state {path} is unreadable ({_one_line(exc)}); {fix}.") from exc
+    problem = _resume_problem(saved, bands)
+    if problem:
+        raise CheckpointError(f"the resume state {path} is unusable ({problem}); {fix}.")
+    if saved["fingerprint"] != fingerprint:
+        raise CheckpointError(f"the resume state {path} was written by a run with other data or settings; {fix}.")
+    try:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if averaged is not None:
+            if saved["averaged"] is None:
+                raise ValueError("it holds no average of the weights")
+            averaged.load_state_dict(saved["averaged"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"the resume state {path} is unusable ({_one_line(exc)}); {fix}.") from exc
+    return _RunState(step=saved["step"], elapsed=float(saved["elapsed"]), best=dict(saved["best"]),
+                     band_weights=None if saved["band_weights"] is None else [float(w) for w in saved["band_weights"]])
 
 
+#: What :func:`_save_resume` writes, and the check of each value.
+_RESUME_KEYS = {
+    "fingerprint": lambda v: isinstance(v, str),
+    "model": lambda v: isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values()),
+    "optimizer": lambda v: isinstance(v, dict) and {"state", "param_groups"} <= set(v),
+    "averaged": lambda v: v is None or (isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values())),
+    "generator": lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8,
+    "torch_rng": lambda v: isinstance(v, torch.Tensor) and v.dtype == torch.uint8,
+    "step": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "elapsed": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
+    "best": lambda v: isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()),
+    "band_weights": lambda v: v is None or (isinstance(v, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0 for x in v)),
+}
+
+
+def _resume_problem(saved: object, bands: int) -> str | None:
+    """What is wrong with a loaded resume state, or None."""
+    if not isinstance(saved, dict):
+        return f"it holds a {type(saved).__name__}, not the dict a training writes"
+    missing = [key for key in _RESUME_KEYS if key not in saved]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    wrong = [key for key, valid in _RESUME_KEYS.items() if not valid(saved[key])]
+    if wrong:
+        return f"{', '.join(wrong)} of the wrong type or out of range"
+    if saved["band_weights"] is not None and len(saved["band_weights"]) != bands:
+        return f"{len(saved['band_weights'])} band weights for {bands} bands"
+    return None
