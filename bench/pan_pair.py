@@ -81,7 +81,7 @@ def main() -> None:
     text = "\n".join([
         "# A hyperspectral image with a panchromatic image at x3, no reference (pair mode)", "",
         f"Command: `python bench/pan_pair.py --minutes {args.minutes:g} --out {args.out}`", "",
-        " ".join((__doc__ or "").split("\n\n")[2:3]).replace("\n", " "), "",
+        " ".join((__doc__ or "").split("\n\n")[3:4]).replace("\n", " "), "",
         f"Pair-mode training: {train_s:.0f} s wall (budget {args.minutes:g} min, start-up included).", "",
         "| method | D_lambda | D_s | QNR | fuse_s |", "|---|---|---|---|---|", *rows, ""])
     args.out.write_text(text)
