@@ -186,6 +186,8 @@ class BandPlan:
         usable = np.flatnonzero(self.usable)
         axis = np.asarray(self.wavelengths_nm if self.wavelengths_nm is not None else range(len(self.sources)),
                           np.float64)
+        if np.any(np.diff(axis) <= 0):  # overlapping detectors (PRISMA): interpolate along the band order
+            axis = np.arange(len(self.sources), dtype=np.float64)
         out = np.empty((len(self.sources), *data.shape[1:]), data.dtype)
         out[usable] = data
         for k in np.flatnonzero(~np.asarray(self.usable)):
@@ -223,31 +225,30 @@ def plan_model_bands(screen: BandScreen, info, model_bands: int,
     """The plan of a model with ``model_bands`` input bands centred at ``model_wavelengths_nm`` on the raster
     ``info`` (``core.raster.RasterInfo``) whose bands ``screen`` judged.
 
-    With wavelengths on both sides each model band reads the raster band nearest its centre, within
-    :data:`WAVELENGTH_TOLERANCE_NM`; else the bands match by position: either the raster's good bands (a model
-    trained on a file like this one, bad bands left out) or all its bands. Raises CheckpointError naming the
-    first band that does not match, or when more than :data:`MAX_MISSING_MODEL_BANDS` of the model's bands are
-    bad in this scene.
+    With wavelengths on both sides each model band, in order, reads the raster band after the previous one's that
+    is nearest its centre, within :data:`WAVELENGTH_TOLERANCE_NM` (in order, so that sensors whose detectors
+    overlap in wavelength, PRISMA's VNIR and SWIR near 950 nm, match band for band); else the bands match by
+    position: either the raster's good bands (a model trained on a file like this one, bad bands left out) or all
+    its bands. Raises CheckpointError naming the first band that does not match, or when more than
+    :data:`MAX_MISSING_MODEL_BANDS` of the model's bands are bad in this scene.
     """
     fix = "use a model trained for these inputs, or train one with 'python -m cofusion.training'"
     raster_wl = info.wavelengths_nm
     if model_wavelengths_nm is not None and raster_wl is not None:
         centres = np.asarray(raster_wl, np.float64)
-        sources = []
+        sources: list[int] = []
         for k, wavelength in enumerate(model_wavelengths_nm):
-            nearest = int(np.abs(centres - wavelength).argmin())
-            if abs(centres[nearest] - wavelength) > WAVELENGTH_TOLERANCE_NM:
+            after = sources[-1] + 1 if sources else 0  # in order: PRISMA's VNIR and SWIR overlap near 950 nm
+            gaps = np.abs(centres[after:] - wavelength)
+            if not len(gaps) or gaps.min() > WAVELENGTH_TOLERANCE_NM:
+                nearest = int(np.abs(centres - wavelength).argmin())
                 raise CheckpointError(
                     f"The LRHSI {info.path} has other wavelengths than the model was trained on: no band of it "
-                    f"lies within {WAVELENGTH_TOLERANCE_NM:g} nm of the model's band {k + 1} at {wavelength:.1f} "
-                    f"nm (the nearest is band {nearest + 1} at {centres[nearest]:.1f} nm); {fix}.")
-            if sources and nearest <= sources[-1]:
-                raise CheckpointError(
-                    f"The LRHSI {info.path} has other wavelengths than the model was trained on: the model's "
-                    f"bands {k} and {k + 1} ({model_wavelengths_nm[k - 1]:.1f} and {wavelength:.1f} nm) both "
-                    f"match its band {nearest + 1} or are out of order (bands must be the same, in the same "
-                    f"order); reorder or subset the bands to the model's, or {fix}.")
-            sources.append(nearest)
+                    f"after band {after} lies within {WAVELENGTH_TOLERANCE_NM:g} nm of the model's band {k + 1} "
+                    f"at {wavelength:.1f} nm (the nearest is band {nearest + 1} at {centres[nearest]:.1f} nm; "
+                    f"bands must be the same, in the same order); reorder or subset the bands to the model's, "
+                    f"or {fix}.")
+            sources.append(after + int(gaps.argmin()))
     elif model_bands == len(screen.good) and model_bands != info.band_count:
         sources = list(screen.good)
     elif model_bands == info.band_count:

@@ -162,7 +162,8 @@ def test_model_bands_that_match_no_band_or_are_mostly_bad_are_refused(make_raste
     info = read_info(lr)
     with RasterReader(lr) as reader:
         screen = screen_bands(reader)
-    with pytest.raises(CheckpointError, match="no band of it lies within 10 nm of the model's band 2 at 700.0"):
+    with pytest.raises(CheckpointError, match="no band of it after band 1 lies within 10 nm of the model's band 2 at "
+                                              "700.0"):
         plan_model_bands(screen, info, 3, (420.0, 700.0, 2300.0))
     with pytest.raises(CheckpointError, match="3 of the model's 6 bands are bad"):
         plan_model_bands(screen, info, 6, [WAVELENGTHS[b] for b in (0, 2, 5, 6, 7, 8)])
@@ -191,3 +192,23 @@ def test_a_band_view_shows_the_working_bands_and_their_validity(make_raster):
         data, valid = view.read_valid(Window(0, 0, 15, 12))
     assert view.info.band_count == 8 and view.info.wavelengths_nm == plan.wavelengths_nm
     assert data.shape == (8, 12, 15) and not valid[:, 0].any() and valid[:, 1:].all()
+
+
+def test_overlapping_detectors_match_band_for_band_in_order():
+    # PRISMA's VNIR ends above 970 nm, its SWIR starts near 940 nm: the global nearest band of a SWIR band at 943
+    # would be a VNIR one; matched in order, every model band reads its own
+    wavelengths = (900.0, 921.0, 942.0, 963.0, 940.0, 950.0, 960.0, 1000.0)
+
+    class Info:
+        path, band_count, wavelengths_nm = "prisma.tif", 8, wavelengths
+
+    screen = BandScreen((None,) * 8)
+    plan = plan_model_bands(screen, Info, 8, [w + 1.0 for w in wavelengths])
+    assert plan.sources == tuple(range(8))
+    subset = plan_model_bands(screen, Info, 5, [wavelengths[b] for b in (0, 2, 3, 4, 6)])
+    assert subset.sources == (0, 2, 3, 4, 6)
+    # a band bad in the scene is interpolated along the band order where the wavelengths fold back
+    bad = plan_model_bands(BandScreen((None, None, None, "nodata everywhere", None, None, None, None)), Info, 8,
+                           wavelengths)
+    filled = bad.fill_missing(np.arange(7, dtype=np.float32)[:, None] * 2.0)
+    assert filled[3, 0] == pytest.approx((filled[2, 0] + filled[4, 0]) / 2)
