@@ -30,15 +30,23 @@ QGIS_PYTHON = "/usr/bin/python3"
 pytestmark = [pytest.mark.qgis, pytest.mark.slow]
 
 
-def qgis_python_ok() -> bool:
+def qgis_python_unfit() -> str:
+    """Why QGIS's Python cannot stand for a QGIS without the dependencies ('' where it can)."""
     if not os.access(QGIS_PYTHON, os.X_OK):
-        return False
-    done = subprocess.run([QGIS_PYTHON, "-c", "import qgis.core, pip"], capture_output=True)
-    return done.returncode == 0
+        return f"{QGIS_PYTHON} is absent"
+    if subprocess.run([QGIS_PYTHON, "-c", "import qgis.core, pip"], capture_output=True).returncode != 0:
+        return f"{QGIS_PYTHON} has no PyQGIS or no pip"
+    done = subprocess.run([QGIS_PYTHON, "-c", "import importlib.util as u; print(*(m for m in ('torch', 'safetensors', "
+                           "'spectral') if u.find_spec(m)))"], capture_output=True, text=True)
+    if done.stdout.split():
+        return (f"{QGIS_PYTHON} has {', '.join(done.stdout.split())} of its own (Debian's packages, as in make "
+                "test-qgis340): these tests install them into a QGIS Python that lacks them")
+    return ""
 
 
-if not qgis_python_ok():
-    pytest.skip(f"{QGIS_PYTHON} has no PyQGIS or no pip", allow_module_level=True)
+UNFIT = qgis_python_unfit()
+if UNFIT:
+    pytest.skip(UNFIT, allow_module_level=True)
 
 IFACE = r"""
 import json, os, sys, time
