@@ -77,18 +77,26 @@ in_chroot() {
 trap unmount_all EXIT
 unmount_all
 
+# A build or install step that fails (Debian's mirror unreachable, a sid transition) exits with 75 (EX_TEMPFAIL):
+# the suite did not run, which .ci/run reports apart from a test failure (pytest's own status).
+unavailable() {
+    log "$1 failed: the $NAME chroot could not be built, so its suite did not run"
+    exit 75
+}
+
 # -------------------------------------------------------------------------------------------------- build
 start=$(date +%s)
 if [ ! -e "$CHROOT/.cofusion-bootstrap" ]; then
     if ! command -v debootstrap > /dev/null; then
         log "installing debootstrap on the host"
-        env DEBIAN_FRONTEND=noninteractive apt-get update -q
-        env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap
+        env DEBIAN_FRONTEND=noninteractive apt-get update -q || unavailable "apt-get update (host)"
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap \
+            || unavailable "apt-get install debootstrap (host)"
     fi
     rm -rf "$CHROOT"  # a half-built chroot from an interrupted run (nothing is mounted there: unmount_all)
     mkdir -p "$CHROOT"
     log "debootstrap --variant=minbase $SUITE $MIRROR"
-    debootstrap --variant=minbase "$SUITE" "$CHROOT" "$MIRROR"
+    debootstrap --variant=minbase "$SUITE" "$CHROOT" "$MIRROR" || unavailable "debootstrap $SUITE"
     touch "$CHROOT/.cofusion-bootstrap"
     log "build: $(( $(date +%s) - start )) s"
 fi
@@ -105,9 +113,9 @@ if [ "$(cat "$CHROOT/.cofusion-packages" 2>/dev/null)" != "$PACKAGES" ]; then
         'Acquire::Check-Valid-Until "false";' > "$CHROOT/etc/apt/apt.conf.d/90cofusion"
     mount_system
     log "apt-get install $PACKAGES"
-    in_chroot apt-get update -q
+    in_chroot apt-get update -q || unavailable "apt-get update ($SUITE)"
     # shellcheck disable=SC2086
-    in_chroot apt-get install -y -q --no-install-recommends $PACKAGES
+    in_chroot apt-get install -y -q --no-install-recommends $PACKAGES || unavailable "apt-get install ($SUITE)"
     in_chroot apt-get clean
     unmount_all
     echo "$PACKAGES" > "$CHROOT/.cofusion-packages"
