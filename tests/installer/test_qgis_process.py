@@ -51,35 +51,12 @@ if UNFIT:
 IFACE = r"""
 import json, os, sys, time
 from qgis.core import QgsApplication
-from qgis.gui import QgsMapCanvas, QgsMessageBar
-from qgis.PyQt.QtWidgets import QMainWindow
 errors = []
 sys.excepthook = lambda kind, value, tb: errors.append(f"{kind.__name__}: {value}")  # slots' errors
 app = QgsApplication([], True, PROFILE)
 app.initQgis()
 
-class Iface:
-    def __init__(self):
-        self.window, self.bar, self.canvas = QMainWindow(), QgsMessageBar(), QgsMapCanvas()
-        self.menus, self.tools, self.docks = [], [], []
-    def mainWindow(self):
-        return self.window
-    def messageBar(self):
-        return self.bar
-    def mapCanvas(self):
-        return self.canvas
-    def addPluginToMenu(self, menu, action):
-        self.menus.append((menu, action))
-    def removePluginMenu(self, menu, action):
-        self.menus.remove((menu, action))
-    def addToolBarIcon(self, action):
-        self.tools.append(action)
-    def removeToolBarIcon(self, action):
-        self.tools.remove(action)
-    def addDockWidget(self, area, dock):
-        self.docks.append(dock)
-    def removeDockWidget(self, dock):
-        self.docks.remove(dock)
+from fake_iface import Iface
 
 def wait(condition, seconds=60):
     end = time.monotonic() + seconds
@@ -110,7 +87,8 @@ def qgis_env(tmp_path) -> dict:
 
 def run_qgis(code: str, env: dict, profile: Path, timeout: int = 300) -> dict:
     """Run ``code`` (after IFACE) in a new process of QGIS's Python; its 'RESULT {json}' line."""
-    prelude = (f"PROFILE = {str(profile)!r}\nimport sys\nsys.path.insert(0, {env['COFUSION_PLUGINS']!r})\n")
+    prelude = (f"PROFILE = {str(profile)!r}\nimport sys\nsys.path.insert(0, {env['COFUSION_PLUGINS']!r})\n"
+               f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n")  # tests/: fake_iface
     done = subprocess.run([QGIS_PYTHON, "-c", prelude + IFACE + code], capture_output=True, text=True, env=env,
                           timeout=timeout, cwd=str(profile.parent))
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,33 +15,10 @@ pytest.importorskip("qgis.core")
 
 SCRIPT = """
 from qgis.core import QgsApplication
-from qgis.gui import QgsMapCanvas, QgsMessageBar
-from qgis.PyQt.QtWidgets import QMainWindow
 app = QgsApplication([], True)
 app.initQgis()
 
-class Iface:
-    def __init__(self):
-        self.window, self.bar, self.canvas = QMainWindow(), QgsMessageBar(), QgsMapCanvas()
-        self.menus, self.tools, self.docks = [], [], []
-    def mainWindow(self):
-        return self.window
-    def messageBar(self):
-        return self.bar
-    def mapCanvas(self):
-        return self.canvas
-    def addPluginToMenu(self, menu, action):
-        self.menus.append((menu, action))
-    def removePluginMenu(self, menu, action):
-        self.menus.remove((menu, action))
-    def addToolBarIcon(self, action):
-        self.tools.append(action)
-    def removeToolBarIcon(self, action):
-        self.tools.remove(action)
-    def addDockWidget(self, area, dock):
-        self.docks.append(dock)
-    def removeDockWidget(self, dock):
-        self.docks.remove(dock)
+from fake_iface import Iface
 
 import cofusion
 from cofusion.cofusion_qgis import dependencies
@@ -65,7 +43,9 @@ print("restored", [p.id() for p in registry.providers()] == before and iface.men
 
 def test_init_gui_adds_menus_toolbar_dock_and_missing_message_and_unload_removes_them():
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+    prelude = f"import sys\nsys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"  # fake_iface
+    done = subprocess.run([sys.executable, "-c", prelude + SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
     assert "provider True" in out and "menu ['CoFusion panel', 'Install dependencies…']" in out
