@@ -146,7 +146,7 @@ class FusePanel(QWidget):
         picker.setAllowEmptyLayer(True)
         picker.setLayer(None)
         picker.setToolTip(tooltip)
-        picker.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)  # narrow docks
+        picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)  # narrow docks
         picker.setMinimumContentsLength(8)
         return picker
 

@@ -71,7 +71,7 @@ class InstallDialog(QDialog):
 
         self.state = QLabel()
         self.state.setWordWrap(True)
-        self.state.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.build = QComboBox()
         for key, label in BUILDS.items():
             self.build.addItem(tr(label), key)
@@ -103,7 +103,7 @@ class InstallDialog(QDialog):
         self.progress.setTextVisible(False)
         self.status = QLabel(" ")
         self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details = QPlainTextEdit(readOnly=True)
         self.details.setVisible(False)
         self.details_button = QPushButton(tr("Details"))
@@ -115,10 +115,10 @@ class InstallDialog(QDialog):
         self.stop_button.setToolTip(tr("Stop the installation; what is installed already stays."))
         self.stop_button.clicked.connect(self.cancel)
         self.stop_button.setEnabled(False)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.buttons.rejected.connect(self.reject)
         for button in (self.install_button, self.stop_button, self.details_button):
-            self.buttons.addButton(button, QDialogButtonBox.ActionRole)
+            self.buttons.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
         layout = QVBoxLayout(self)
         for widget in (self.state, QLabel(tr("Packages are installed with pip into {} (after QGIS's own packages, "
                                              "which are never replaced).").format(self.target))):
@@ -204,7 +204,7 @@ class InstallDialog(QDialog):
             self.stop_process()
         self.mode, self.buffer = mode, b""
         process = QProcess(self)
-        process.setProcessChannelMode(QProcess.MergedChannels)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         environment = QProcessEnvironment.systemEnvironment()
         paths = dependencies.qgis_paths([self.target])
         environment.insert(dependencies.QGIS_PATH_VARIABLE, os.pathsep.join(paths))
@@ -228,7 +228,7 @@ class InstallDialog(QDialog):
                 signal.disconnect(slot)
             except (TypeError, RuntimeError):
                 pass
-        if process.state() != QProcess.NotRunning:
+        if process.state() != QProcess.ProcessState.NotRunning:
             process.kill()
             process.waitForFinished(3000)
         process.deleteLater()
@@ -292,10 +292,10 @@ class InstallDialog(QDialog):
                 self.broken[r.name] = (r, errors[0])
 
     def process_error(self, error) -> None:
-        if error == QProcess.FailedToStart:
+        if error == QProcess.ProcessError.FailedToStart:
             self.outcome = {"event": "failed", "text": tr("QGIS's Python ({}) could not be started.")
                             .format(self.python)}
-            self.process_finished(-1, QProcess.CrashExit)
+            self.process_finished(-1, QProcess.ExitStatus.CrashExit)
 
     def process_finished(self, code: int, _status=None) -> None:
         mode = self.mode
@@ -358,7 +358,7 @@ class InstallDialog(QDialog):
         QTimer.singleShot(STOP_GRACE_S * 1000, lambda: self.kill_if_still(process))
 
     def kill_if_still(self, process: QProcess) -> None:
-        if self.process is process and process.state() != QProcess.NotRunning:
+        if self.process is process and process.state() != QProcess.ProcessState.NotRunning:
             process.kill()
 
     def finish_install(self, code: int) -> None:

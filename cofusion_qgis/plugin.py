@@ -124,7 +124,7 @@ class CoFusionPlugin:
             self.dock = CoFusionDock(self.iface.mapCanvas(), self.iface.messageBar(), self.iface.mainWindow())
             self.dock.visibilityChanged.connect(self.dock_action.setChecked)
             self.dock.install_requested.connect(self.show_installer)
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         if self.dock is not None:
             self.dock.setVisible(visible)
 

@@ -35,11 +35,11 @@ class SpectraPanel(QWidget):
         self.fused.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.fused.setAllowEmptyLayer(True)
         self.fused.setLayer(None)
-        self.fused.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.fused.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.fused.setMinimumContentsLength(8)
         self.fused.setToolTip(tr("The fused raster whose spectra are plotted (the last fusion's result)."))
         self.tool = QgsMapToolEmitPoint(canvas)
-        self.tool.setCursor(Qt.CrossCursor)
+        self.tool.setCursor(Qt.CursorShape.CrossCursor)
         self.tool.canvasClicked.connect(self.inspect)
         self.marker: QgsVertexMarker | None = None
 
@@ -84,7 +84,7 @@ class SpectraPanel(QWidget):
         button.setIcon(icon)
         button.setText(text)
         button.setToolTip(tooltip)
-        button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         button.setAutoRaise(True)
         return button
 

@@ -52,7 +52,7 @@ class SpectraPlot(QWidget):
         self.widget.getAxis("bottom").enableAutoSIPrefix(False)  # nm stay nm (not 'knm')
         self.legend = QLabel(" ")
         self.legend.setWordWrap(True)
-        self.legend.setTextFormat(Qt.RichText)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.readout = QLabel(" ")
         self.readout.setToolTip(tr("Wavelength and value under the mouse pointer"))
         layout = QVBoxLayout(self)
@@ -114,7 +114,7 @@ class SpectraPlot(QWidget):
         if role == HRMSI:
             item.setData(x, y, pen=None, symbol="o", symbolSize=9, symbolBrush=color, symbolPen="k", name=curve.label)
         else:
-            style = Qt.DashLine if role == REFERENCE else Qt.SolidLine
+            style = Qt.PenStyle.DashLine if role == REFERENCE else Qt.PenStyle.SolidLine
             item.setData(x, y, pen=pg.mkPen(color, width=width, style=style), symbol=None, name=curve.label)
         item.show()
 

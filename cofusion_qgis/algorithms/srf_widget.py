@@ -37,10 +37,10 @@ class SrfWidgetWrapper(WidgetWrapper):
                 combo.addItem(self.dialog.resolveValueDescription(source), source)
         for name, line in describe_presets().items():
             combo.addItem(name, name)
-            combo.setItemData(combo.count() - 1, line, Qt.ToolTipRole)
+            combo.setItemData(combo.count() - 1, line, Qt.ItemDataRole.ToolTipRole)
         combo.addItem(CSV_ENTRY, CSV_ENTRY)
         combo.setItemData(combo.count() - 1, "Choose a CSV of spectral responses (band,wavelength_nm,response)",
-                          Qt.ToolTipRole)
+                          Qt.ItemDataRole.ToolTipRole)
         combo.setCurrentIndex(-1)
         self._typed = ""
         combo.editTextChanged.connect(self._remember)
