@@ -150,7 +150,7 @@ class BandPlan:
     ``sources[k]``: the raster band (0-based) working band ``k`` reads and is written to; ``usable[k]``: False when
     that raster band is bad here, so working band ``k`` is interpolated from its usable neighbours for the input
     and written as nodata. ``reasons``: per raster band, None when a working band is written to it, else why the
-    output band is nodata (``BandScreen``'s reason, or :data:`NOT_IN_MODEL`, :data:`BAD_FOR_MODEL`).
+    output band is nodata (``BandScreen``'s reason, or :data:`NOT_IN_MODEL`).
     ``wavelengths_nm``: the working bands' centres (for interpolation; None: by band order).
     """
 
