@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bands import describe_bands, screen_bands
+from .bands import describe_bands, merge_screens, screen_bands
 from .blocks import fill_invalid
 from .errors import InputError
 from .grid import check_coregistration
@@ -65,16 +65,6 @@ class NoReferenceAssessment(dict):
         self.skipped_bands, self.skipped_msi_bands, self.skipped = skipped_bands, skipped_msi_bands, skipped
 
 
-def _band_reasons(screens: Sequence[tuple[str, object]]) -> tuple[str | None, ...]:
-    """Per band, None when every ``(what, BandScreen)`` finds it good, else why it is skipped ("nodata
-    everywhere in the fused raster and constant (0) in the reference")."""
-    reasons = []
-    for band in range(len(screens[0][1].reasons)):
-        parts = [f"{screen.reasons[band]} in {what}" for what, screen in screens if screen.reasons[band] is not None]
-        reasons.append(" and ".join(parts) or None)
-    return tuple(reasons)
-
-
 def _skipped(reasons: Sequence[str | None]) -> tuple[tuple[int, str], ...]:
     return tuple((band + 1, reason) for band, reason in enumerate(reasons) if reason is not None)
 
@@ -106,8 +96,8 @@ def assess_reference(fused_path: str | os.PathLike, reference_path: str | os.Pat
         f_info, r_info = fused_reader.info, ref_reader.info
         r_window = _covered_window(f_info, r_info)
         wavelengths = r_info.wavelengths_nm or f_info.wavelengths_nm
-        reasons = _band_reasons((("the fused raster", screen_bands(fused_reader)),
-                                 ("the reference", screen_bands(ref_reader, r_window))))
+        reasons = merge_screens((screen_bands(fused_reader), screen_bands(ref_reader, r_window)),
+                                ("the fused raster", "the reference")).reasons
         good = _good(reasons, wavelengths, f"the fused raster {f_info.path} and the reference {r_info.path}")
         fused, fused_valid = fused_reader.read_valid(f_info.window, good)
         ref, ref_valid = ref_reader.read_valid(r_window, good)
@@ -178,9 +168,9 @@ def assess_no_reference(fused_path: str | os.PathLike, lrhsi_path: str | os.Path
                 f"pixels) is not the fusion of this pair, which gives {lr_info.band_count} bands on {size[0]} x "
                 f"{size[1]} pixels; give the LRHSI and HRMSI it was fused from.")
         wavelengths = lr_info.wavelengths_nm or f_info.wavelengths_nm
-        reasons = _band_reasons((("the fused raster", screen_bands(fused_reader)),
-                                 ("the LRHSI", screen_bands(lr_reader, grid.lr_window))))
-        msi_reasons = _band_reasons((("the HRMSI", screen_bands(hr_reader, grid.hr_window)),))
+        reasons = merge_screens((screen_bands(fused_reader), screen_bands(lr_reader, grid.lr_window)),
+                                ("the fused raster", "the LRHSI")).reasons
+        msi_reasons = merge_screens((screen_bands(hr_reader, grid.hr_window),), ("the HRMSI",)).reasons
         good = _good(reasons, wavelengths, f"the fused raster {f_info.path} and the LRHSI {lr_info.path}")
         msi_good = [band for band, reason in enumerate(msi_reasons) if reason is None]  # screen_bands: not empty
         fused = _filled(*fused_reader.read_valid(f_info.window, good))

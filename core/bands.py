@@ -71,12 +71,20 @@ class BandScreen:
         return describe_bands(self.reasons, wavelengths_nm)
 
 
-def merge_screens(screens: Sequence[BandScreen]) -> BandScreen:
-    """The bands good in every one of ``screens`` (rasters of one sensor): a band is bad with the first reason
-    any screen gives."""
-    count = len(screens[0].reasons)
-    return BandScreen(tuple(next((sc.reasons[b] for sc in screens if sc.reasons[b] is not None), None)
-                            for b in range(count)))
+def merge_screens(screens: Sequence[BandScreen], names: Sequence[str] | None = None) -> BandScreen:
+    """The bands good in every one of ``screens`` (rasters of one sensor). A band bad in any is bad with the first
+    reason a screen gives, or, with ``names`` (one per screen, e.g. "the reference"), with every screen's reason and
+    name ("nodata everywhere in the fused raster and constant (0) in the reference")."""
+    reasons = []
+    for band in range(len(screens[0].reasons)):
+        found = [(k, sc.reasons[band]) for k, sc in enumerate(screens) if sc.reasons[band] is not None]
+        if not found:
+            reasons.append(None)
+        elif names is None:
+            reasons.append(found[0][1])
+        else:
+            reasons.append(" and ".join(f"{reason} in {names[k]}" for k, reason in found))
+    return BandScreen(tuple(reasons))
 
 
 def describe_bands(reasons: Sequence[str | None], wavelengths_nm: Sequence[float] | None = None) -> str:
