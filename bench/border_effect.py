@@ -3,9 +3,9 @@
 last k rows and columns, for a fused raster and the classical methods on the same simulated pair.
 
     .venv/bin/python bench/border_effect.py --scene houston2018_casi_hs --scale 3 \\
-        --fused /tmp/x3/keep/houston2018_casi_hs_x3_full_fused.tif [--margins 0 6 12]
+        --fused KEEP/houston2018_casi_hs_x3_full_fused.tif [--margins 0 6 12]
 
-``--fused`` is the CoFusion output of ``bench/train_models.py --keep DIR`` (DIR/SCENE_xS_full_fused.tif). The
+``--fused`` is the CoFusion output of ``bench/train_models.py --keep KEEP`` (KEEP/SCENE_xS_full_fused.tif). The
 test regions of data/README.md end at the scenes' right and bottom edges, where Wald's simulation reflects the
 reference (whole-sample) and the network and the tiler mirror it (half-sample symmetric): within the blur's reach
 of the edge the two border models disagree, whatever the method learnt.
