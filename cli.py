@@ -182,7 +182,7 @@ def _load_predictor(model: str, device: str):
 
 
 def _fuse(args: argparse.Namespace) -> int:
-    check_inputs(args.lrhsi, args.hrmsi, args.out)  # fail fast, before the model loads
+    check_inputs(args.lrhsi, args.hrmsi, args.out, args.model)  # fail fast, before the model loads
     predictor = _load_predictor(args.model, args.device)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:

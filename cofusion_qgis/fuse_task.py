@@ -58,7 +58,7 @@ class FuseTask(QgsTask):
 
         p = self.parameters
         try:
-            check_inputs(p.lrhsi, p.hrmsi, p.out)  # fail fast, before the model loads
+            check_inputs(p.lrhsi, p.hrmsi, p.out, p.model)  # fail fast, before the model loads
             predictor = NetworkPredictor.from_checkpoint(p.model, device=p.device)
             with forward_log(lambda _info: None, self.warnings.append):
                 result = fuse_raster(p.lrhsi, p.hrmsi, p.out, predictor, tile=p.tile, overlap=p.overlap,

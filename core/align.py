@@ -21,7 +21,8 @@ from osgeo import gdal, osr
 from .blocks import Cancel, Progress, plan_blocks, walk
 from .errors import GridError, InputError
 from .grid import nearest_scale
-from .raster import RasterReader, RasterWriter, check_output_path, read_info
+from .outputs import check_output_path
+from .raster import RasterReader, RasterWriter, read_info
 from .scale import MAX_SCALE, MIN_SCALE
 
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average")
@@ -72,7 +73,8 @@ def align_to_grid(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, 
         with RasterReader(vrt) as reader, RasterWriter(
                 out, width=reader.info.width, height=reader.info.height, band_count=hr.band_count,
                 geotransform=reader.info.geotransform, crs_wkt=lr.crs_wkt, nodata=nodata,
-                wavelengths_nm=hr.wavelengths_nm, fwhm_nm=hr.fwhm_nm, band_names=hr.band_names) as writer:
+                wavelengths_nm=hr.wavelengths_nm, fwhm_nm=hr.fwhm_nm, band_names=hr.band_names,
+                cancel=cancel) as writer:
             for blk in walk(plan_blocks(reader.info.width, reader.info.height, COPY_BLOCK, 0), "warping",
                             progress, cancel):
                 data, valid = reader.read_valid(blk.keep)

@@ -27,7 +27,8 @@ from .blocks import fill_invalid
 from .errors import InputError
 from .grid import check_coregistration
 from .metrics import qnr, reference_metrics, sam_map
-from .raster import RasterInfo, RasterReader, RasterWriter, check_output_path, read_info
+from .outputs import check_output_path
+from .raster import RasterInfo, RasterReader, RasterWriter, read_info
 from .window import Window
 
 log = logging.getLogger(__name__)

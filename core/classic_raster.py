@@ -52,7 +52,7 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
         with RasterWriter(out, width=hr_area.width, height=hr_area.height, band_count=lr_info.band_count,
                           geotransform=grid.geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
                           wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
-                          band_names=lr_info.band_names, bbl=bands.bbl) as writer:
+                          band_names=lr_info.band_names, bbl=bands.bbl, cancel=cancel) as writer:
             for blk in walk(blocks, f"{method} fusion", progress, cancel):
                 lr, lr_valid = lr_reader.read_valid(blk.read.within(lr_area))
                 hr, hr_valid = hr_reader.read_valid(blk.read.scaled(s).within(hr_area))

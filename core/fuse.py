@@ -43,7 +43,8 @@ import numpy as np
 from .bands import BandView, plan_model_bands, screen_bands
 from .errors import Canceled, CheckpointError, InputError
 from .grid import FusionGrid, check_coregistration
-from .raster import RasterInfo, RasterReader, RasterWriter, check_output_path, read_info
+from .outputs import check_output_path
+from .raster import RasterInfo, RasterReader, RasterWriter, read_info
 from .tiling import (
     DEFAULT_BLOCK,
     blend_weights,
@@ -75,7 +76,8 @@ class Predictor(Protocol):
     hsi_fill: np.ndarray  # (C_h,) value, in the LRHSI's units, put into nodata LR pixels
     msi_fill: np.ndarray  # (C_m,) value, in the HRMSI's units, put into nodata HR pixels
     # Optional: ``wavelengths_nm`` (C_h,) band centres it was trained on, or None; inputs must match them.
-    # Optional: ``name``, how errors name it ("the model PATH"). A prediction that is not finite on a valid pixel
+    # Optional: ``name``, how errors name it ("the model PATH"); ``source_path``, the file it was loaded from
+    # (the output may not overwrite it). A prediction that is not finite on a valid pixel
     # is refused (CheckpointError): an output never comes out NaN silently.
 
     def __call__(self, lr: np.ndarray, hr: np.ndarray) -> np.ndarray:
@@ -185,15 +187,18 @@ class TileMerger:
 
 
 def check_inputs(
-    lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out_path: str | os.PathLike
+    lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out_path: str | os.PathLike,
+    model_path: str | os.PathLike | None = None,
 ) -> tuple[RasterInfo, RasterInfo, FusionGrid, Path]:
     """Read both inputs' descriptions, check the output path and the co-registration (no pixels read).
 
+    The output may be neither input, nor a file read to open one (a VRT's sources), nor ``model_path``.
     Returns (LRHSI info, HRMSI info, fusion grid, absolute output path); raises InputError, GridError or
     OutputError with the fix. Cheap: callers may run it before loading a model.
     """
     lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
-    out = check_output_path(out_path, inputs=(lrhsi_path, hrmsi_path))
+    reads = (lrhsi_path, hrmsi_path) if model_path is None else (lrhsi_path, hrmsi_path, model_path)
+    out = check_output_path(out_path, inputs=reads)
     return lr_info, hr_info, check_coregistration(lr_info, hr_info), out
 
 
@@ -319,7 +324,8 @@ def fuse_raster(
     pixel is valid, Canceled when ``cancel()`` returns True; on any error no output file is left.
     """
     started = time.perf_counter()
-    lr_info, hr_info, grid, out = check_inputs(lrhsi_path, hrmsi_path, out_path)
+    lr_info, hr_info, grid, out = check_inputs(lrhsi_path, hrmsi_path, out_path,
+                                               getattr(predictor, "source_path", None))
     check_predictor(predictor, lr_info, hr_info, grid)
     align = math.lcm(int(predictor.align), grid.scale)
     default_tile, default_overlap = default_tiling(align)
@@ -350,7 +356,7 @@ def fuse_raster(
         with RasterWriter(out, width=region.width, height=region.height, band_count=lr_info.band_count,
                           geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
                           wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
-                          band_names=lr_info.band_names, bbl=bands.bbl) as writer:
+                          band_names=lr_info.band_names, bbl=bands.bbl, cancel=cancel) as writer:
             def write(working: np.ndarray, col: int, row: int) -> None:
                 writer.write(bands.expand(working, nodata), col, row)
 

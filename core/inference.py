@@ -73,6 +73,7 @@ class NetworkPredictor:
         self.align = config.align
         self.wavelengths_nm = checkpoint.card.hsi_wavelengths_nm
         self.name = f"The model {checkpoint.path}"  # how the engine's errors name it
+        self.source_path = checkpoint.path  # an output may not overwrite it
         hsi_mean, hsi_std, msi_mean, msi_std = checkpoint.card.normalization.arrays()
         self.hsi_fill, self.msi_fill = hsi_mean, msi_mean
         self._stats = [torch.from_numpy(a).to(self.device).view(1, -1, 1, 1)

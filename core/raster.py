@@ -17,16 +17,15 @@ from __future__ import annotations
 import logging
 import math
 import os
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, TypeVar
 
 import numpy as np
 from osgeo import gdal, gdal_array, osr
 
-from .errors import CoFusionError, InputError, OutputError
+from .errors import Canceled, CoFusionError, InputError, OutputError
+from .outputs import check_free_space, check_output_path, remove_with_sidecar, temporary_path
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ _MISSING_UNITS = ("", "unknown")  # ENVI writes 'Unknown' when the unit was neve
 
 _CREATE_OPTIONS = ("TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "ZLEVEL=1",
                    "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND")
-_OUTPUT_SUFFIXES = (".tif", ".tiff")
 
 T = TypeVar("T")
 
@@ -514,35 +512,6 @@ def read_raster(path: str | os.PathLike) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------- writing
 
 
-def check_output_path(path: str | os.PathLike, inputs: Sequence[str | os.PathLike] = (),
-                      suffixes: Sequence[str] = _OUTPUT_SUFFIXES) -> Path:
-    """The absolute output path, after checking that a GeoTIFF can be written there.
-
-    Raises OutputError when the extension is not one of `suffixes` (default .tif/.tiff), the folder is missing
-    or not writable, the path is a folder, or it is one of `inputs` (compared after resolving links, and by
-    file identity).
-    """
-    target = Path(path).expanduser().absolute()
-    if target.suffix.lower() not in suffixes:
-        if tuple(suffixes) == _OUTPUT_SUFFIXES:
-            raise OutputError(f"{target}: outputs are GeoTIFF files; give the file name the extension .tif.")
-        raise OutputError(f"{target}: give the output file name one of the extensions {', '.join(suffixes)}.")
-    folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(f"{target}: the folder {folder} does not exist; create it or choose another folder.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{target}: the folder {folder} is not writable; choose a folder you can write to.")
-    if target.is_dir():
-        raise OutputError(f"{target} is a folder; give a file name ending in .tif.")
-    for source in inputs:
-        source_path = Path(source).expanduser()
-        if source_path.resolve() == target.resolve() or (
-                target.exists() and source_path.exists() and os.path.samefile(source_path, target)):
-            raise OutputError(f"{target} is also an input; choose another output file name so the input is "
-                              "not overwritten.")
-    return target
-
-
 def _gdal_type(dtype: str) -> int:
     """GDAL's data type for a numpy dtype name; ValueError for one a GeoTIFF cannot hold exactly."""
     np_dtype = np.dtype(dtype)
@@ -604,7 +573,9 @@ class RasterWriter:
     The pixels go to a hidden temporary file beside `path` (".NAME.<random>.tmp.tif"), created on entering
     the `with` block. Leaving it normally flushes, closes and renames the file over `path` (an existing
     file is replaced only then, and a stale "path.aux.xml" sidecar of it is removed); leaving it with an
-    exception (e.g. Canceled) deletes the temporary file. A failed write raises OutputError.
+    exception (e.g. Canceled) deletes the temporary file, and so does leaving it normally when `cancel` is given
+    and returns True then (a cancel request that came after the last check of the caller's loop: the request
+    wins, the target is left as it was, and Canceled is raised). A failed write raises OutputError.
     `write` converts values to `dtype` the way GDAL does (rounded and clipped for integer types).
     """
 
@@ -623,6 +594,7 @@ class RasterWriter:
         band_names: Sequence[str] | None = None,
         bbl: Sequence[bool] | None = None,
         dtype: str = "float32",
+        cancel: Callable[[], bool] | None = None,
     ) -> None:
         if min(width, height, band_count) < 1:
             raise ValueError(f"cannot write a raster of {band_count} bands x {height} rows x {width} columns")
@@ -643,7 +615,9 @@ class RasterWriter:
         self.fwhm_nm = _per_band(fwhm_nm, self.band_count, "fwhm_nm")
         self.band_names = _per_band(band_names, self.band_count, "band_names")
         self.bbl = _per_band(bbl, self.band_count, "bbl")
-        self._temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp.tif")
+        self._cancel = cancel
+        check_free_space(self.path, self.width * self.height * self.band_count * np.dtype(self.dtype).itemsize)
+        self._temp = temporary_path(self.path)
         self._ds: gdal.Dataset | None = None
         self._disk_fix = (f"Check that the disk holding {self.path.parent} has free space (and that the "
                           "folder is writable), then run again")
@@ -720,6 +694,10 @@ class RasterWriter:
         if exc_type is not None or self._ds is None:
             self._discard()
             return
+        if self._cancel is not None and self._cancel():  # a cancel during the last pixels still cancels
+            self._discard()
+            raise Canceled(f"Canceled; {self.path} was not written" +
+                           (" (the file there is unchanged)." if self.path.exists() else "."))
         try:
             _gdal(self._close, OutputError, f"Writing {self.path} failed", self._disk_fix)
             os.replace(self._temp, self.path)
@@ -730,7 +708,7 @@ class RasterWriter:
         except BaseException:
             self._discard()
             raise
-        Path(f"{self.path}.aux.xml").unlink(missing_ok=True)  # would override the new file's metadata
+        remove_with_sidecar(self.path, file=False)  # a stale sidecar would override the new file's metadata
 
     def _discard(self) -> None:
         """Close without caring about errors and delete the temporary file and any sidecar of it."""
@@ -741,8 +719,7 @@ class RasterWriter:
             pass
         finally:
             gdal.PopErrorHandler()
-        for leftover in (self._temp, Path(f"{self._temp}.aux.xml")):
-            leftover.unlink(missing_ok=True)
+        remove_with_sidecar(self._temp)
 
 
 def _write_band(band: gdal.Band, data: np.ndarray, col: int, row: int) -> bool:

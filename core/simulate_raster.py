@@ -30,7 +30,8 @@ from .blocks import Cancel, Progress, coarse_valid, fill_invalid, plan_blocks, w
 from .degrade import _check_scale, blur_kernel, simulate
 from .errors import InputError, OutputError
 from .fuse import output_nodata
-from .raster import RasterReader, RasterWriter, check_output_path
+from .outputs import check_output_path
+from .raster import RasterReader, RasterWriter
 from .srf import SpectralResponse, parse_srf
 from .window import Window
 
@@ -87,7 +88,8 @@ def simulate_raster(reference_path: str | os.PathLike, srf: str | SpectralRespon
                           band_names=info.band_names, bbl=bands.bbl) as lr_writer, RasterWriter(
                 hr_out, width=lr_width * s, height=lr_height * s, band_count=len(response.band_names),
                 geotransform=info.geotransform, crs_wkt=info.crs_wkt, nodata=nodata,
-                wavelengths_nm=centre_wavelengths(response), band_names=response.band_names) as hr_writer:
+                wavelengths_nm=centre_wavelengths(response), band_names=response.band_names,
+                cancel=cancel) as hr_writer:
             for blk in walk(plan_blocks(lr_width, lr_height, block, margin), "simulation", progress, cancel):
                 data, valid = good.read_valid(blk.read.scaled(s))
                 rows, cols = blk.inner(s)

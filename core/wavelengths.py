@@ -18,7 +18,6 @@ them for measured metadata.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ from osgeo import gdal
 
 from .blocks import Cancel, Progress
 from .errors import Canceled, InputError, OutputError
-from .raster import _gdal, check_output_path, geotiff_options, read_info, set_band_spectral_metadata
+from .outputs import check_free_space, check_output_path, remove_with_sidecar, temporary_path
+from .raster import _gdal, geotiff_options, read_info, set_band_spectral_metadata
 from .sensors import PRESETS
 from .srf import parse_srf, sensor_wavelengths
 
@@ -172,7 +172,9 @@ def assign_wavelengths(
                          "line, OVERWRITE in Processing).")
     note = _note(table, info.wavelengths_nm)
     source = info.path if info.path.startswith("/vsi") else os.path.abspath(info.path)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp{'.vrt' if suffix == '.vrt' else '.tif'}")
+    if suffix != ".vrt":
+        check_free_space(target, info.width * info.height * info.band_count * np.dtype(info.dtype).itemsize)
+    temp = temporary_path(target, ".vrt" if suffix == ".vrt" else ".tif")
     fix = f"Check that the disk holding {target.parent} has free space and that the folder is writable"
     canceled = []
 
@@ -217,7 +219,7 @@ def assign_wavelengths(
     except BaseException:
         _discard(temp, opened)
         raise
-    Path(f"{target}.aux.xml").unlink(missing_ok=True)  # a stale sidecar would override the new metadata
+    remove_with_sidecar(target, file=False)  # a stale sidecar would override the new metadata
     if progress is not None:
         progress(1.0, f"wrote {target.name}")
     return target
@@ -232,8 +234,7 @@ def _discard(temp: Path, opened: list) -> None:
         pass
     finally:
         gdal.PopErrorHandler()
-    for leftover in (temp, Path(f"{temp}.aux.xml")):
-        leftover.unlink(missing_ok=True)
+    remove_with_sidecar(temp)
 
 
 def wavelength_range(values: Sequence[float] | np.ndarray) -> str:

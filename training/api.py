@@ -35,11 +35,12 @@ from ..core.degrade import spatial_degrade
 from ..core.errors import InputError, OutputError
 from ..core.grid import check_coregistration
 from ..core.model import ModelConfig
+from ..core.outputs import check_not_an_input, check_output_path
 from ..core.raster import RasterReader, read_info
 from ..core.srf import SpectralResponse, parse_srf
 from ..core.window import Window
 from .data import PairSource, ReferenceSource, split_validation
-from .trainer import TrainResult, TrainSettings, patch_for, run_lock, train
+from .trainer import TrainResult, TrainSettings, files_written, patch_for, run_lock, train
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
         region: HR pixel window used from every scene (the whole scene when None); the validation strip is
             carved from the first scene's region.
     """
-    out = _check_model_output(out)
+    out = _check_model_output(out, [*hsi_paths, srf])
     with run_lock(out):  # before any raster is read: a second run writing the same model is refused at once
         return _train_reference(hsi_paths, srf, scale, out, region=region, settings=settings, progress=progress,
                                 cancel=cancel, restart=restart)
@@ -71,7 +72,7 @@ def _train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | Spectral
                      out: str | os.PathLike, *, region: Window | None = None,
                      settings: TrainSettings | None = None, progress: Progress | None = None,
                      cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
-    out = _check_model_output(out)
+    out = Path(out)
     settings = settings or TrainSettings()
     align = check_patch(settings, scale)
     infos = [read_info(p) for p in hsi_paths]
@@ -131,7 +132,7 @@ def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out
             the pair (non-negative least squares, :func:`estimate_srf`).
         region: training window in HRMSI pixels (the whole common area when None), snapped inward to LR pixels.
     """
-    out = _check_model_output(out)
+    out = _check_model_output(out, [lrhsi_path, hrmsi_path, srf])
     with run_lock(out):  # before any raster is read: a second run writing the same model is refused at once
         return _train_pair(lrhsi_path, hrmsi_path, out, srf=srf, region=region, settings=settings,
                            progress=progress, cancel=cancel, restart=restart)
@@ -141,7 +142,7 @@ def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, ou
                 srf: str | SpectralResponse | None = None, region: Window | None = None,
                 settings: TrainSettings | None = None, progress: Progress | None = None,
                 cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
-    out = _check_model_output(out)
+    out = Path(out)
     settings = settings or TrainSettings()
     lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
     grid = check_coregistration(lr_info, hr_info)
@@ -297,12 +298,17 @@ def _crop(data: np.ndarray, box: tuple) -> np.ndarray:
     return np.ascontiguousarray(data[:, row0:row1, col0:col1])
 
 
-def _check_model_output(out: str | os.PathLike) -> Path:
-    path = Path(out).expanduser().absolute()
-    if path.suffix != ".safetensors":
-        raise OutputError(f"{path}: CoFusion models are .safetensors files; give the output that extension.")
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
-        raise OutputError(f"{path}: the folder {path.parent} does not exist or is not writable.")
+def _check_model_output(out: str | os.PathLike,
+                        inputs: Sequence[str | os.PathLike | SpectralResponse | None]) -> Path:
+    """The absolute model path, after checking that neither it nor a file written beside it
+    (``trainer.files_written``) is one of ``inputs`` (rasters, an SRF CSV) or a file read to open one."""
+    if Path(out).suffix != ".safetensors":
+        raise OutputError(f"{Path(out).expanduser().absolute()}: CoFusion models are .safetensors files; give the "
+                          "output that extension.")
+    path = check_output_path(out, suffixes=(".safetensors",))
+    reads = [p for p in inputs if isinstance(p, (str, os.PathLike))]  # a preset name matches no file
+    for written in files_written(path):
+        check_not_an_input(written, reads)
     return path
 
 

@@ -227,6 +227,16 @@ def lock_path(out: Path) -> Path:
     return out.with_name(out.name + ".lock")
 
 
+def log_path(out: Path) -> Path:
+    """The CSV log (one row per validation) of the run writing ``out``."""
+    return out.with_name(out.stem + ".log.csv")
+
+
+def files_written(out: Path) -> tuple[Path, ...]:
+    """Every file a run writing the model ``out`` creates or replaces."""
+    return out, partial_path(out), resume_path(out), lock_path(out), log_path(out)
+
+
 _held: dict[str, tuple[int, int]] = {}  # lock file -> (thread holding it, depth): re-entrant in one thread
 _held_guard = threading.Lock()
 
@@ -395,15 +405,15 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
         log.info("resuming %s at step %d", out, state.step)
     else:  # a fresh start: a best checkpoint another run left is not this run's
         partial.unlink(missing_ok=True)
-    log_path = out.with_name(out.stem + ".log.csv")
+    log_csv = log_path(out)
     if state.step:
-        _truncate_log(log_path, state.step)
+        _truncate_log(log_csv, state.step)
     autocast = _autocast(device)
     started = time.monotonic() - state.elapsed
     if not state.step and settings.band_weighting:  # measured once, on the untrained network; resumed after
         state.band_weights = band_weights(model, source, stats, device, settings).tolist()
     weights = None if state.band_weights is None else torch.tensor(state.band_weights, device=device)
-    with open(log_path, "a" if state.step else "w", newline="") as log_file:
+    with open(log_csv, "a" if state.step else "w", newline="") as log_file:
         writer = csv.writer(log_file)
         if not state.step:  # the starting point (the base alone) is a candidate too
             writer.writerow(LOG_COLUMNS)
@@ -448,7 +458,7 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
     if progress is not None:
         progress(1.0, f"done: {state.step} steps in {seconds / 60:.1f} min, best validation "
                       f"PSNR {state.best.get('PSNR', float('nan')):.2f} dB")
-    return TrainResult(out, log_path, state.step, seconds, state.best)
+    return TrainResult(out, log_csv, state.step, seconds, state.best)
 
 
 def validate(model: torch.nn.Module, batch: Batch, stats: list[torch.Tensor], value_range: float,

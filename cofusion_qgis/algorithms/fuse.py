@@ -78,8 +78,8 @@ class FuseAlgorithm(CoFusionAlgorithm):
         lrhsi, hrmsi = raster_path(self, parameters, self.LRHSI, context), raster_path(self, parameters,
                                                                                           self.HRMSI, context)
         out = output_raster(self, parameters, self.OUTPUT, context)
-        check_inputs(lrhsi, hrmsi, out)  # fail fast, before the model loads
         model = model_path(self.parameterAsFile(parameters, self.MODEL, context))
+        check_inputs(lrhsi, hrmsi, out, model)  # fail fast, before the model loads
         feedback.pushInfo(f"Model: {model}")
         predictor = NetworkPredictor.from_checkpoint(
             model, device=self.parameterAsEnumString(parameters, self.DEVICE, context))

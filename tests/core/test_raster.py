@@ -19,7 +19,6 @@ from cofusion.core.raster import (
     PIXEL_GEOTRANSFORM,
     RasterReader,
     RasterWriter,
-    check_output_path,
     read_info,
     read_raster,
     write_raster,
@@ -420,6 +419,24 @@ def test_an_exception_inside_the_with_leaves_no_file(tmp_path, error):
     assert _files(tmp_path) == []
 
 
+def test_a_cancel_request_after_the_last_write_still_cancels(tmp_path):
+    """The caller's loop checked cancel before its last batch; a request during it must not let the file land."""
+    out = tmp_path / "out.tif"
+    write_raster(out, np.full((1, 3, 3), 7, np.float32))
+    requested = []
+    with pytest.raises(Canceled, match="unchanged"), RasterWriter(
+            out, width=3, height=3, band_count=1, geotransform=GT, crs_wkt="",
+            cancel=lambda: bool(requested)) as writer:
+        writer.write(np.zeros((1, 3, 3), np.float32), 0, 0)
+        requested.append(True)  # arrives while the last pixels are written
+    assert _files(tmp_path) == ["out.tif"]
+    assert read_raster(out).min() == 7
+    with RasterWriter(out, width=3, height=3, band_count=1, geotransform=GT, crs_wkt="",
+                      cancel=lambda: False) as writer:
+        writer.write(np.zeros((1, 3, 3), np.float32), 0, 0)
+    assert read_raster(out).max() == 0
+
+
 def test_an_exception_inside_the_with_keeps_the_existing_target(tmp_path):
     out = tmp_path / "out.tif"
     write_raster(out, np.full((1, 3, 3), 7, np.float32))
@@ -476,32 +493,3 @@ def test_an_invalid_crs_fails_at_creation_and_leaves_nothing(tmp_path):
     assert _files(tmp_path) == []
 
 
-# ------------------------------------------------------------------------------------------- output checks
-
-
-def test_check_output_path_accepts_a_new_tif(tmp_path):
-    assert check_output_path(tmp_path / "a.TIFF") == tmp_path / "a.TIFF"
-
-
-def test_check_output_path_rejections(tmp_path, monkeypatch):
-    with pytest.raises(OutputError, match=r"extension \.tif"):
-        check_output_path(tmp_path / "a.img")
-    with pytest.raises(OutputError, match="does not exist"):
-        check_output_path(tmp_path / "missing" / "a.tif")
-    (tmp_path / "dir.tif").mkdir()
-    with pytest.raises(OutputError, match="is a folder"):
-        check_output_path(tmp_path / "dir.tif")
-    monkeypatch.setattr(raster.os, "access", lambda *_args: False)  # root can write anywhere: simulate
-    with pytest.raises(OutputError, match="not writable"):
-        check_output_path(tmp_path / "a.tif")
-
-
-def test_check_output_path_refuses_to_overwrite_an_input(tmp_path, monkeypatch, make_raster):
-    source = make_raster(name="in.tif")
-    (tmp_path / "link.tif").symlink_to(source)
-    (tmp_path / "sub").mkdir()
-    monkeypatch.chdir(tmp_path)
-    for output in (source, "in.tif", tmp_path / "sub" / ".." / "in.tif", tmp_path / "link.tif"):
-        with pytest.raises(OutputError, match="is also an input"):
-            check_output_path(output, inputs=[tmp_path / "other.tif", source])
-    assert check_output_path("new.tif", inputs=[source]) == tmp_path / "new.tif"
