@@ -8,22 +8,23 @@ Subcommands (more can be added as ``argparse`` subparsers with a ``handler``):
     wavelengths  give a hyperspectral raster without wavelength metadata those of a spectrometer's band table
 
 Exit codes: 0 done, 2 a problem with the inputs, the model or the output (the message says which and how to
-fix it; nothing is left half-written), 130 interrupted by Ctrl-C (the run stops cleanly after the batch in
-progress; a second Ctrl-C stops at once). The model's runtime (PyTorch) is imported only when it is needed.
+fix it; nothing is left half-written), 128 + the signal's number when interrupted (130 for Ctrl-C, 143 for
+SIGTERM, 129 for SIGHUP: the run stops cleanly after the batch in progress, a second signal stops at once, and
+nothing is left at the output or beside it; ``core.interrupts``). The model's runtime (PyTorch) is imported
+only when it is needed.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import TextIO
 
 from .core.errors import Canceled, CoFusionError, InputError
 from .core.fuse import DEFAULT_BATCH, check_inputs, fuse_raster
+from .core.interrupts import Interrupts
 from .core.srf import describe_presets
 from .core.tiling import DEFAULT_BLOCK, DEFAULT_OVERLAP, DEFAULT_STEP
 from .core.wavelengths import SPECTROMETERS, assign_wavelengths
@@ -32,7 +33,6 @@ from .core.window import Window
 log = logging.getLogger(__name__)
 
 EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 
 class ProgressBar:
@@ -64,36 +64,6 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn_at = None
-
-
-class CtrlC:
-    """Turns the first Ctrl-C into a cancel request (``cancel()`` returns True); a second one interrupts.
-
-    A context manager; it installs its handler only in the main thread (signals reach no other).
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __call__(self) -> bool:
-        return self.requested
-
-    def _handle(self, _signum: int, _frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        sys.stderr.write("\ncanceling after the current batch (Ctrl-C again to stop at once)\n")
-
-    def __enter__(self) -> CtrlC:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
 
 
 def _region(text: str) -> Window:
@@ -181,15 +151,16 @@ def _load_predictor(model: str, device: str):
     return NetworkPredictor.from_checkpoint(model, device=device)
 
 
-def _fuse(args: argparse.Namespace) -> int:
+def _fuse(args: argparse.Namespace, interrupts: Interrupts) -> int:
     check_inputs(args.lrhsi, args.hrmsi, args.out, args.model)  # fail fast, before the model loads
     predictor = _load_predictor(args.model, args.device)
+    if interrupts():
+        raise Canceled("Fusion canceled before it began; no output file was written.")
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
-        with CtrlC() as ctrl_c:
-            result = fuse_raster(args.lrhsi, args.hrmsi, args.out, predictor, tile=args.tile,
-                                 overlap=args.overlap, batch=args.batch, block=args.block, region=args.region,
-                                 progress=bar, cancel=ctrl_c)
+        result = fuse_raster(args.lrhsi, args.hrmsi, args.out, predictor, tile=args.tile, overlap=args.overlap,
+                             batch=args.batch, block=args.block, region=args.region, progress=bar,
+                             cancel=interrupts)
     finally:
         if bar is not None:
             bar.close()
@@ -213,7 +184,7 @@ def _add_srf(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_srf)
 
 
-def _srf(args: argparse.Namespace) -> int:
+def _srf(args: argparse.Namespace, _interrupts: Interrupts) -> int:
     if not args.list:
         raise InputError("nothing to do: give --list to print the sensor presets")
     lines = describe_presets()
@@ -246,8 +217,8 @@ def _add_wavelengths(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_wavelengths)
 
 
-def _wavelengths(args: argparse.Namespace) -> int:
-    out = assign_wavelengths(args.input, args.sensor, args.output, overwrite=args.overwrite)
+def _wavelengths(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    out = assign_wavelengths(args.input, args.sensor, args.output, overwrite=args.overwrite, cancel=interrupts)
     sys.stdout.write(f"wrote {out}: the wavelengths and FWHM of '{args.sensor.strip()}'\n")
     return 0
 
@@ -266,8 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the process exit code."""
+def main(argv: Sequence[str] | None = None, interrupts: Interrupts | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the process exit code.
+
+    ``interrupts``: the signal policy already in force (``__main__`` installs it before anything is imported, so
+    that a signal during start-up is handled too); None installs one for this call.
+    """
+    if interrupts is None:
+        with Interrupts() as own:
+            return main(argv, own)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -276,13 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
-        return args.handler(args)
+        return args.handler(args, interrupts)
     except Canceled as exc:
         sys.stderr.write(f"canceled: {exc}\n")
-        return EXIT_INTERRUPTED
+        return interrupts.exit_code
     except CoFusionError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; no output was written\n")
-        return EXIT_INTERRUPTED
+        return interrupts.exit_code

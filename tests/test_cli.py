@@ -121,14 +121,6 @@ def test_ctrl_c_cancels_cleanly_with_exit_130(pair, tmp_path, capsys, monkeypatc
     assert signal.getsignal(signal.SIGINT) is handler
 
 
-def test_a_second_ctrl_c_interrupts_at_once():
-    with cli.CtrlC() as ctrl_c:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert ctrl_c()
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_python_m_cofusion_reports_errors_with_exit_2(pair, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "cofusion", "fuse", "--lrhsi", str(tmp_path / "nope.tif"), "--hrmsi",

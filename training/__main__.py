@@ -1,7 +1,19 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""``python -m cofusion.training`` (see ``cli.py``)."""
+"""``python -m cofusion.training`` (see ``cli.py``).
+
+The signal policy (``core.interrupts``) is in force before PyTorch and the training modules load, so that a
+Ctrl-C or a SIGTERM during start-up ends the run like one during training.
+"""
 import sys
 
-from .cli import main
+from ..core.interrupts import Interrupts
 
-sys.exit(main())
+with Interrupts() as interrupts:
+    try:
+        from .cli import main
+
+        code = main(interrupts=interrupts)
+    except KeyboardInterrupt:  # a second signal before main() took over
+        sys.stderr.write("interrupted; nothing was written\n")
+        code = interrupts.exit_code
+sys.exit(code)

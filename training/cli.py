@@ -14,6 +14,7 @@ import sys
 import time
 
 from ..core.errors import Canceled, CoFusionError
+from ..core.interrupts import Interrupts
 from ..core.model.config import BASES
 from ..core.scale import MAX_SCALE, MIN_SCALE
 from ..core.window import Window
@@ -102,7 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, interrupts: Interrupts | None = None) -> int:
+    """Run the training command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code: 0 done, 2 a
+    problem with the inputs or settings (the message says which and the fix), 128 + the signal's number when
+    interrupted (``core.interrupts``: the run stops before its next step, the model at --out is left as it was
+    and rerunning resumes from the last validation step).
+
+    ``interrupts``: the signal policy already in force (``__main__`` installs it first); None installs one.
+    """
+    if interrupts is None:
+        with Interrupts() as own:
+            return main(argv, own)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     model = {"width": args.width, "blocks_per_level": args.blocks, "base": args.base,
@@ -119,14 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         from . import api  # GDAL loads here, after the settings are known to be sane (TrainSettings checks them)
 
         common = {"region": args.region, "settings": settings, "progress": _ProgressLine(),
-                  "restart": args.restart}
+                  "cancel": interrupts.stop_if_requested, "restart": args.restart}
         if args.mode == "reference":
             result = api.train_reference(args.hsi, args.srf, args.scale, args.out, **common)
         else:
             result = api.train_pair(args.lrhsi, args.hrmsi, args.out, srf=args.srf, **common)
     except Canceled as exc:
         print(f"\ncanceled: {exc}", file=sys.stderr)
-        return 130
+        return interrupts.exit_code
     except KeyboardInterrupt:
         from pathlib import Path
 
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"; the best checkpoint so far is in {kept}" if kept.exists() else ""
         print(f"\ninterrupted: rerun the same command to resume from the last validation step{where}",
               file=sys.stderr)
-        return 130
+        return interrupts.exit_code
     except CoFusionError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
