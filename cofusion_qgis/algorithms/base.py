@@ -10,12 +10,14 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ...core.errors import CoFusionError
 from .. import dependencies
 from ..core_log import forward_log
+from .params import raster_file_value
 
 #: The paper every help text cites (its text names no authors).
 PAPER = ("CoFusion: a unified spatial-spectral collaborative fusion framework that explicitly models cross-scale "
@@ -88,6 +90,21 @@ class CoFusionAlgorithm(QgsProcessingAlgorithm):
         if advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(parameter)
+
+    def checkParameterValues(self, parameters: dict, context: QgsProcessingContext) -> tuple[bool, str]:  # noqa: N802
+        """QGIS's check of every parameter's value, but for rasters given as file paths, which are not loaded as
+        QGIS layers to be checked (``params.raster_file_value``: that would write statistics into a VRT input);
+        the core's reading checks them, with its own messages."""
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if isinstance(definition, QgsProcessingParameterRasterLayer) and \
+                    raster_file_value(parameters, name, context) is not None:
+                continue
+            if not definition.checkValueIsAcceptable(parameters.get(name), context):
+                if isinstance(definition, QgsProcessingParameterRasterLayer):
+                    return False, self.invalidRasterError(parameters, name)
+                return False, self.tr("Incorrect parameter value for {}").format(name)
+        return True, ""
 
     def processAlgorithm(self, parameters: dict, context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict:

@@ -3,6 +3,7 @@
 response, feedback."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from qgis.core import (
@@ -23,8 +24,30 @@ RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average
 SPECTROMETERS = ("enmap", "prisma", "desis", "emit")
 
 
+def raster_file_value(parameters: dict, name: str, context: QgsProcessingContext) -> str | None:
+    """The value of raster parameter ``name`` when it is the path of a file (not a layer of the project), else None.
+
+    Such a raster is read by the core only and never loaded as a QGIS layer: QGIS computes a new layer's
+    statistics for its default style, and GDAL stores them in the dataset's own file when that is a VRT, so
+    loading a VRT input would modify it.
+    """
+    value = parameters.get(name)
+    if not isinstance(value, str) or not value:
+        return None
+    project = context.project()
+    if project is not None and project.mapLayer(value) is not None:
+        return None
+    return value if os.path.isfile(value) else None
+
+
 def raster_path(alg: QgsProcessingAlgorithm, parameters: dict, name: str, context: QgsProcessingContext) -> str:
-    """The file of raster parameter ``name`` (a layer of the project or a path); the core reads it by path."""
+    """The file of raster parameter ``name`` (a layer of the project or a path); the core reads it by path.
+
+    A path is returned as given (``raster_file_value``; the core's reading checks it); a layer must be a GDAL
+    file raster."""
+    path = raster_file_value(parameters, name, context)
+    if path is not None:
+        return path
     layer = alg.parameterAsRasterLayer(parameters, name, context)
     if layer is None or not layer.isValid():
         raise QgsProcessingException(f"{name}: the raster {parameters.get(name)!r} cannot be opened; give an "
