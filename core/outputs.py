@@ -41,7 +41,7 @@ def files_read_by(path: str | os.PathLike) -> list[Path]:
     files = [] if name.startswith("/vsi") or not os.path.exists(name) else [Path(name)]
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
-        dataset = gdal.OpenEx(name, gdal.OF_RASTER | gdal.OF_READONLY) if _is_openable(name) else None
+        dataset = gdal.OpenEx(name, gdal.OF_RASTER | gdal.OF_READONLY) if is_openable(name) else None
         listed = (dataset.GetFileList() or []) if dataset is not None else []
     except RuntimeError:
         listed = []
@@ -52,7 +52,7 @@ def files_read_by(path: str | os.PathLike) -> list[Path]:
     return files
 
 
-def _is_openable(name: str) -> bool:
+def is_openable(name: str) -> bool:
     """Whether GDAL may be asked to open ``name`` without blocking: a regular file, a folder, or no local file
     at all (a /vsi path or a driver's connection string). A FIFO or a device is never opened here."""
     if not os.path.exists(name):

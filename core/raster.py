@@ -1,9 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Raster I/O through GDAL: the only place that opens, reads and writes image files.
 
-- `read_info` / `RasterReader` open any raster GDAL reads and describe it (`RasterInfo`): size, grid, CRS,
-  dtype, nodata, band names, band scale and offset, and the centre wavelength and FWHM of every band in
-  nanometres; pixels are read as float32 physical values (raw * scale + offset), validity from the raw values.
+- `read_info` / `RasterReader` open any raster GDAL reads (a file, a folder GDAL reads as one raster such as a
+  Sentinel-2 .SAFE, a /vsi path, a subdataset name such as `NETCDF:"f.nc":cube`) and describe it (`RasterInfo`):
+  size, grid, CRS, dtype, nodata, band names, band scale and offset, and the centre wavelength and FWHM of every
+  band in nanometres; pixels are read as float32 physical values (raw * scale + offset). A pixel of a band is
+  valid when it is finite, its raw value is not the band's nodata, GDAL's mask says so (a per-dataset mask: an
+  internal TIFF mask or a .msk sidecar; or an explicit per-band mask) and the alpha band, if any, is not 0.
+  An alpha band (color interpretation Alpha, e.g. RGBA) is no spectral band: it is only the validity mask of
+  the others, and band indices count the spectral bands only. Complex-valued rasters, and local paths that are
+  not regular files or folders (a FIFO, a device: GDAL would block on them), are refused with InputError.
 - `RasterWriter` / `write_raster` write tiled, compressed GeoTIFFs atomically: a hidden temporary file
   beside the target, renamed over it only when complete, so a failed or cancelled run leaves nothing behind.
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Optional, TypeVar
@@ -25,7 +32,7 @@ import numpy as np
 from osgeo import gdal, gdal_array, osr
 
 from .errors import Canceled, CoFusionError, InputError, OutputError
-from .outputs import check_free_space, check_output_path, remove_with_sidecar, temporary_path
+from .outputs import check_free_space, check_output_path, is_openable, remove_with_sidecar, temporary_path
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,7 @@ _CREATE_OPTIONS = ("TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DE
                    "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND")
 
 T = TypeVar("T")
+_NO_REASON = "GDAL gave no reason"
 
 
 def _gdal(call: Callable[[], T], error: type[CoFusionError], what: str, fix: str) -> T:
@@ -61,6 +69,14 @@ def _gdal(call: Callable[[], T], error: type[CoFusionError], what: str, fix: str
     "`what`: GDAL's messages. `fix`", on one line: GDAL 3.10 (Debian 13) appends the errors behind an error as
     lines of their own ("May be caused by: ..."), which become parts separated by "; " like separate messages.
     """
+    result, detail = _attempt(call)
+    if detail is not None:
+        raise error(f"{what}: {detail}. {fix}.")
+    return result
+
+
+def _attempt(call: Callable[[], T]) -> tuple[T | None, str | None]:
+    """`call`'s result and None, or (None, GDAL's messages on one line) when it fails (see `_gdal`); quiet."""
     messages: list[str] = []
 
     def add(message: str) -> None:
@@ -81,9 +97,8 @@ def _gdal(call: Callable[[], T], error: type[CoFusionError], what: str, fix: str
     finally:
         gdal.PopErrorHandler()
     if messages or result is None or result is False:
-        detail = "; ".join(dict.fromkeys(m for m in messages if m)) or "GDAL gave no reason"
-        raise error(f"{what}: {detail}. {fix}.")
-    return result
+        return None, "; ".join(dict.fromkeys(m for m in messages if m)) or _NO_REASON
+    return result, None
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,9 @@ class RasterInfo:
     infos do): the physical value of a pixel is raw * scale + offset, what `RasterReader.read` returns
     (e.g. EnMAP L2A reflectance stored as Int16 x 10000 with scale 0.0001). `bad_band_flags`: per band, True
     when the file flags it bad (`bbl` = 0, see `_bad_band_flags`), None when it has no bad band list.
+
+    Bands are the spectral bands only: an alpha band of the file (see `RasterReader`) is not counted in
+    `band_count`, has no entry in any per-band field and does not take part in `dtype`.
     """
 
     path: str
@@ -203,12 +221,29 @@ def _complete(values: list[str | None], band_count: int, what: str, path: str) -
 _Spectral = tuple[Optional[tuple[float, ...]], Optional[tuple[float, ...]]]  # evaluated: no X | Y (3.9)
 
 
-def _from_band_metadata(ds: gdal.Dataset, path: str) -> _Spectral:
-    """(1) EnMAP-Box convention: band items `wavelength`, `wavelength_units`, `fwhm` (default domain).
+def _spectral_bands(ds: gdal.Dataset, numbers: Sequence[int]) -> list[gdal.Band]:
+    """The bands numbered `numbers` (1-based: the spectral bands, alpha left out)."""
+    return [ds.GetRasterBand(n) for n in numbers]
+
+
+def _of_spectral_bands(items: list[str], numbers: Sequence[int], total: int) -> list[str] | None:
+    """A file-level list (the ENVI header's) for the spectral bands `numbers` (1-based) of a file of `total`
+    bands: the list itself when it has one item per spectral band, the items of those bands when it has one
+    per band of the file (alpha included), else None."""
+    if len(items) == len(numbers):
+        return list(items)
+    if len(items) == total:
+        return [items[n - 1] for n in numbers]
+    return None
+
+
+def _from_band_metadata(ds: gdal.Dataset, numbers: Sequence[int], path: str) -> _Spectral:
+    """(1) EnMAP-Box convention: band items `wavelength`, `wavelength_units`, `fwhm` (default domain), of the
+    spectral bands `numbers`.
 
     A band without `wavelength_units` uses the dataset's item of that name, then the inferred unit.
     """
-    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    bands = _spectral_bands(ds, numbers)
     raw = _complete([b.GetMetadataItem("wavelength") for b in bands], len(bands),
                     "band metadata 'wavelength'", path)
     if raw is None:
@@ -234,12 +269,12 @@ def _envi_list(text: str | None) -> list[str] | None:
     return [item for item in items if item]
 
 
-def _from_envi(ds: gdal.Dataset, path: str, header: dict | None) -> _Spectral:
-    """(2) ENVI header: `wavelength`, `fwhm`, `wavelength units`.
+def _from_envi(ds: gdal.Dataset, numbers: Sequence[int], path: str, header: dict | None) -> _Spectral:
+    """(2) ENVI header: `wavelength`, `fwhm`, `wavelength units`, for the spectral bands `numbers`.
 
     For a file of GDAL's ENVI driver the .hdr itself is parsed with SPy (`spectral`); for other formats
     the dataset's 'ENVI' metadata domain is read (GDAL keeps ENVI header fields there as '{ a, b, c }').
-    `header`: `_envi_header`'s result.
+    `header`: `_envi_header`'s result. A list may have one value per spectral band or per band of the file.
     """
     if header is not None:
         raw_wl, raw_fwhm, unit = header.get("wavelength"), header.get("fwhm"), header.get("wavelength units")
@@ -247,20 +282,22 @@ def _from_envi(ds: gdal.Dataset, path: str, header: dict | None) -> _Spectral:
         domain = ds.GetMetadata("ENVI") or {}
         raw_wl, raw_fwhm = _envi_list(domain.get("wavelength")), _envi_list(domain.get("fwhm"))
         unit = domain.get("wavelength_units")
-    count = ds.RasterCount
+    count, total = len(numbers), ds.RasterCount
     if not raw_wl:
         return None, None
-    if len(raw_wl) != count:
+    spectral_wl = _of_spectral_bands(list(raw_wl), numbers, total)
+    if spectral_wl is None:
         log.warning("%s: the ENVI header lists %d wavelengths for %d bands; treated as unknown", path,
                     len(raw_wl), count)
         return None, None
-    wavelengths = _floats(raw_wl, "ENVI 'wavelength'", path)
+    wavelengths = _floats(spectral_wl, "ENVI 'wavelength'", path)
     factor = _unit_to_nm(unit, wavelengths, "the ENVI header", path)
     if factor is None:
         return None, None
     fwhm = None
-    if raw_fwhm and len(raw_fwhm) == count:
-        fwhm = _floats(raw_fwhm, "ENVI 'fwhm'", path)
+    spectral_fwhm = _of_spectral_bands(list(raw_fwhm), numbers, total) if raw_fwhm else None
+    if spectral_fwhm is not None:
+        fwhm = _floats(spectral_fwhm, "ENVI 'fwhm'", path)
     elif raw_fwhm:
         log.warning("%s: the ENVI header lists %d FWHM values for %d bands; ignored", path, len(raw_fwhm),
                     count)
@@ -286,9 +323,9 @@ def _envi_header(ds: gdal.Dataset, path: str) -> dict | None:
             from exc
 
 
-def _from_imagery_domain(ds: gdal.Dataset, path: str) -> _Spectral:
-    """(3) GDAL's IMAGERY domain per band: `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (micrometres)."""
-    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+def _from_imagery_domain(ds: gdal.Dataset, numbers: Sequence[int], path: str) -> _Spectral:
+    """(3) GDAL's IMAGERY domain per spectral band: `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (micrometres)."""
+    bands = _spectral_bands(ds, numbers)
     raw_wl = _complete([b.GetMetadataItem("CENTRAL_WAVELENGTH_UM", "IMAGERY") for b in bands], len(bands),
                        "IMAGERY 'CENTRAL_WAVELENGTH_UM'", path)
     raw_fwhm = _complete([b.GetMetadataItem("FWHM_UM", "IMAGERY") for b in bands], len(bands),
@@ -299,8 +336,9 @@ def _from_imagery_domain(ds: gdal.Dataset, path: str) -> _Spectral:
             _to_nm(fwhm, 1000.0, "IMAGERY 'FWHM_UM'", path))
 
 
-def _spectral_metadata(ds: gdal.Dataset, path: str, header: dict | None) -> _Spectral:
-    """Centre wavelengths and FWHM of every band in nm, from the first source that gives them for all bands.
+def _spectral_metadata(ds: gdal.Dataset, numbers: Sequence[int], path: str, header: dict | None) -> _Spectral:
+    """Centre wavelengths and FWHM of every spectral band (`numbers`, 1-based) in nm, from the first source that
+    gives them for all of them.
 
     Sources in order of precedence: (1) band metadata `wavelength` / `wavelength_units` / `fwhm`
     (EnMAP-Box), (2) the ENVI header, (3) the IMAGERY domain's `CENTRAL_WAVELENGTH_UM` / `FWHM_UM`.
@@ -312,8 +350,8 @@ def _spectral_metadata(ds: gdal.Dataset, path: str, header: dict | None) -> _Spe
     """
     wavelengths = fwhm = None
     sources: tuple[Callable[[], _Spectral], ...] = (
-        lambda: _from_band_metadata(ds, path), lambda: _from_envi(ds, path, header),
-        lambda: _from_imagery_domain(ds, path))
+        lambda: _from_band_metadata(ds, numbers, path), lambda: _from_envi(ds, numbers, path, header),
+        lambda: _from_imagery_domain(ds, numbers, path))
     for source in sources:
         try:
             src_wl, src_fwhm = source()
@@ -329,14 +367,16 @@ def _spectral_metadata(ds: gdal.Dataset, path: str, header: dict | None) -> _Spe
     return wavelengths, fwhm
 
 
-def _bad_band_flags(ds: gdal.Dataset, path: str, header: dict | None) -> tuple[bool, ...] | None:
-    """Per band, True when the file flags it bad: `bbl` = 0 in its band metadata (EnMAP-Box), else in the ENVI
-    header's (or GDAL's 'ENVI' domain's) bad band list; None when the file has no such list.
+def _bad_band_flags(ds: gdal.Dataset, numbers: Sequence[int], path: str, header: dict | None
+                    ) -> tuple[bool, ...] | None:
+    """Per spectral band (`numbers`, 1-based), True when the file flags it bad: `bbl` = 0 in its band metadata
+    (EnMAP-Box), else in the ENVI header's (or GDAL's 'ENVI' domain's) bad band list; None when the file has no
+    such list.
 
-    A list that does not cover every band, or holds other values than 0 and 1, is ignored with a warning.
-    `header`: `_envi_header`'s result.
+    A list that does not cover every band, or holds other values than 0 and 1, is ignored with a warning; the
+    ENVI list may have one value per spectral band or per band of the file. `header`: `_envi_header`'s result.
     """
-    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    bands = _spectral_bands(ds, numbers)
     raw = [b.GetMetadataItem("bbl") for b in bands]
     where = "band metadata 'bbl'"
     if all(v in (None, "") for v in raw):
@@ -344,6 +384,7 @@ def _bad_band_flags(ds: gdal.Dataset, path: str, header: dict | None) -> tuple[b
         where = "the ENVI bad band list 'bbl'"
         if not raw:
             return None
+        raw = _of_spectral_bands(list(raw), numbers, ds.RasterCount) or list(raw)
     values = _complete(list(raw), len(bands), where, path)
     if values is None:
         return None
@@ -364,11 +405,12 @@ def _dtype_name(band: gdal.Band) -> str:
     return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)).name
 
 
-def _info_of(ds: gdal.Dataset, path: str) -> RasterInfo:
-    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+def _info_of(ds: gdal.Dataset, path: str, numbers: Sequence[int]) -> RasterInfo:
+    """The description of `ds`'s spectral bands `numbers` (1-based file band numbers: alpha left out)."""
+    bands = _spectral_bands(ds, numbers)
     srs = ds.GetSpatialRef()
     header = _envi_header(ds, path)
-    wavelengths, fwhm = _spectral_metadata(ds, path, header)
+    wavelengths, fwhm = _spectral_metadata(ds, numbers, path, header)
     return RasterInfo(
         path=path,
         width=ds.RasterXSize,
@@ -383,8 +425,61 @@ def _info_of(ds: gdal.Dataset, path: str) -> RasterInfo:
         band_names=tuple(b.GetDescription() or f"band {i + 1}" for i, b in enumerate(bands)),
         scale=tuple(_or(b.GetScale(), 1.0) for b in bands),
         offset=tuple(_or(b.GetOffset(), 0.0) for b in bands),
-        bad_band_flags=_bad_band_flags(ds, path, header),
+        bad_band_flags=_bad_band_flags(ds, numbers, path, header),
     )
+
+
+_NO_MASK, _DATASET_MASK, _BAND_MASK = 0, 1, 2  # what `_mask_kind` says read_masked reads besides nodata
+_SUBDATASET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")  # NETCDF:"f.nc":cube, HDF5:...; not a drive letter
+
+
+def _open(name: str) -> gdal.Dataset:
+    """`name` opened read-only as a raster; InputError when it does not exist or GDAL cannot read it.
+
+    A name that is no local file (nor a /vsi path) may still be one GDAL understands, a subdataset such as
+    `NETCDF:"f.nc":cube`: GDAL is asked (quietly) before the name is called missing.
+    """
+    def open_raster() -> gdal.Dataset | None:
+        return gdal.OpenEx(name, gdal.OF_RASTER | gdal.OF_READONLY)
+
+    if name.startswith("/vsi") or (os.path.exists(name) and not os.path.isdir(name)):
+        return _gdal(open_raster, InputError, f"{name}: not a raster GDAL can read",
+                     "Check that it is an image file (GeoTIFF, ENVI, ...) and that it is complete")
+    dataset, reason = _attempt(open_raster)
+    if dataset is not None:
+        return dataset
+    because = "" if reason == _NO_REASON else f" ({reason})"
+    if os.path.isdir(name):
+        raise InputError(f"{name} is a folder GDAL cannot read as a raster{because}; give the raster file inside it "
+                         "(GeoTIFF, ENVI, ...), or a folder GDAL reads as one raster (e.g. a Sentinel-2 .SAFE).")
+    if _SUBDATASET_NAME.match(name):
+        raise InputError(f"{name}: the file does not exist or GDAL cannot open this subdataset{because}; check the "
+                         "path and the subdataset name ('gdalinfo FILE' lists a file's subdatasets).")
+    raise InputError(f"{name}: the file does not exist; check the path.")
+
+
+def _check_real(ds: gdal.Dataset, name: str) -> None:
+    """InputError when bands of `ds` hold complex numbers (their imaginary part would be dropped)."""
+    types = dict.fromkeys(gdal.GetDataTypeName(ds.GetRasterBand(n).DataType) for n in range(1, ds.RasterCount + 1)
+                          if gdal.DataTypeIsComplex(ds.GetRasterBand(n).DataType))
+    if types:
+        raise InputError(
+            f"{name}: its pixels are complex numbers ({', '.join(types)}), which cannot be fused (the imaginary "
+            "part would be lost); convert it to real values first, e.g. the magnitude with gdal_calc.py "
+            f"-A {name} --allBands=A --calc=\"abs(A)\" --type=Float32 --outfile=magnitude.tif, or use the "
+            "product's intensity or reflectance layer.")
+
+
+def _mask_kind(band: gdal.Band, alpha_read: bool) -> int:
+    """Which of GDAL's masks `read_masked` reads for `band`, from its mask flags: `_NO_MASK` when the band is
+    all valid (GMF_ALL_VALID), masked by its nodata value only (GMF_NODATA: the nodata comparison covers it) or
+    by an alpha band read directly (GMF_ALPHA, with `alpha_read`); `_DATASET_MASK` for one mask of all bands
+    (GMF_PER_DATASET: an internal TIFF mask, a .msk sidecar, a dataset's NODATA_VALUES); else `_BAND_MASK`,
+    an explicit mask of this band."""
+    flags = band.GetMaskFlags()
+    if flags & gdal.GMF_ALL_VALID or flags == gdal.GMF_NODATA or (flags & gdal.GMF_ALPHA and alpha_read):
+        return _NO_MASK
+    return _DATASET_MASK if flags & gdal.GMF_PER_DATASET else _BAND_MASK
 
 
 def _or(value: float | None, default: float) -> float:
@@ -395,23 +490,39 @@ def _or(value: float | None, default: float) -> float:
 class RasterReader:
     """One open raster (a context manager holding one `gdal.Dataset`; not thread-safe: one per thread).
 
-    Raises InputError when the path does not exist, GDAL cannot read it, or it has no raster bands.
+    `path`: a local file or folder, a /vsi path, or a name only GDAL understands (a subdataset such as
+    `NETCDF:"f.nc":cube` or `HDF5:"f.h5"://cube`). Bands are the spectral bands: a band whose color
+    interpretation is Alpha is left out of `info` and of the band indices of `read` / `read_masked` (0-based
+    over the spectral bands, in file order), and is the validity mask of every spectral band instead (0:
+    transparent). Raises InputError when the path does not exist, is a local file that is not a regular file (a
+    FIFO or device, which GDAL would block on), GDAL cannot read it, it has no raster bands (or only alpha
+    bands), or its pixels are complex numbers.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         name = os.fspath(path)
-        if not name.startswith("/vsi") and not os.path.exists(name):
-            raise InputError(f"{name}: the file does not exist; check the path.")
-        self._ds: gdal.Dataset | None = _gdal(
-            lambda: gdal.OpenEx(name, gdal.OF_RASTER | gdal.OF_READONLY), InputError,
-            f"{name}: not a raster GDAL can read",
-            "Check that it is an image file (GeoTIFF, ENVI, ...) and that it is complete",
-        )
-        if self._ds.RasterCount == 0:
-            subdatasets = list((self._ds.GetMetadata("SUBDATASETS") or {}).values())[:1]
+        if not is_openable(name):
+            raise InputError(f"{name} is not a regular file (a pipe or device); give a raster file.")
+        self._ds: gdal.Dataset | None = _open(name)
+        ds = self._ds
+        if ds.RasterCount == 0:
+            subdatasets = list((ds.GetMetadata("SUBDATASETS") or {}).values())[:1]
             hint = f" It holds subdatasets: open one of them, e.g. {subdatasets[0]}." if subdatasets else ""
             raise InputError(f"{name}: the file has no raster bands.{hint}")
-        self.info: RasterInfo = _info_of(self._ds, name)
+        _check_real(ds, name)
+        #: 1-based file band numbers of the alpha bands, and of the spectral bands (all others, in file order)
+        self._alpha = tuple(n for n in range(1, ds.RasterCount + 1)
+                            if ds.GetRasterBand(n).GetColorInterpretation() == gdal.GCI_AlphaBand)
+        self._numbers = tuple(n for n in range(1, ds.RasterCount + 1) if n not in self._alpha)
+        if not self._numbers:
+            what = "its only band is an alpha band" if len(self._alpha) == 1 else "all its bands are alpha bands"
+            raise InputError(f"{name}: {what} (transparency), so it holds no image; give the image raster itself.")
+        for n in self._alpha:
+            log.info("%s: band %d is an alpha band (transparency): used as the validity mask of the other "
+                     "bands, not as a spectral band", name, n)
+        #: per spectral band, which GDAL mask read_masked reads (`_mask_kind`)
+        self._masks = tuple(_mask_kind(ds.GetRasterBand(n), bool(self._alpha)) for n in self._numbers)
+        self.info: RasterInfo = _info_of(ds, name, self._numbers)
 
     def __enter__(self) -> RasterReader:
         return self
@@ -424,7 +535,8 @@ class RasterReader:
         self._ds = None
 
     def read(self, window: Window, bands: Sequence[int] | None = None) -> np.ndarray:
-        """Physical values of `window` as float32 `(B, rows, cols)`; `bands`: 0-based band indices (default all).
+        """Physical values of `window` as float32 `(B, rows, cols)`; `bands`: 0-based indices of the spectral
+        bands (default all; an alpha band is never read here).
 
         Physical values are raw * scale + offset per band (`RasterInfo.scale` / `offset`), nodata pixels
         included (`read_valid` gives their mask). Raises InputError when the window is not inside the
@@ -447,7 +559,7 @@ class RasterReader:
                              f"{info.band_count} bands.")
         data = _gdal(
             lambda: ds.ReadAsArray(window.col, window.row, window.width, window.height,
-                                   band_list=[b + 1 for b in indices], buf_type=gdal.GDT_Float32),
+                                   band_list=[self._numbers[b] for b in indices], buf_type=gdal.GDT_Float32),
             InputError, f"{info.path}: reading window {tuple(window)} failed",
             "The file may be truncated or corrupt: check it with 'gdalinfo -checksum' or create it again",
         )
@@ -474,11 +586,16 @@ class RasterReader:
             self._ds.FlushCache()
 
     def read_masked(self, window: Window, bands: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The bands `bands` (0-based, default all) of `window` and where each is valid: float32 `(B, rows,
-        cols)` physical values, as `read` gives them, and bool `(B, rows, cols)`.
+        """The spectral bands `bands` (0-based, default all) of `window` and where each is valid: float32 `(B,
+        rows, cols)` physical values, as `read` gives them, and bool `(B, rows, cols)`.
 
-        A band is valid at a pixel when its value is finite and its raw value (before scale and offset: nodata
-        is in raw units) is not the band's nodata value (compared after conversion to float32, as the data are).
+        A band is valid at a pixel when its value is finite, its raw value (before scale and offset: nodata is in
+        raw units) is not the band's nodata value (compared after conversion to float32, as the data are), GDAL's
+        mask of the band is not 0 there, and no alpha band of the file is 0 there (a negative or NaN alpha counts
+        as 0). GDAL's mask is read, for `window` only, when its flags say it holds more than the nodata
+        comparison: a per-dataset mask (an internal TIFF mask, a .msk sidecar: read once for all bands) or an
+        explicit per-band mask; not when the band is all valid or masked by its nodata value only, nor when the
+        mask is the alpha band (read directly).
         """
         indices = list(range(self.info.band_count)) if bands is None else [int(b) for b in bands]
         data = self._read_raw(window, indices)
@@ -488,11 +605,40 @@ class RasterReader:
                 nodata = self.info.nodata[index]
                 if nodata is not None:
                     band_valid[position] &= data[position] != np.float32(nodata)
+        shared: np.ndarray | None = None  # the per-dataset mask, read once
+        for position, index in enumerate(indices):
+            kind, number = self._masks[index], self._numbers[index]
+            if kind == _DATASET_MASK:
+                if shared is None:
+                    shared = self._read_mask(number, window, f"the mask of {self.info.path}")
+                band_valid[position] &= shared
+            elif kind == _BAND_MASK:
+                band_valid[position] &= self._read_mask(number, window, f"the mask of band {number}")
+        for number in self._alpha:
+            band_valid &= self._read_band(number, window, f"the alpha band {number}") > 0
         return self._physical(data, indices), band_valid
 
+    def _read_mask(self, number: int, window: Window, what: str) -> np.ndarray:
+        """Where GDAL's mask of band `number` (1-based) is not 0 in `window`: bool `(rows, cols)`."""
+        return self._read_band(number, window, what, mask=True) != 0
+
+    def _read_band(self, number: int, window: Window, what: str, mask: bool = False) -> np.ndarray:
+        """The raw values of band `number` (1-based), or of its mask band, in `window`: `(rows, cols)`."""
+        if self._ds is None:
+            raise ValueError(f"{self.info.path}: the reader is closed")
+        band = self._ds.GetRasterBand(number)
+        source = band.GetMaskBand() if mask else band
+        values = _gdal(
+            lambda: source.ReadAsArray(window.col, window.row, window.width, window.height),
+            InputError, f"{self.info.path}: reading {what} in window {tuple(window)} failed",
+            "The file (or its .msk sidecar) may be truncated or corrupt: check it with 'gdalinfo -checksum' or "
+            "create it again",
+        )
+        return np.asarray(values).reshape(window.height, window.width)
+
     def read_valid(self, window: Window, bands: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The bands `bands` (default all) of `window` and the pixels valid in every one of them (`read_masked`):
-        float32 `(B, rows, cols)`, bool `(rows, cols)`."""
+        """The spectral bands `bands` (default all) of `window` and the pixels valid in every one of them
+        (`read_masked`: nodata, GDAL's mask and the alpha band): float32 `(B, rows, cols)`, bool `(rows, cols)`."""
         data, band_valid = self.read_masked(window, bands)
         return data, band_valid.all(axis=0)
 
