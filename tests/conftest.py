@@ -99,12 +99,25 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
-def qgis_app():
-    """The QgsApplication (offscreen, no GUI) with Processing initialised; skips where PyQGIS is absent."""
+def qgis_app(tmp_path_factory):
+    """The QgsApplication (offscreen, no GUI) with Processing initialised; skips where PyQGIS is absent.
+
+    It runs on a throw-away profile of its own, so that what the tests set (the dock's settings, Processing's)
+    never reaches the QGIS settings of the user running them."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     qgis_core = pytest.importorskip("qgis.core")
-    app = qgis_core.QgsApplication([], False)
+    from qgis.PyQt.QtCore import QCoreApplication, QSettings
+
+    profile = str(tmp_path_factory.mktemp("qgis-profile"))
+    # as QGIS's own start-up does: settings are an INI file under the profile folder, for QGIS's organisation
+    QCoreApplication.setOrganizationName(qgis_core.QgsApplication.QGIS_ORGANIZATION_NAME)
+    QCoreApplication.setApplicationName(qgis_core.QgsApplication.QGIS_APPLICATION_NAME)
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, profile)
+    app = qgis_core.QgsApplication([], False, profile)
     app.initQgis()
+    assert qgis_core.QgsSettings().fileName().startswith(profile), qgis_core.QgsSettings().fileName()
     if PROCESSING_PLUGINS not in sys.path:
         sys.path.append(PROCESSING_PLUGINS)
     from processing.core.Processing import Processing

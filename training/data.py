@@ -19,6 +19,7 @@ validation metrics count valid pixels only.
 """
 from __future__ import annotations
 
+import abc
 import functools
 import math
 from collections.abc import Iterator
@@ -139,29 +140,35 @@ def band_statistics(image: np.ndarray, valid: np.ndarray | None = None) -> tuple
     return tuple(float(m) for m in mean), tuple(float(max(s, floor)) for s in std)
 
 
-class PatchSource:
-    """Interface of a training source; see the module docstring."""
+class PatchSource(abc.ABC):
+    """What the trainer draws from (see the module docstring): ``ReferenceSource`` and ``PairSource`` implement it."""
 
     scale: int
     hsi_bands: int
     msi_bands: int
     value_range: float  # data units that map to 1.0 for the loss and metrics (robust maximum of the target)
 
-    def normalization(self) -> Normalization: ...
+    @abc.abstractmethod
+    def normalization(self) -> Normalization:
+        """The per-band mean and standard deviation of the network's inputs, in data units."""
 
-    def sample(self, batch: int, patch: int, generator: torch.Generator) -> Batch: ...
+    @abc.abstractmethod
+    def sample(self, batch: int, patch: int, generator: torch.Generator) -> Batch:
+        """``batch`` random training patches of ``patch`` HR pixels a side, drawn with ``generator``."""
 
-    def validation(self) -> Batch: ...
+    @abc.abstractmethod
+    def validation(self) -> Batch:
+        """The fixed validation set (the same batch at every validation)."""
 
+    @abc.abstractmethod
     def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """The training scenes as the network's inputs see them, to fit a GSA base on:
         (LRHSI (C_h, h, w), HRMSI (C_m, s*h, s*w), valid LR pixels (h, w) bool or None), data units."""
-        ...
 
+    @abc.abstractmethod
     def domain_spectra(self) -> torch.Tensor:
         """The training region's LR spectra as fusion will see them, to fit the trust map on: (N, C_h) float32,
         data units, valid pixels only."""
-        ...
 
 
 class ReferenceSource(PatchSource):

@@ -133,19 +133,36 @@ def test_pin_and_export_csv(dock, tmp_path):
     assert plotted(dock) == {}
 
 
-def test_fuse_task_reports_progress_and_adds_a_true_colour_result(dock, model, tmp_path):
+def test_fuse_task_reports_progress_and_adds_a_true_colour_result(dock, make_pair, model, tmp_path, monkeypatch):
     from cofusion.cofusion_qgis.fuse_task import FuseTask
 
+    lr, hr = make_pair(32)  # 4 tiles of 32 output pixels: progress has steps to show
+    for slot, path in ((dock.fusion.lrhsi, lr), (dock.fusion.hrmsi, hr)):
+        layer = qgis_core.QgsRasterLayer(str(path), path.stem)
+        qgis_core.QgsProject.instance().addMapLayer(layer)
+        slot.setLayer(layer)
+    dock.fusion.tile.setValue(32)
+    dock.fusion.overlap.setValue(0)
+    dock.fusion.batch.setValue(1)
     dock.fusion.model.setFilePath(str(model))
     dock.fusion.device.setCurrentText("cpu")
     dock.fusion.output.setFilePath(str(tmp_path / "result.tif"))
+    reported, shown = [], []  # what the core reports to the task; what the panel's bar shows
+    report = FuseTask._report
+    monkeypatch.setattr(FuseTask, "_report", lambda task, fraction, message: (reported.append((fraction, message)),
+                                                                              report(task, fraction, message)))
+    dock.fusion.progress.valueChanged.connect(shown.append)
     dock.fusion.start()
     task = dock.fusion.task
     assert isinstance(task, FuseTask) and not dock.fusion.fuse_button.isEnabled()
-    progress = []
-    task.progressChanged.connect(progress.append)
     wait_for(lambda: dock.fusion.task is None)
-    assert dock.fusion.progress.value() == 100, dock.fusion.status.text()
+    assert dock.fusion.progress.value() == 100, dock.bar.currentItem().text()
+    # the core's progress reaches the task tile by tile, rising from 0 to 1; the bar rises to 100 (QGIS passes a
+    # task's progress on at most every 100 ms or so, so the bar of a run this short may skip the steps between)
+    fractions = [fraction for fraction, _message in reported]
+    assert fractions == sorted(fractions) and fractions[0] == 0 and fractions[-1] == 1, reported
+    assert [m for _f, m in reported if m.startswith("tile ")] == [f"tile {k} of 4" for k in range(1, 5)]
+    assert shown == sorted(shown) and shown[-1] == 100, shown
     layer = dock.spectra.fused.currentLayer()
     assert layer.source() == str(tmp_path / "result.tif")
     renderer = layer.renderer()

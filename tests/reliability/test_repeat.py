@@ -45,13 +45,9 @@ def test_the_same_run_is_bit_identical_run_after_run(fused):
     assert fused["batch4_again"].tobytes() == fused["batch4"].tobytes()
 
 
-@pytest.mark.xfail(strict=True, reason="PyTorch's CPU kernels round a tile differently in a batch of 4 than alone "
-                                       "(1 ulp per tile, about 4e-6 after blending)")
-def test_the_batch_size_does_not_change_a_bit(fused):
-    assert fused["batch1"].tobytes() == fused["batch4"].tobytes()
-
-
 def test_the_batch_size_changes_the_output_only_by_float32_rounding(fused):
+    """PyTorch's CPU kernels may round a tile differently in a batch of 4 than alone (seen: 1 ulp per tile, about
+    4e-6 after blending), so the property is agreement within float32 rounding, not bit equality."""
     np.testing.assert_allclose(fused["batch1"], fused["batch4"], rtol=1e-5, atol=1e-6)
 
 
