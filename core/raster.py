@@ -487,6 +487,19 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else float(value)
 
 
+def alpha_band_numbers(ds: gdal.Dataset) -> tuple[int, ...]:
+    """The 1-based numbers of `ds`'s alpha bands (color interpretation Alpha: transparency, not a spectral band)."""
+    return tuple(n for n in range(1, ds.RasterCount + 1)
+                 if ds.GetRasterBand(n).GetColorInterpretation() == gdal.GCI_AlphaBand)
+
+
+def spectral_band_numbers(ds: gdal.Dataset) -> tuple[int, ...]:
+    """The 1-based numbers of `ds`'s spectral bands: all but the alpha bands, in file order. `RasterInfo`'s band
+    `i` (0-based) is file band `spectral_band_numbers(ds)[i]`."""
+    alpha = alpha_band_numbers(ds)
+    return tuple(n for n in range(1, ds.RasterCount + 1) if n not in alpha)
+
+
 class RasterReader:
     """One open raster (a context manager holding one `gdal.Dataset`; not thread-safe: one per thread).
 
@@ -511,9 +524,8 @@ class RasterReader:
             raise InputError(f"{name}: the file has no raster bands.{hint}")
         _check_real(ds, name)
         #: 1-based file band numbers of the alpha bands, and of the spectral bands (all others, in file order)
-        self._alpha = tuple(n for n in range(1, ds.RasterCount + 1)
-                            if ds.GetRasterBand(n).GetColorInterpretation() == gdal.GCI_AlphaBand)
-        self._numbers = tuple(n for n in range(1, ds.RasterCount + 1) if n not in self._alpha)
+        self._alpha = alpha_band_numbers(ds)
+        self._numbers = spectral_band_numbers(ds)
         if not self._numbers:
             what = "its only band is an alpha band" if len(self._alpha) == 1 else "all its bands are alpha bands"
             raise InputError(f"{name}: {what} (transparency), so it holds no image; give the image raster itself.")

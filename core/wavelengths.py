@@ -28,7 +28,7 @@ from osgeo import gdal
 from .blocks import Cancel, Progress
 from .errors import Canceled, InputError, OutputError
 from .outputs import check_free_space, check_output_path, remove_with_sidecar, temporary_path
-from .raster import _gdal, geotiff_options, read_info, set_band_spectral_metadata
+from .raster import _gdal, geotiff_options, read_info, set_band_spectral_metadata, spectral_band_numbers
 from .sensors import PRESETS
 from .srf import parse_srf, sensor_wavelengths
 
@@ -125,9 +125,11 @@ def _label(ds: gdal.Dataset, table: SensorBands, note: str) -> bool:
     """Write the wavelengths, FWHM, missing band descriptions and the note into ``ds``; True when done.
 
     The band items replace any the copy took from the source (the band metadata and IMAGERY items); an ENVI
-    source's header (GDAL's 'ENVI' domain) is not copied by gdal.Translate, so it cannot contradict them."""
-    for i, (name, centre, fwhm) in enumerate(zip(table.band_names, table.centres_nm, table.fwhm_nm)):
-        band = ds.GetRasterBand(i + 1)
+    source's header (GDAL's 'ENVI' domain) is not copied by gdal.Translate, so it cannot contradict them. An alpha
+    band the copy keeps gets none: the table's bands are the spectral bands (``raster.spectral_band_numbers``)."""
+    for number, name, centre, fwhm in zip(spectral_band_numbers(ds), table.band_names, table.centres_nm,
+                                          table.fwhm_nm):
+        band = ds.GetRasterBand(number)
         set_band_spectral_metadata(band, centre, fwhm)
         if not band.GetDescription():
             band.SetDescription(f"{name} ({centre:.1f} nm)")

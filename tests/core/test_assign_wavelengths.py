@@ -214,3 +214,25 @@ def test_progress_ends_at_one(enmap_like, tmp_path):
     reports = []
     assign_wavelengths(enmap_like(), "enmap", tmp_path / "out.tif", progress=lambda f, m: reports.append((f, m)))
     assert reports[-1] == (1.0, "wrote out.tif") and all(0.0 <= f <= 1.0 for f, _ in reports)
+
+
+@pytest.mark.parametrize("suffix", [".vrt", ".tif"])
+def test_an_alpha_band_gets_no_wavelength_and_the_spectral_bands_get_the_table(tmp_path, suffix):
+    """The alpha band is not a spectral band (core.raster): the table's bands go onto the others, in order, even
+    when the alpha band comes first."""
+    src = tmp_path / "alpha_first.tif"
+    ds = gdal.GetDriverByName("GTiff").Create(str(src), 6, 5, 4, gdal.GDT_Float32)
+    ds.SetGeoTransform((500000.0, 30.0, 0.0, 5000000.0, 0.0, -30.0))
+    ds.GetRasterBand(1).SetColorInterpretation(gdal.GCI_AlphaBand)
+    ds.GetRasterBand(1).Fill(255)
+    for number in (2, 3, 4):
+        ds.GetRasterBand(number).Fill(number / 10)
+    ds = None
+    out = assign_wavelengths(src, "enmap:B1-B3", tmp_path / f"labelled{suffix}")
+    info = read_info(out)
+    expected = sensor_bands("enmap:B1-B3")
+    assert info.band_count == 3 and info.wavelengths_nm == pytest.approx(expected.centres_nm)
+    copy = gdal.Open(str(out))
+    assert copy.GetRasterBand(1).GetColorInterpretation() == gdal.GCI_AlphaBand
+    assert copy.GetRasterBand(1).GetMetadataItem("wavelength") is None
+    np.testing.assert_allclose(read_raster(out)[:, 0, 0], [0.2, 0.3, 0.4], rtol=1e-6)
