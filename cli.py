@@ -22,9 +22,11 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
+from .core import service
 from .core.errors import Canceled, CoFusionError, InputError
-from .core.fuse import DEFAULT_BATCH, check_inputs, fuse_raster
+from .core.fuse import DEFAULT_BATCH
 from .core.interrupts import Interrupts
+from .core.service import DEVICES, FusionRequest
 from .core.srf import describe_presets
 from .core.tiling import DEFAULT_BLOCK, DEFAULT_OVERLAP, DEFAULT_STEP
 from .core.wavelengths import SPECTROMETERS, assign_wavelengths
@@ -110,8 +112,10 @@ def _add_fuse(commands: argparse._SubParsersAction) -> None:
                         help="low-resolution hyperspectral raster (any format GDAL reads)")
     parser.add_argument("--hrmsi", required=True, metavar="FILE",
                         help="high-resolution multispectral raster on a grid that subdivides the LRHSI's")
-    parser.add_argument("--model", required=True, metavar="FILE",
-                        help="CoFusion checkpoint (.safetensors) trained for these band counts and scale")
+    parser.add_argument("--model", metavar="FILE",
+                        help="CoFusion checkpoint (.safetensors) trained for these band counts and scale; default "
+                             "the bundled demo model (198 AVIRIS bands + 4 multispectral bands at x4, the sample "
+                             "scene's)")
     parser.add_argument("--out", required=True, metavar="FILE", help="output GeoTIFF (.tif); replaced if it exists")
     parser.add_argument("--tile", type=_positive, metavar="PIXELS",
                         help="edge of the square tiles the model runs on, in HR pixels; a multiple of the model's "
@@ -130,9 +134,11 @@ def _add_fuse(commands: argparse._SubParsersAction) -> None:
                              "computed twice at each strip border: memory grows with the strip width (the "
                              "blending keeps (bands + 1) x overlap x BLOCK float32 values, 104 MB for 198 bands at "
                              f"the default), never with the scene. Default {DEFAULT_BLOCK}")
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--device", default=DEVICES[0],
                         help="where the model runs: auto (a CUDA GPU when present, else the CPU), cpu, cuda or "
-                             "cuda:N. Default auto")
+                             f"cuda:N. Default {DEVICES[0]}")
+    parser.add_argument("--threads", type=_positive, metavar="N",
+                        help="CPU threads the model may use. Default: every core available to this process")
     parser.add_argument("--region", type=_region, metavar="COL0,ROW0,COL1,ROW1",
                         help="fuse only this window of the output grid: HR pixel columns COL0..COL1-1 and rows "
                              "ROW0..ROW1-1, counted from the top-left of the area both inputs cover. Its pixels "
@@ -141,26 +147,13 @@ def _add_fuse(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_fuse)
 
 
-def _load_predictor(model: str, device: str):
-    """The checkpoint as a tile predictor; PyTorch is imported here, not at start-up."""
-    try:
-        from .core.inference import NetworkPredictor
-    except ImportError as exc:
-        raise InputError(f"Running a model needs PyTorch, which cannot be imported here ({exc}); install "
-                         "the packages in requirements.txt (make setup).") from exc
-    return NetworkPredictor.from_checkpoint(model, device=device)
-
-
 def _fuse(args: argparse.Namespace, interrupts: Interrupts) -> int:
-    check_inputs(args.lrhsi, args.hrmsi, args.out, args.model)  # fail fast, before the model loads
-    predictor = _load_predictor(args.model, args.device)
-    if interrupts():
-        raise Canceled("Fusion canceled before it began; no output file was written.")
+    request = FusionRequest(args.lrhsi, args.hrmsi, args.out, model=args.model, device=args.device,
+                            threads=args.threads, tile=args.tile, overlap=args.overlap, batch=args.batch,
+                            block=args.block, region=args.region)
     bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
-        result = fuse_raster(args.lrhsi, args.hrmsi, args.out, predictor, tile=args.tile, overlap=args.overlap,
-                             batch=args.batch, block=args.block, region=args.region, progress=bar,
-                             cancel=interrupts)
+        result = service.fuse(request, progress=bar, cancel=interrupts)
     finally:
         if bar is not None:
             bar.close()

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The fusion part of the dock: layer and model pickers, the advanced settings, Fuse / Cancel and progress.
 
-The panel fills a ``FuseParameters`` from its widgets and runs a ``FuseTask`` in QGIS's task manager; the task's
-signals arrive on the main thread, where the result is added to the project with a true-colour rendering and
-``fused(layer)`` is emitted. Settings (model, device, tile, overlap, batch and the chosen layers by id) are kept
-in QgsSettings between sessions. Errors go to the message bar with the core's message.
+The panel fills a ``core.service.FusionRequest`` from its widgets and runs a ``FuseTask`` in QGIS's task manager;
+the task's signals arrive on the main thread, where the result is added to the project with a true-colour
+rendering and ``fused(layer)`` is emitted. Settings (model, device, tile, overlap, batch and the chosen layers by
+id) are kept in QgsSettings between sessions. Errors go to the message bar with the core's message.
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .algorithms.base import require_dependencies
-from .algorithms.fuse import DEFAULT_BATCH, DEFAULT_MODEL, model_path
-from .algorithms.params import DEVICES
-from .fuse_task import FuseParameters, FuseTask
+from ..core.fuse import DEFAULT_BATCH
+from ..core.service import DEFAULT_MODEL, DEVICES, FusionRequest
+from .environment import require_dependencies
+from .fuse_task import FuseTask
 from .i18n import tr
 
 #: QgsSettings group of the dock.
@@ -195,8 +195,8 @@ class FusePanel(QWidget):
                 picker.setLayer(layer)
 
     # ------------------------------------------------------------------------------------------------ the run
-    def parameters(self) -> FuseParameters:
-        """The task's parameters from the widgets; QgsProcessingException with a message a user can act on."""
+    def request(self) -> FusionRequest:
+        """The fusion request of the widgets; QgsProcessingException with a message a user can act on."""
         lrhsi, hrmsi = self.lrhsi.currentLayer(), self.hrmsi.currentLayer()
         if lrhsi is None or hrmsi is None:
             raise QgsProcessingException(tr("Choose an LRHSI and an HRMSI layer."))
@@ -206,20 +206,20 @@ class FusePanel(QWidget):
                                              .format(layer.name()))
         out = self.output.filePath() or QgsProcessingUtils.generateTempFilename("cofusion_fused.tif")
         tile, overlap = self.tile.value(), self.overlap.value()
-        return FuseParameters(lrhsi.source(), hrmsi.source(), out, model_path(self.model.filePath()),
-                              self.device.currentText(), tile if tile > AUTO_TILE else None,
-                              overlap if overlap > AUTO_OVERLAP else None, self.batch.value())
+        return FusionRequest(lrhsi.source(), hrmsi.source(), out, model=self.model.filePath() or None,
+                             device=self.device.currentText(), tile=tile if tile > AUTO_TILE else None,
+                             overlap=overlap if overlap > AUTO_OVERLAP else None, batch=self.batch.value())
 
     def start(self) -> None:
         """Check the inputs and start the fusion task (the button stays disabled while it runs)."""
         try:
             require_dependencies()
-            parameters = self.parameters()
+            request = self.request()
         except QgsProcessingException as exc:
             self.report_error(exc.args[0] if exc.args else str(exc))
             return
         self.save()
-        self.task = FuseTask(parameters)
+        self.task = FuseTask(request)
         # bound methods of main-thread objects: the worker thread's signals are queued to the main thread
         self.task.progressChanged.connect(self.show_progress)
         self.task.status.connect(self.status.setText)

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The fusion as a QGIS background task: ``FuseTask`` wraps ``core.fuse.fuse_raster`` in a QgsTask.
+"""The fusion as a QGIS background task: ``FuseTask`` runs the fusion service (``core.service.fuse``) in a QgsTask.
 
-``run()`` works in a worker thread on file paths only (never a live layer): it loads the model, fuses, and
+``run()`` works in a worker thread on the request's file paths only (never a live layer): it loads the model,
+fuses, and
 turns the core's progress into ``setProgress`` and ``isCanceled()`` into its cancel check. ``finished()`` runs
 on the main thread and emits ``fused(path)`` or ``failed(message)`` (the core's message as is; a cancel
 emits ``canceled``), so all GUI work happens in the slots connected to these signals. ``status(text)`` carries
@@ -10,41 +11,25 @@ model band filled in) are kept and written to QGIS's message log ("CoFusion" tab
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
+from ..core.service import FusionRequest
 from .core_log import forward_log
 from .i18n import tr
 
 
-@dataclass(frozen=True)
-class FuseParameters:
-    """What the dock hands to the task: input and output paths, the model file, the device ('auto', 'cpu',
-    'cuda'), tile and overlap in HR pixels (None: the core's defaults) and the batch size in tiles."""
-
-    lrhsi: str
-    hrmsi: str
-    out: str
-    model: str
-    device: str = "auto"
-    tile: int | None = None
-    overlap: int | None = None
-    batch: int = 4
-
-
 class FuseTask(QgsTask):
-    """Fuses ``parameters.lrhsi`` and ``parameters.hrmsi`` into ``parameters.out`` in the background."""
+    """Fuses as ``request`` says (``core.service.FusionRequest``), in the background."""
 
     fused = pyqtSignal(str)
     failed = pyqtSignal(str)
     canceled = pyqtSignal()
     status = pyqtSignal(str)  # the core's progress text ('tile 3 of 12'), emitted from the worker thread
 
-    def __init__(self, parameters: FuseParameters) -> None:
+    def __init__(self, request: FusionRequest) -> None:
         super().__init__(tr("CoFusion: fusing"), QgsTask.CanCancel)
-        self.parameters = parameters
+        self.request = request
         self.error: str | None = None
         self.was_canceled = False
         self.out_path: str | None = None
@@ -52,17 +37,12 @@ class FuseTask(QgsTask):
 
     def run(self) -> bool:
         """Worker thread: load the model and fuse; store the outcome for ``finished``. Never raises."""
+        from ..core import service
         from ..core.errors import Canceled, CoFusionError
-        from ..core.fuse import check_inputs, fuse_raster
-        from ..core.inference import NetworkPredictor
 
-        p = self.parameters
         try:
-            check_inputs(p.lrhsi, p.hrmsi, p.out, p.model)  # fail fast, before the model loads
-            predictor = NetworkPredictor.from_checkpoint(p.model, device=p.device)
             with forward_log(lambda _info: None, self.warnings.append):
-                result = fuse_raster(p.lrhsi, p.hrmsi, p.out, predictor, tile=p.tile, overlap=p.overlap,
-                                     batch=p.batch, progress=self._report, cancel=self.isCanceled)
+                result = service.fuse(self.request, progress=self._report, cancel=self.isCanceled)
         except Canceled:
             self.was_canceled = True
             return False

@@ -21,16 +21,12 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QPushButton
 
 from . import dependencies
+from .environment import site_dir
 from .i18n import tr
 from .provider import CoFusionProvider
 
 MENU = "&CoFusion"
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icon.svg"
-
-
-def site_dir():
-    """Where the installer puts the runtime dependencies: beside the plugins of the active QGIS profile."""
-    return dependencies.site_dir(QgsApplication.qgisSettingsDirPath())
 
 
 class CoFusionPlugin:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cofusion import cli
+from cofusion.core import service
 from cofusion.core.raster import read_info, read_raster
 
 HSI, MSI, SCALE = 5, 3, 2
@@ -98,7 +99,7 @@ def test_bad_inputs_are_one_error_line_and_exit_2(pair, tmp_path, capsys):
 
 
 def test_a_run_shows_progress_and_writes_the_output(pair, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_load_predictor", lambda model, device: Upsampling())
+    monkeypatch.setattr(service, "load_predictor", lambda model, device, threads=None: Upsampling())
     out = tmp_path / "out.tif"
     assert cli.main(_args(pair, out, "--tile", "8", "--overlap", "2", "--region", "2,4,20,16")) == 0
     captured = capsys.readouterr()
@@ -112,7 +113,7 @@ def test_a_run_shows_progress_and_writes_the_output(pair, tmp_path, capsys, monk
 
 def test_ctrl_c_cancels_cleanly_with_exit_130(pair, tmp_path, capsys, monkeypatch):
     predictor = Upsampling(interrupt=True)
-    monkeypatch.setattr(cli, "_load_predictor", lambda model, device: predictor)
+    monkeypatch.setattr(service, "load_predictor", lambda model, device, threads=None: predictor)
     handler = signal.getsignal(signal.SIGINT)
     assert cli.main(_args(pair, tmp_path / "out.tif", "--tile", "8", "--overlap", "2", "--batch", "2")) == 130
     assert predictor.calls == 1  # stopped after the batch in progress

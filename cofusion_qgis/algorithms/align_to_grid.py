@@ -8,9 +8,10 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core.align import RESAMPLING
 from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import FUSION, CoFusionAlgorithm
-from .params import RESAMPLING, choice_parameter, optional_int, output_raster, progress, raster_path
+from .params import choice_parameter, optional_int, output_raster, progress, raster_path
 
 
 class AlignToGridAlgorithm(CoFusionAlgorithm):

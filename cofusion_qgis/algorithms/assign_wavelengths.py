@@ -9,8 +9,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ...core.wavelengths import SPECTROMETERS
 from .base import FUSION, CoFusionAlgorithm
-from .params import SPECTROMETERS, choice_parameter, output_raster, progress, raster_path
+from .params import choice_parameter, output_raster, progress, raster_path
 
 
 class AssignWavelengthsAlgorithm(CoFusionAlgorithm):

@@ -2,8 +2,6 @@
 """The base class of every CoFusion Processing algorithm: ids, groups, help text, errors, dependency check."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -15,8 +13,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ...core.errors import CoFusionError
-from .. import dependencies
 from ..core_log import forward_log
+from ..environment import require_dependencies
 from .params import raster_file_value
 
 #: The paper every help text cites (its text names no authors).
@@ -26,19 +24,6 @@ PAPER = ("CoFusion: a unified spatial-spectral collaborative fusion framework th
 #: Group ids and labels of the Toolbox.
 FUSION, TRAINING, SIMULATION, QUALITY = "fusion", "training", "simulation", "quality"
 GROUPS = {FUSION: "Fusion", TRAINING: "Training", SIMULATION: "Simulation (Wald's protocol)", QUALITY: "Quality"}
-
-
-def require_dependencies() -> None:
-    """QgsProcessingException naming the missing runtime packages and how to install them, if any is missing."""
-    absent = dependencies.missing(dependencies.read_requirements())
-    if absent:
-        from ..plugin import site_dir  # the plugin module imports the provider, which imports this one
-
-        raise QgsProcessingException(
-            f"CoFusion needs Python packages that QGIS's Python lacks: {', '.join(r.name for r in absent)}. "
-            "Install them from the CoFusion message in QGIS (Plugins > CoFusion > Install dependencies), or run "
-            f"'{dependencies.interpreter()} {Path(dependencies.__file__)} install --target {site_dir()}' (it "
-            "installs only what QGIS lacks, never a package QGIS's own Python has).")
 
 
 class CoFusionAlgorithm(QgsProcessingAlgorithm):

@@ -2,34 +2,18 @@
 """``cofusion:fuse``: CoFusion deep fusion of an LRHSI and an HRMSI with a checkpoint, streamed tile by tile."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core import service
+from ...core.fuse import DEFAULT_BATCH
+from ...core.service import DEVICES, FusionRequest, model_file
 from .base import FUSION, CoFusionAlgorithm
-from .params import DEVICES, choice_parameter, optional_int, output_raster, progress, raster_path
-
-#: The model shipped with the plugin, used when MODEL is empty.
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "default.safetensors"
-#: Tiles per model call when BATCH_SIZE is not given (core.fuse.DEFAULT_BATCH).
-DEFAULT_BATCH = 1
-
-
-def model_path(value: str) -> str:
-    """MODEL's file, or the bundled model when it is empty; QgsProcessingException when there is none."""
-    if value:
-        return value
-    if not DEFAULT_MODEL.is_file():
-        raise QgsProcessingException(
-            f"No MODEL was given and the bundled model {DEFAULT_MODEL} is missing from this installation; give a "
-            "CoFusion checkpoint (.safetensors), e.g. one made with the CoFusion 'train' algorithm.")
-    return str(DEFAULT_MODEL)
+from .params import choice_parameter, optional_int, output_raster, progress, raster_path
 
 
 class FuseAlgorithm(CoFusionAlgorithm):
@@ -72,22 +56,16 @@ class FuseAlgorithm(CoFusionAlgorithm):
                  "Where the model runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
 
     def execute(self, parameters, context, feedback) -> dict:
-        from ...core.fuse import check_inputs, fuse_raster
-        from ...core.inference import NetworkPredictor
-
-        lrhsi, hrmsi = raster_path(self, parameters, self.LRHSI, context), raster_path(self, parameters,
-                                                                                          self.HRMSI, context)
-        out = output_raster(self, parameters, self.OUTPUT, context)
-        model = model_path(self.parameterAsFile(parameters, self.MODEL, context))
-        check_inputs(lrhsi, hrmsi, out, model)  # fail fast, before the model loads
-        feedback.pushInfo(f"Model: {model}")
-        predictor = NetworkPredictor.from_checkpoint(
-            model, device=self.parameterAsEnumString(parameters, self.DEVICE, context))
-        result = fuse_raster(
-            lrhsi, hrmsi, out, predictor, tile=optional_int(self, parameters, self.TILE_SIZE, context),
+        request = FusionRequest(
+            raster_path(self, parameters, self.LRHSI, context), raster_path(self, parameters, self.HRMSI, context),
+            output_raster(self, parameters, self.OUTPUT, context),
+            model=self.parameterAsFile(parameters, self.MODEL, context) or None,
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
+            tile=optional_int(self, parameters, self.TILE_SIZE, context),
             overlap=optional_int(self, parameters, self.OVERLAP, context),
-            batch=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            progress=progress(feedback), cancel=feedback.isCanceled)
+            batch=self.parameterAsInt(parameters, self.BATCH_SIZE, context))
+        feedback.pushInfo(f"Model: {model_file(request.model)}")
+        result = service.fuse(request, progress=progress(feedback), cancel=feedback.isCanceled)
         feedback.pushInfo(f"Fused {result.width} x {result.height} pixels (x{result.scale}, {result.tiles} tiles) "
                           f"in {result.seconds:.1f} s")
         return {self.OUTPUT: str(result.out_path)}

@@ -15,13 +15,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-# Choices the parameters offer before the core can be imported (it needs the runtime dependencies); a test checks
-# that they equal the core's: core.inference.DEVICES, core.classic.METHODS, core.align.RESAMPLING,
-# core.wavelengths.SPECTROMETERS.
-DEVICES = ("auto", "cpu", "cuda")
+# The classical methods' names, which the parameters offer before core.classic can be imported (it needs PyTorch,
+# a runtime dependency); a test checks that they equal core.classic.METHODS.
 CLASSIC_METHODS = ("mtf_glp_hpm", "gsa", "sfim", "bicubic", "llr")
-RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average")
-SPECTROMETERS = ("enmap", "prisma", "desis", "emit")
 
 
 def raster_file_value(parameters: dict, name: str, context: QgsProcessingContext) -> str | None:

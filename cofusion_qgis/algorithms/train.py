@@ -13,9 +13,9 @@ from qgis.core import (
 
 from ...core.errors import CoFusionError
 from ...core.scale import MAX_SCALE, MIN_SCALE
+from ...core.service import DEVICES
 from .base import TRAINING, CoFusionAlgorithm
 from .params import (
-    DEVICES,
     SRF_HELP,
     choice_parameter,
     optional_double,

@@ -72,9 +72,3 @@ def test_existing_wavelengths_need_overwrite(run, make_raster, tmp_path):
     out = run("assign_wavelengths", {**params, "OVERWRITE": True})["OUTPUT"]
     assert read_info(out).wavelengths_nm == pytest.approx(tuple(sensor_wavelengths("emit")[0][:3]))
 
-
-def test_the_sensor_choices_equal_the_cores():
-    from cofusion.cofusion_qgis.algorithms import params
-    from cofusion.core.wavelengths import SPECTROMETERS
-
-    assert params.SPECTROMETERS == SPECTROMETERS

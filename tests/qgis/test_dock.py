@@ -171,11 +171,12 @@ def test_fuse_task_reports_progress_and_adds_a_true_colour_result(dock, make_pai
 
 
 def test_cancel_stops_the_task_and_leaves_no_file(qgis_app, make_pair, model, tmp_path):
-    from cofusion.cofusion_qgis.fuse_task import FuseParameters, FuseTask
+    from cofusion.cofusion_qgis.fuse_task import FuseTask
+    from cofusion.core.service import FusionRequest
 
     lr, hr = make_pair(32)
     out = tmp_path / "fused.tif"
-    task = FuseTask(FuseParameters(str(lr), str(hr), str(out), str(model), "cpu", 32, 0, 1))
+    task = FuseTask(FusionRequest(str(lr), str(hr), str(out), model=str(model), device="cpu", tile=32, overlap=0))
     outcome = []
     task.canceled.connect(lambda: outcome.append("canceled"))
     task.fused.connect(outcome.append)
@@ -210,14 +211,16 @@ def test_settings_are_kept(dock, qgis_app):
 def test_the_fuse_task_keeps_the_cores_warnings_for_the_message_log(qgis_app, make_pair, model, tmp_path):
     from osgeo import gdal
 
-    from cofusion.cofusion_qgis.fuse_task import FuseParameters, FuseTask
+    from cofusion.cofusion_qgis.fuse_task import FuseTask
+    from cofusion.core.service import FusionRequest
 
     lr, hr = make_pair(32)
     ds = gdal.Open(str(lr), gdal.GA_Update)
     for band in range(ds.RasterCount):  # band 2 flagged bad: the model's band 2 is filled in and written nodata
         ds.GetRasterBand(band + 1).SetMetadataItem("bbl", "0" if band == 1 else "1")
     ds = None
-    task = FuseTask(FuseParameters(str(lr), str(hr), str(tmp_path / "fused.tif"), str(model), "cpu", 32, 0, 1))
+    task = FuseTask(FusionRequest(str(lr), str(hr), str(tmp_path / "fused.tif"), model=str(model), device="cpu",
+                                  tile=32, overlap=0))
     logged = []
     qgis_core.QgsApplication.messageLog().messageReceived.connect(
         lambda message, tag, level: tag == "CoFusion" and logged.append(message))

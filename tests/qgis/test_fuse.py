@@ -53,9 +53,9 @@ def test_misaligned_grids_suggest_align_to_grid(run, pair, model, make_raster, t
 
 
 def test_missing_bundled_model_is_a_clear_error(run, pair, tmp_path, monkeypatch):
-    from cofusion.cofusion_qgis.algorithms import fuse
+    from cofusion.core import service
 
-    monkeypatch.setattr(fuse, "DEFAULT_MODEL", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(service, "DEFAULT_MODEL", tmp_path / "absent.safetensors")
     with pytest.raises(qgis_core.QgsProcessingException, match="bundled model .*absent.safetensors is missing"):
         run("fuse", _params(pair, "", tmp_path / "fused.tif"))
 

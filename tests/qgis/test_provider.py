@@ -28,7 +28,7 @@ def test_provider_lists_the_algorithms_with_help_and_reference(plugin):
 
 def test_a_missing_package_is_named_with_a_command_that_leaves_qgis_packages_alone(plugin, monkeypatch):
     from cofusion.cofusion_qgis import dependencies
-    from cofusion.cofusion_qgis.algorithms.base import require_dependencies
+    from cofusion.cofusion_qgis.environment import require_dependencies
 
     monkeypatch.setattr(dependencies, "missing", lambda _requirements: [dependencies.Requirement("torch", "torch")])
     with pytest.raises(qgis_core.QgsProcessingException) as raised:

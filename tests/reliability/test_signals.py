@@ -25,13 +25,13 @@ HSI, MSI, SCALE = 5, 3, 2
 TILE = 8  # HR pixels; the scene has 4 x 3 tiles without overlap
 POSIX_SIGNALS = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
 
-# The child: ``cli._load_predictor`` (or ``check_inputs``) is replaced before ``__main__`` runs, so the command line,
+# The child: ``service.load_predictor`` is replaced before ``__main__`` runs, so the command line,
 # its signal handling and the engine are the real ones. MOMENTS: "start-up" signals while the model loads, "batch:N"
 # while predicting batch N (1-based), "twice:N" signals twice during batch N.
 CHILD = textwrap.dedent("""
     import json, os, runpy, signal, sys
     import numpy as np
-    from cofusion import cli
+    from cofusion.core import service
 
     case = json.loads(sys.argv[1])
     signum, moment = case["signal"], case["moment"]
@@ -50,12 +50,12 @@ CHILD = textwrap.dedent("""
                     os.kill(os.getpid(), signum)
             return lr.repeat(2, axis=2).repeat(2, axis=3)
 
-    def load(_model, _device):
+    def load(_model, _device, _threads=None):
         if moment == "start-up":
             os.kill(os.getpid(), signum)
         return Stand_in()
 
-    cli._load_predictor = load
+    service.load_predictor = load
     sys.argv = ["cofusion", *case["argv"]]
     try:
         runpy.run_module("cofusion", run_name="__main__", alter_sys=True)

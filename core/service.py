@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The fusion service: one request -> one result, for every face of the product.
+
+The command line (``python -m cofusion fuse``), the Processing algorithm ``cofusion:fuse`` and the dock's
+background task all build a :class:`FusionRequest` from their own parameters and call :func:`fuse`; they only
+translate. So the order of the work (check the inputs and the output, find the model, load it, fuse), the
+defaults (``FusionRequest``'s fields) and the default model (:func:`model_file`) exist once.
+
+Importing this module needs NumPy and GDAL only (what QGIS ships): PyTorch is imported by :func:`load_predictor`,
+when a model is loaded, so QGIS can show the parameters and their defaults before the runtime dependencies are
+installed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Canceled, CheckpointError, InputError
+from .fuse import DEFAULT_BATCH, Cancel, FusionResult, Progress, check_inputs, fuse_raster
+from .tiling import DEFAULT_BLOCK
+from .window import Window
+
+#: The model bundled with the plugin: the demo model of the sample scene (resources/sample), 198 AVIRIS bands
+#: + 4 multispectral bands at x4. Used when a request names no model.
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.safetensors"
+#: Where a model may run: the first CUDA GPU when there is one else the CPU, the CPU, a CUDA GPU ("cuda:N" too).
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class FusionRequest:
+    """What to fuse and how; every field but the paths has the product's one default.
+
+    lrhsi, hrmsi, out: raster paths (any GDAL raster in; a GeoTIFF out, replaced only when complete).
+    model: a CoFusion checkpoint (.safetensors); None for the bundled model (``DEFAULT_MODEL``).
+    device: one of ``DEVICES`` or "cuda:N"; threads: CPU threads for the model (None: every core available).
+    tile, overlap: HR pixels, multiples of the model's alignment (None: ``tiling.default_tiling``); batch: tiles
+    per model call; block: width in HR pixels of the strips the output is walked in (see ``core.fuse``).
+    region: a window of the output grid to fuse alone (HR pixels; None: the whole area both inputs cover).
+    """
+
+    lrhsi: str | os.PathLike
+    hrmsi: str | os.PathLike
+    out: str | os.PathLike
+    model: str | os.PathLike | None = None
+    device: str = "auto"
+    threads: int | None = None
+    tile: int | None = None
+    overlap: int | None = None
+    batch: int = DEFAULT_BATCH
+    block: int = DEFAULT_BLOCK
+    region: Window | None = None
+
+
+def model_file(model: str | os.PathLike | None) -> Path:
+    """The checkpoint a request names, or the bundled one when it names none (CheckpointError if that is missing
+    from the installation)."""
+    if model not in (None, ""):
+        return Path(model)
+    if not DEFAULT_MODEL.is_file():
+        raise CheckpointError(f"No model was given and the bundled model {DEFAULT_MODEL} is missing from this "
+                              "installation; give a CoFusion checkpoint (.safetensors), e.g. one trained with "
+                              "'python -m cofusion.training' or the 'train' algorithm.")
+    return DEFAULT_MODEL
+
+
+def load_predictor(model: Path, device: str, threads: int | None = None):
+    """The checkpoint as the engine's predictor (``core.inference.NetworkPredictor``); PyTorch is imported here."""
+    try:
+        from .inference import NetworkPredictor
+    except ImportError as exc:
+        raise InputError(f"Running a model needs PyTorch, which cannot be imported here ({exc}); install the "
+                         "packages in requirements.txt (make setup, or the CoFusion installer in QGIS).") from exc
+    return NetworkPredictor.from_checkpoint(model, device=device, threads=threads)
+
+
+def check_request(request: FusionRequest) -> Path:
+    """Check what can be checked before a model loads (the inputs, their grids, the output path, which may not be
+    the model file) and return the model file; raises the core's errors with the fix. Cheap: no pixel is read."""
+    model = model_file(request.model)
+    check_inputs(request.lrhsi, request.hrmsi, request.out, model)
+    return model
+
+
+def fuse(request: FusionRequest, progress: Progress | None = None, cancel: Cancel | None = None) -> FusionResult:
+    """Fuse as ``request`` says: check it, load its model, run the streaming engine (``core.fuse.fuse_raster``).
+
+    ``progress(fraction, message)`` and ``cancel() -> bool`` as the engine takes them; a cancel while the model
+    loads is honoured before the first tile. Raises InputError / GridError / OutputError / CheckpointError with
+    the fix, Canceled on cancel; on any error no output file is left.
+    """
+    model = check_request(request)
+    predictor = load_predictor(model, request.device, request.threads)
+    if cancel is not None and cancel():
+        raise Canceled("Fusion canceled before it began; no output file was written.")
+    return fuse_raster(request.lrhsi, request.hrmsi, request.out, predictor, tile=request.tile,
+                       overlap=request.overlap, batch=request.batch, block=request.block, region=request.region,
+                       progress=progress, cancel=cancel)
