@@ -537,13 +537,22 @@ def _predict(model: torch.nn.Module, batch: Batch, stats: list[torch.Tensor]) ->
 def _loss(model, batch: Batch, stats, value_range: float,
           weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Paper eq. (8) on data scaled by value_range: L1 + 0.1 (1 - SSIM), the L1 weighted per band by ``weights``
-    (C_h,) when given. Returns (loss, l1, ssim)."""
-    out = _predict(model, batch, stats).float() / value_range
-    target = batch.target / value_range
-    error = (out - target).abs()
-    l1 = (error if weights is None else error * weights.view(1, -1, 1, 1)).mean()
-    ssim_value = ssim_torch(target, out)
-    return l1 + SSIM_WEIGHT * (1.0 - ssim_value), l1.detach(), ssim_value.detach()
+    (C_h,) when given. Returns (loss, l1, ssim), float32 scalars.
+
+    The network runs under whatever autocast the caller opened (bfloat16 on a GPU, :func:`_autocast`); the loss
+    is computed on its float32-cast prediction with autocast off, so it is the float32 loss of that prediction
+    whatever the autocast dtype. Inside bfloat16 autocast SSIM's window sums (matrix products) would run in
+    bfloat16: a true SSIM of 0.992 came out as 0.891.
+    """
+    prediction = _predict(model, batch, stats)
+    with torch.autocast(prediction.device.type, enabled=False):
+        out = prediction.float() / value_range
+        target = batch.target.float() / value_range
+        error = (out - target).abs()
+        l1 = (error if weights is None else error * weights.float().view(1, -1, 1, 1)).mean()
+        ssim_value = ssim_torch(target, out)
+        loss = l1 + SSIM_WEIGHT * (1.0 - ssim_value)
+    return loss, l1.detach(), ssim_value.detach()
 
 
 def _fit_base(model, source: PatchSource, stats: list[torch.Tensor]) -> None:

@@ -32,7 +32,9 @@ MAX_TILE_BYTES = 8 * 1024**3
 #: Bytes of activations per HR pixel of a tile, measured on CPU forwards (tile 288, widths 8-256, strides 2 and 4,
 #: 5-198 bands) and rounded up: per hyperspectral band, per feature channel, and per entry of the D x D
 #: interaction matrix of Spectral Coordinate Mixing (one per saliency cell, stride^2 pixels). Blocks run one
-#: after the other, so their count does not add activations at inference.
+#: after the other, so their count does not add activations at inference. SCM no longer forms that matrix (it reads
+#: the top-K off the sorted rank-1 factor: D x K per cell); the term is kept, an over-estimate now, so that the
+#: limits accept and refuse the same configs as before.
 BYTES_PER_BAND, BYTES_PER_CHANNEL, BYTES_PER_INTERACTION = 24, 64, 8
 
 

@@ -52,15 +52,26 @@ def depthwise_conv(channels: int, kernel_size: int = 3) -> nn.Conv2d:
 
 
 class WaveletSplit(nn.Module):
-    """Split features into a low- and a high-frequency part with a PyWavelets filter bank (SpeCAM, stage 1).
+    """Split features into a low- and a high-frequency part with a wavelet's low-pass (SpeCAM, stage 1).
 
-    (B, C, H, W) -> (low, high), both (B, C, H, W), with low + high == x.
+    (B, C, H, W) -> (low, high), both (B, C, H, W), with ``high = x - low`` (so low + high == x up to rounding).
 
-    Choice where the paper is vague: the decomposition is the *undecimated* (stationary) DWT, so the parts keep
-    the resolution of the input (needed for the residual of Algorithm 1 and for tile equivariance). ``low`` is the
-    approximation band, the separable product of the wavelet's decomposition low-pass filter with itself,
-    normalised to unit DC gain; ``high`` is its complement, what the three detail bands carry. The filter is a
-    fixed (non-trainable) depthwise convolution, so the module stays differentiable and runs on any device.
+    What it computes: ``low`` is a fixed (non-trainable) depthwise filter, the outer product of PyWavelets'
+    ``dec_lo`` with itself divided by its sum (unit DC gain), applied as a cross-correlation (``F.conv2d``: taps
+    not flipped): for n taps, pixel i's window spans i - (n - 1) // 2 .. i + n // 2 along each axis, the image
+    edges replicated. ``high`` is the residual; no detail filter is applied. With the default "haar" (n = 2) that
+    is a 2 x 2 box filter:
+
+        low[i, j] = (x[i, j] + x[i + 1, j] + x[i, j + 1] + x[i + 1, j + 1]) / 4    (last row / column repeated)
+
+    i.e. the level-1 approximation band of the undecimated (stationary) Haar transform divided by 2 (its DC gain):
+    with ``cA, (cH, cV, cD) = pywt.swt2(x, "haar", 1)[0]``, ``low == cA / 2`` and ``high == (cH + cV + cD) / 2``
+    away from the last row and column (PyWavelets extends periodically, this replicates). For another wavelet
+    ``high`` is only the residual, not a sum of its detail bands, and for an asymmetric one (e.g. "db2") the
+    correlation makes ``low`` the SWT approximation of the time-reversed low-pass (``rec_lo``), still unit-DC.
+
+    Choice where the paper is vague ("DWT"): the decomposition is undecimated, so the parts keep the resolution of
+    the input (needed for the residual of Algorithm 1 and for tile equivariance), and only one level is taken.
     """
 
     def __init__(self, channels: int, wavelet: str = "haar") -> None:
@@ -79,7 +90,7 @@ class WaveletSplit(nn.Module):
 
 
 class SaliencyPool(nn.Module):
-    """Local max pooling onto a coarse saliency grid: (B, C, H, W) -> (B, C, H / stride, W / stride).
+    """Local max pooling onto a coarse saliency grid: (B, C, H, W) -> (B, C, H // stride, W // stride).
 
     The paper pools each feature map to one C x 1 x 1 vector. A global pool would make every output pixel depend
     on the whole input, so a fused scene would change with the tile size and memory could not stay bounded. We
@@ -117,20 +128,40 @@ class ResidualBlock(nn.Module):
 
 
 def coordinate_update(candidates: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
-    """The coordinate update of paper eq. (4) / Algorithm 1, traversing the C x K candidate matrix left to right.
+    """The coordinate update of paper eq. (4) / Algorithm 1, in closed form.
+
+    The paper's traversal of the C x K candidate matrix from left to right, ``z_c^k = M[c, k]`` where
+    ``M[c, k] != 0`` (an innovation is accepted) else ``z_c^(k-1)`` (the state is kept), ends at each row's last
+    non-zero entry, or at ``z^0`` where the row has none. That is what this computes, for any M (sorted or not),
+    without the loop: same values, and the same gradients (to the selected entry, to ``z^0`` where a row has no
+    non-zero entry). Like ``!= 0``, a NaN counts as an innovation.
 
     Args:
-        candidates: M, (N, C, K): for each of N vectors, channel c's K candidate values (Top-K, descending).
+        candidates: M, (N, C, K): for each of N vectors, channel c's K candidate values.
         initial: z^0, (C,) the initial state.
     Returns:
-        z^K, (N, C): z_c^k = M[c, k] where M[c, k] != 0 (an innovation is accepted), else z_c^(k-1) (the state is
-        kept). Differentiable with respect to the accepted candidates and to z^0.
+        z^K, (N, C), in ``candidates``' dtype.
     """
-    state = initial.to(candidates.dtype).expand(candidates.shape[0], -1)
-    for k in range(candidates.shape[-1]):
-        column = candidates[..., k]
-        state = torch.where(column != 0, column, state)
-    return state
+    accepted = candidates != 0
+    order = torch.arange(1, candidates.shape[-1] + 1, device=candidates.device)
+    last = (accepted * order).amax(-1, keepdim=True)  # 1-based position of the last innovation, 0 for none
+    value = candidates.gather(-1, (last - 1).clamp_min(0)).squeeze(-1)
+    return torch.where(last.squeeze(-1) > 0, value, initial.to(candidates.dtype).expand_as(value))
+
+
+def top_k_of_relu_outer(u: torch.Tensor, w: torch.Tensor, k: int) -> torch.Tensor:
+    """``torch.topk(ReLU(u_c w_j), k, dim=-1).values`` without forming the (N, C, C) matrix: (N, C) x2 -> (N, C, k).
+
+    Row c of ``ReLU(u w^T)`` is ``ReLU(u_c w)``, a non-decreasing function of ``w`` where ``u_c > 0`` and a
+    non-increasing one otherwise; order statistics commute with monotone maps (rounding included), so its k
+    largest entries, in descending order, are ``ReLU(u_c w_j)`` over the k largest ``w_j`` (descending) where
+    ``u_c > 0``, else over the k smallest (ascending). The products are the same floating-point products, so the
+    result equals the materialised top-k element for element (NaNs, which topk ranks first, included).
+    """
+    largest = torch.topk(w, k, dim=-1, sorted=True).values
+    smallest = -torch.topk(-w, k, dim=-1, sorted=True).values  # ascending; unlike largest=False, NaNs first
+    u = u.unsqueeze(-1)
+    return torch.relu(u * torch.where(u > 0, largest.unsqueeze(-2), smallest.unsqueeze(-2)))
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -36,7 +36,7 @@ from .config import ModelConfig
 from .consistency import back_project
 from .domain import TrainingDomain
 from .layers import pad_to_multiple, upsample
-from .prior import BlendedBase, DetailInjection, LocalRegression
+from .prior import BicubicBase, BlendedBase, DetailInjection, LocalRegression
 
 LEVELS = 3
 
@@ -44,8 +44,9 @@ LEVELS = 3
 class CoFusionNet(nn.Module):
     """HRHSI = CoFusionNet(LRHSI, HRMSI):  (B, C_h, h, w), (B, C_m, s*h, s*w) -> (B, C_h, s*h, s*w).
 
-    Inputs are normalised data (see core.checkpoint.Normalization); any h, w >= 1 work (the input is padded by
-    reflection to a multiple of ``config.align`` HR pixels and the output cropped back).
+    Inputs are normalised data (see core.checkpoint.Normalization); any h, w >= 1 work (the input is padded at the
+    bottom and right by half-sample symmetric mirroring, ``layers.pad_to_multiple``, to a multiple of
+    ``config.align`` HR pixels and the output cropped back).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -69,7 +70,7 @@ class CoFusionNet(nn.Module):
         bases = {"local": lambda: LocalRegression(config.scale),
                  "gsa": lambda: DetailInjection(config.hsi_bands, config.msi_bands),
                  "blend": lambda: BlendedBase(config.hsi_bands, config.msi_bands, config.scale),
-                 "bicubic": lambda: None}
+                 "bicubic": BicubicBase}
         self.base = bases[config.base]()
         self.domain = (TrainingDomain(config.hsi_bands, config.domain_prototypes, config.trust_falloff)
                        if config.domain_prototypes else None)
@@ -95,9 +96,9 @@ class CoFusionNet(nn.Module):
         for level in range(LEVELS - 2, -1, -1):
             proxy = upsample(self.proxies[level](refined), 2, "bilinear")
             refined = self.levels[level](local[level] + proxy)
-        base = upsampled if self.base is None else self.base(lr_hsi, upsampled, hr_msi)
+        base = self.base(lr_hsi, upsampled, hr_msi)
         correction = self.head(refined + aligned)
-        if self.domain is not None:
+        if self.domain is not None:  # None, not an identity, without clusters: callers test `model.domain is None`
             correction = correction * self.domain(lr_hsi, scale)
         fused = back_project(base + correction, lr_hsi, scale, self.config.consistency_steps)
         return fused[..., :height, :width]

@@ -171,6 +171,16 @@ def local_regression(lr_hsi: torch.Tensor, hr_msi: torch.Tensor, scale: int, rad
     return base
 
 
+class BicubicBase(nn.Module):
+    """base = up, the bicubic LRHSI (the paper's): (B, C_h, h, w), up (B, C_h, H, W), (B, C_m, H, W) -> up.
+
+    No weights, no state: what ``config.base = "bicubic"`` puts where the other bases fit the scene.
+    """
+
+    def forward(self, lr_hsi: torch.Tensor, upsampled: torch.Tensor, hr_msi: torch.Tensor) -> torch.Tensor:
+        return upsampled
+
+
 class LocalRegression(nn.Module):
     """base = local_regression(X, Y): (B, C_h, h, w), (B, C_m, H, W) -> (B, C_h, H, W); no weights, no state."""
 

@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The CoFusion network: shapes, the SCM update rule, gradients, determinism, equivariance, ablations."""
+"""The CoFusion network: shapes, the SCM update rule and its closed form, the wavelet split, gradients,
+determinism, equivariance, ablations."""
 import numpy as np
 import pytest
 import torch
 
 from cofusion.core.errors import CheckpointError, InputError
 from cofusion.core.model import ModelConfig, build_model
-from cofusion.core.model.layers import WaveletSplit, coordinate_update, pad_to_multiple
+from cofusion.core.model.blocks import SpectralCoordinateMixing
+from cofusion.core.model.layers import WaveletSplit, coordinate_update, pad_to_multiple, top_k_of_relu_outer
 
 
 def _inputs(config: ModelConfig, lr_size=(5, 7), batch=1, seed=0):
@@ -72,6 +74,121 @@ def test_coordinate_update_follows_eq4_on_a_hand_made_matrix():
     torch.testing.assert_close(state, torch.tensor([[0.2, 0.7, -3.0]]))
     state.sum().backward()
     torch.testing.assert_close(initial.grad, torch.tensor([0.0, 0.0, 1.0]))
+
+
+def _loop_update(candidates, initial):
+    """Eq. (4) as the paper writes it (and as SCM computed it until the closed form): a left-to-right loop."""
+    state = initial.to(candidates.dtype).expand(candidates.shape[0], -1)
+    for k in range(candidates.shape[-1]):
+        column = candidates[..., k]
+        state = torch.where(column != 0, column, state)
+    return state
+
+
+def _materialised_candidates(u, w, k):
+    """M as SCM formed it before: the (N, D, D) matrix ReLU(u_c w_j), then each row's top-K, descending."""
+    return torch.topk(torch.relu(u.unsqueeze(-1) * w.unsqueeze(-2)), k, dim=-1, sorted=True).values
+
+
+def _smallest_positive(candidates, initial):
+    """The closed form: the smallest positive candidate of each row, z^0 where a row has none."""
+    smallest = candidates.masked_fill(candidates <= 0, float("inf")).amin(-1)
+    return torch.where(torch.isinf(smallest), initial.expand_as(smallest), smallest)
+
+
+def _hard_vectors(count, width, seed):
+    """(u, w) pairs (count, width) with the awkward cases: ties (values rounded to few levels), u_c = 0, rows
+    whose every product is negative (u > 0 with w < 0, u < 0 with w > 0), all-zero w, and -0.0."""
+    gen = torch.Generator().manual_seed(seed)
+    u, w = torch.randn(count, width, generator=gen), torch.randn(count, width, generator=gen)
+    quarter = count // 4
+    u[:quarter], w[:quarter] = (u[:quarter] * 2).round() / 2, (w[:quarter] * 2).round() / 2  # ties, zeros, -0.0
+    w[quarter:2 * quarter] = -w[quarter:2 * quarter].abs()  # every w negative: only u_c < 0 rows are positive
+    u[quarter:quarter + 10] = u[quarter:quarter + 10].abs()  # ... and here no row has a positive entry
+    w[2 * quarter:2 * quarter + 10] = w[2 * quarter:2 * quarter + 10].abs()
+    u[2 * quarter:2 * quarter + 10] = -u[2 * quarter:2 * quarter + 10].abs()  # u < 0 against w > 0: all zero
+    w[2 * quarter + 10:2 * quarter + 20] = 0.0
+    u[:, ::5] = 0.0  # some channels with u_c = 0 in every vector
+    return u, w
+
+
+@pytest.mark.parametrize(("width", "top_k"), [(8, 1), (8, 3), (8, 8), (16, 4), (64, 8), (12, 12)])
+def test_scm_closed_form_equals_the_loop_over_the_sorted_relu_rank_one_matrix(width, top_k):
+    u, w = _hard_vectors(2000, width, seed=width * 100 + top_k)
+    initial = torch.randn(width, generator=torch.Generator().manual_seed(7))
+    reference = _materialised_candidates(u, w, top_k)
+    candidates = top_k_of_relu_outer(u, w, top_k)
+    assert torch.equal(candidates, reference)  # M without the D x D matrix: the same numbers, bit for bit
+    looped = _loop_update(reference, initial)
+    assert torch.equal(coordinate_update(candidates, initial), looped)
+    assert torch.equal(_smallest_positive(reference, initial), looped)  # what the loop amounts to on this M
+    empty = reference.amax(-1) == 0
+    assert empty.any() and (~empty).any()  # the cases where z^0 is read, and where it is not, both occur
+    assert torch.equal(looped[empty], initial.expand_as(looped)[empty])
+    u[:5, 0], w[5:10, 1] = float("nan"), float("nan")  # NaNs: topk ranks them first, in both ways of forming M
+    nan_reference, nan_candidates = _materialised_candidates(u, w, top_k), top_k_of_relu_outer(u, w, top_k)
+    assert torch.equal(nan_candidates.isnan(), nan_reference.isnan())
+    assert torch.equal(nan_candidates.nan_to_num(), nan_reference.nan_to_num())
+
+
+def test_the_closed_form_update_has_the_loops_values_and_gradients_on_any_matrix():
+    gen = torch.Generator().manual_seed(3)
+    candidates = torch.randn(500, 16, 6, generator=gen)
+    candidates[candidates.abs() < 0.8] = 0.0  # unsorted, signed, zeros anywhere: zeros between innovations
+    candidates[:20] = 0.0
+    candidates[20:30, :, 2] = float("nan")  # NaN != 0: accepted, as by the loop
+    candidates.requires_grad_(True)
+    initial = torch.randn(16, generator=gen, requires_grad=True)
+    looped, closed = _loop_update(candidates, initial), coordinate_update(candidates, initial)
+    assert torch.equal(looped.isnan(), closed.isnan())
+    assert torch.equal(looped.nan_to_num(), closed.nan_to_num())
+    upstream = torch.randn(looped.shape, generator=gen)
+    expected = torch.autograd.grad((looped.nan_to_num() * upstream).sum(), (candidates, initial))
+    got = torch.autograd.grad((closed.nan_to_num() * upstream).sum(), (candidates, initial))
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+
+
+def _scm_as_it_was(module, saliency):
+    """SpectralCoordinateMixing.forward before the closed form: D x D matrix, top-K, loop."""
+    z_in = module.gather(saliency)
+    candidates = _materialised_candidates(module.row(z_in), module.column(z_in), module.top_k)
+    return torch.sigmoid(module.map(_loop_update(candidates, module.initial_state)))
+
+
+@pytest.mark.parametrize(("width", "top_k"), [(8, 2), (16, 4), (64, 8)])
+def test_the_scm_module_gives_what_the_loop_gave_with_random_weights(width, top_k):
+    torch.manual_seed(width + top_k)
+    module = SpectralCoordinateMixing(width, top_k)
+    with torch.no_grad():
+        module.initial_state.normal_()
+        module.row.weight[1].zero_()  # channel 1: u_1 = 0 in every vector, so its state is z^0
+        module.row.bias[1] = 0.0
+    saliency = torch.randn(3000, 2 * width)
+    saliency[:100] = 0.0
+    before, after = _scm_as_it_was(module, saliency), module(saliency)
+    assert torch.equal(after, before)
+    z_in = module.gather(saliency)
+    state = coordinate_update(top_k_of_relu_outer(module.row(z_in), module.column(z_in), top_k), module.initial_state)
+    assert torch.equal(state[:, 1], module.initial_state[1].expand(3000))
+    expected = torch.autograd.grad(before.square().sum(), list(module.parameters()))
+    got = torch.autograd.grad(after.square().sum(), list(module.parameters()))
+    for (name, _), a, b in zip(module.named_parameters(), expected, got):  # the same, up to summation order
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6 * float(a.abs().max()), msg=name)
+    assert float(expected[[n for n, _ in module.named_parameters()].index("initial_state")].abs().max()) > 0
+
+
+def test_the_haar_split_is_a_two_by_two_box_filter_and_its_residual():
+    pywt = pytest.importorskip("pywt")
+    x = torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+    low, high = WaveletSplit(1, "haar")(x)
+    padded = torch.nn.functional.pad(x, (0, 1, 0, 1), mode="replicate")
+    box = (padded[..., :-1, :-1] + padded[..., 1:, :-1] + padded[..., :-1, 1:] + padded[..., 1:, 1:]) / 4
+    torch.testing.assert_close(low, box)
+    torch.testing.assert_close(high, x - box)
+    (approx, (horizontal, vertical, diagonal)), = pywt.swt2(x[0, 0].double().numpy(), "haar", level=1)
+    np.testing.assert_allclose(low[0, 0, :-1, :-1].numpy(), approx[:-1, :-1] / 2, atol=1e-6)  # SWT, periodic
+    np.testing.assert_allclose(high[0, 0, :-1, :-1].numpy(), (horizontal + vertical + diagonal)[:-1, :-1] / 2,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("scale", [4, 3, 5])
