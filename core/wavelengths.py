@@ -6,7 +6,7 @@ HE5 exported to GeoTIFF, a cube cut with gdal_translate); without it nothing can
 model's bands or plot spectra in nanometres. ``assign_wavelengths`` writes a copy whose bands carry the centres and
 FWHM of one of the imaging spectrometer presets (``enmap``, ``prisma``, ``desis``, ``emit``: their band tables in
 ``resources/srf``, see ``core.srf.sensor_wavelengths``), optionally of a subset of its bands, in the form every
-output of the plugin carries them (``core.raster.set_band_spectral_metadata``). Pixels, data type, georeference,
+output of the plugin carries them (``core.band_metadata.set_band_spectral_metadata``). Pixels, data type, georeference,
 nodata, band scale and offset, band names and all other metadata are the source's.
 
 The output is a ``.vrt`` (a virtual raster referring to the source by path, relative when it lies beside or below
@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
+from .band_metadata import set_band_spectral_metadata
 from .blocks import Cancel, Progress
 from .errors import Canceled, InputError, OutputError
 from .outputs import check_free_space, check_output_path, remove_with_sidecar, temporary_path
-from .raster import _gdal, geotiff_options, read_info, set_band_spectral_metadata, spectral_band_numbers
+from .raster import _gdal, geotiff_options, read_info, spectral_band_numbers
 from .sensors import PRESETS
 from .srf import parse_srf, sensor_wavelengths
 

@@ -306,6 +306,35 @@ def test_envi_header_without_unit_and_wrong_count(tmp_path, caplog):
     assert info.fwhm_nm is None and "3 FWHM values for 2 bands" in caplog.text
 
 
+def test_envi_header_keys_in_other_cases_are_read(tmp_path):
+    """Headers written by other tools capitalise keys; GDAL's 'ENVI' domain drops those (why SPy reads the .hdr)."""
+    pytest.importorskip("spectral")
+    path = tmp_path / "caps.img"
+    gdal.GetDriverByName("ENVI").Create(str(path), 4, 4, 3, gdal.GDT_Float32)
+    (tmp_path / "caps.hdr").write_text(textwrap.dedent("""\
+        ENVI
+        samples = 4
+        lines = 4
+        bands = 3
+        header offset = 0
+        file type = ENVI Standard
+        data type = 4
+        interleave = bsq
+        byte order = 0
+        Wavelength Units = Micrometers
+        Wavelength = {
+         0.45,
+         0.55, 0.65 }
+        FWHM = { 0.01, 0.01,
+        0.02 }
+        ; a comment
+        """))
+    assert "fwhm" not in (gdal.Open(str(path)).GetMetadata("ENVI") or {})  # what GDAL alone would give
+    info = read_info(path)
+    assert info.wavelengths_nm == pytest.approx([450.0, 550.0, 650.0])
+    assert info.fwhm_nm == pytest.approx([10.0, 10.0, 20.0])
+
+
 def test_envi_domain_of_a_geotiff_is_read(tmp_path):
     envi = {"wavelength": "{400,500,600}", "wavelength_units": "nm", "fwhm": "{ 9, 9, 9 }"}
     info = read_info(_gtiff(tmp_path / "envi_domain.tif", 3, envi_domain=envi))
