@@ -3,8 +3,9 @@
 
 The metrics (``core.metrics``) work on whole arrays, so the rasters are read whole: assessment is meant for
 evaluation scenes and crops, not for whole mosaics (a 1000 x 1000 x 200 float32 scene takes 0.8 GB per image).
-Pixels that are nodata in any input are left out (reference metrics) or filled with the band means (QNR, whose
-windowed statistics need a full image).
+Pixels that are nodata in any input are left out: of the reference metrics' pixels and SSIM windows, and of the
+QNR's windows (``core.metrics.qnr`` averages each quality index over the 11 x 11 windows that lie wholly on pixels
+valid in the rasters it compares, at both resolutions).
 
 Bad bands (``core.bands``: flagged bbl = 0, nodata everywhere or constant) are skipped: every metric is computed
 over the bands good in every raster compared (a constant reference band would give an infinite PSNR, a band the
@@ -23,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from .bands import describe_bands, merge_screens, screen_bands
-from .blocks import fill_invalid
 from .errors import InputError
 from .grid import check_coregistration
 from .metrics import qnr, reference_metrics, sam_map
@@ -156,6 +156,8 @@ def assess_no_reference(fused_path: str | os.PathLike, lrhsi_path: str | os.Path
     The fused raster must cover the pixels the pair shares (what ``fuse`` writes): the HRMSI's part of the
     fusion grid, and as many bands as the LRHSI. Hyperspectral bands bad in the fused raster or the LRHSI, and
     bad HRMSI bands, are skipped (named by the result's ``skipped_bands``, ``skipped_msi_bands`` and ``skipped``).
+    Nodata pixels of each raster (in any band kept) are left out: only windows lying wholly on valid pixels enter
+    the indices, and InputError says so when a raster has no 11 x 11 block of valid pixels.
     """
     lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
     grid = check_coregistration(lr_info, hr_info)
@@ -174,9 +176,9 @@ def assess_no_reference(fused_path: str | os.PathLike, lrhsi_path: str | os.Path
         msi_reasons = merge_screens((screen_bands(hr_reader, grid.hr_window),), ("the HRMSI",)).reasons
         good = _good(reasons, wavelengths, f"the fused raster {f_info.path} and the LRHSI {lr_info.path}")
         msi_good = [band for band, reason in enumerate(msi_reasons) if reason is None]  # screen_bands: not empty
-        fused = _filled(*fused_reader.read_valid(f_info.window, good))
-        lr = _filled(*lr_reader.read_valid(grid.lr_window, good))
-        hr = _filled(*hr_reader.read_valid(grid.hr_window, msi_good))
+        fused, fused_valid = _some_valid(*fused_reader.read_valid(f_info.window, good), f_info.path)
+        lr, lr_valid = _some_valid(*lr_reader.read_valid(grid.lr_window, good), lr_info.path)
+        hr, hr_valid = _some_valid(*hr_reader.read_valid(grid.hr_window, msi_good), hr_info.path)
     parts = []
     if len(good) < len(reasons):
         parts.append(f"hyperspectral {describe_bands(reasons, wavelengths)}")
@@ -185,12 +187,12 @@ def assess_no_reference(fused_path: str | os.PathLike, lrhsi_path: str | os.Path
     skipped = "; ".join(parts)
     if skipped:
         log.warning("QNR of %s skips %s", f_info.path, skipped)
-    return NoReferenceAssessment(qnr(fused, lr, hr, grid.scale), _skipped(reasons), _skipped(msi_reasons), skipped)
+    indices = qnr(fused, lr, hr, grid.scale, mask=fused_valid, lr_mask=lr_valid, hr_mask=hr_valid)
+    return NoReferenceAssessment(indices, _skipped(reasons), _skipped(msi_reasons), skipped)
 
 
-def _filled(data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` with invalid pixels set to the band means of the valid ones; InputError if none is valid."""
+def _some_valid(data: np.ndarray, valid: np.ndarray, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` and ``valid`` as given; InputError if no pixel is valid."""
     if not valid.any():
-        raise InputError("A raster of the assessment holds no valid pixel in the area the pair shares.")
-    fill_invalid(data, valid)
-    return data
+        raise InputError(f"{path} holds no valid pixel in the area the pair shares; nothing to assess.")
+    return data, valid

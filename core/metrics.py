@@ -97,7 +97,7 @@ def _band_matrix(n: int, like: torch.Tensor) -> torch.Tensor:
 
 def _index_map(mu_x: torch.Tensor, mu_y: torch.Tensor, e_xx: torch.Tensor, e_yy: torch.Tensor,
                e_xy: torch.Tensor, c1: float, c2: float, eps: float) -> torch.Tensor:
-    """SSIM (``c1, c2 > 0``, ``eps = 0``) or UQI (``c1 = c2 = 0``, ``eps`` > 0) from windowed moments.
+    """SSIM (``c1, c2 > 0``, ``eps = 0``) from windowed moments (the UQI of D_lambda and D_s: ``_quality_map``).
 
     ``((2 mu_x mu_y + c1)(2 cov + c2)) / ((mu_x^2 + mu_y^2 + c1)(var_x + var_y + c2) + eps)``; the variances are
     clamped at 0 (rounding), as torchmetrics does.
@@ -256,7 +256,22 @@ def reference_metrics(ref: np.ndarray, est: np.ndarray, scale: int, mask: np.nda
 # ------------------------------------------------------------------------------------- no reference
 # D_lambda, D_s and QNR follow torchmetrics (spectral_distortion_index, spatial_distortion_index,
 # quality_with_no_reference): UQI = the Gaussian-window (11, 1.5) quality index averaged over the valid window
-# positions, with torchmetrics' eps in the denominator.
+# positions. Two things differ, both only where torchmetrics is undefined or unreliable: flat windows (below) and
+# nodata (a validity mask leaves out every window that touches an invalid pixel).
+#
+# Q of one window (Wang & Bovik 2002) is the product of a structure/contrast term and a luminance term,
+#     Q = S L,   S = 2 cov / (var_x + var_y),   L = 2 mu_x mu_y / (mu_x^2 + mu_y^2),
+# both in [-1, 1]; each is 1 where it is 0 / 0 (both variances, or both means, zero: the two quantities are
+# equal). So a window where both images are constant has Q = L (1 when they are equal, 2 a b / (a^2 + b^2) for
+# constants a and b, 0 when one is 0) and one where a single image is constant has Q = 0, as in Wang's reference
+# code (img_qi.m; it sets Q = 1 where both means are 0 but the variances are not, here Q = S). The moments are
+# formed in float64 on the bands minus their mean over the valid pixels, so raw units (0..10000 or more) lose
+# nothing to cancellation; a window counts as constant when its variance is at most _FLAT_RTOL of its second
+# moment about that mean (rounding leaves ~1e-15 of a variance that is 0 in exact arithmetic: torchmetrics' eps
+# in the denominator turned such windows into quotients of 1e13 on raw reflectances).
+_FLAT_RTOL = 1e-12
+
+
 def _as_image(a: np.ndarray, what: str) -> torch.Tensor:
     arr = np.asarray(a, dtype=np.float64)
     if arr.ndim != 3:
@@ -265,55 +280,169 @@ def _as_image(a: np.ndarray, what: str) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
-def _uqi_rows(x: torch.Tensor, mu_x: torch.Tensor, e_xx: torch.Tensor,
-              y: torch.Tensor, mu_y: torch.Tensor, e_yy: torch.Tensor) -> torch.Tensor:
-    """Mean UQI of band ``x`` ``(H, W)`` against each band of ``y`` ``(N, H, W)``: ``(N,)``; moments given."""
-    eps = torch.finfo(x.dtype).eps
-    chunk = max(1, _CHUNK_ELEMENTS // x.numel())
+def _window_ok(valid: np.ndarray | None, what: str) -> torch.Tensor | None:
+    """``(H - 10, W - 10)`` bool: the window positions lying wholly on valid pixels of ``valid`` ``(H, W)``.
+
+    Counted with a summed-area table of the invalid pixels (the window's count is 0). None when every pixel is
+    valid (all windows count); InputError when no window does.
+    """
+    if valid is None or valid.all():
+        return None
+    invalid = np.zeros((valid.shape[0] + 1, valid.shape[1] + 1), dtype=np.int64)
+    invalid[1:, 1:] = (~valid).cumsum(axis=0, dtype=np.int64).cumsum(axis=1)
+    n = WINDOW_SIZE
+    counts = invalid[n:, n:] - invalid[:-n, n:] - invalid[n:, :-n] + invalid[:-n, :-n]
+    ok = counts == 0
+    if not ok.any():
+        raise InputError(f"No {n} x {n} window of the {what} lies wholly on valid pixels ({int(valid.sum())} of "
+                         f"{valid.size} valid), so its quality index is undefined; assess a raster whose valid "
+                         f"area holds at least one {n} x {n} block of pixels.")
+    return torch.from_numpy(ok)
+
+
+class _Moments:
+    """Windowed moments of the bands of ``img`` ``(C, H, W)`` float64 where ``valid`` ``(H, W)`` (None: all).
+
+    Invalid pixels are set to the band's mean over the valid ones (their windows are left out, but the filter
+    matrices spread every value, a NaN too, over whole rows), then ``centred`` holds the bands minus that mean.
+    ``mean`` (window means of the data), ``c_mean`` (of ``centred``), ``var`` (0 where ``flat``) and ``flat``
+    are ``(C, H - 10, W - 10)``.
+    """
+
+    def __init__(self, img: torch.Tensor, valid: np.ndarray | None) -> None:
+        if valid is None or valid.all():
+            offset = img.mean(dim=(-2, -1), keepdim=True)
+        else:
+            keep = torch.from_numpy(valid)
+            offset = img[:, keep].mean(dim=1)[:, None, None]
+            img = torch.where(keep, img, offset)
+        self.centred = centred = img - offset
+        self.mean = _filter(img)
+        self.c_mean = _filter(centred)
+        second = _filter(centred * centred)
+        var = second - self.c_mean * self.c_mean
+        self.flat = var <= _FLAT_RTOL * second
+        self.var = torch.where(self.flat, torch.zeros((), dtype=var.dtype), var)
+
+    def band(self, k: int) -> tuple[torch.Tensor, ...]:
+        return self.centred[k], self.c_mean[k], self.mean[k], self.var[k], self.flat[k]
+
+    def bands(self, start: int, stop: int) -> tuple[torch.Tensor, ...]:
+        return (self.centred[start:stop], self.c_mean[start:stop], self.mean[start:stop], self.var[start:stop],
+                self.flat[start:stop])
+
+
+def _one_if_zero(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den``, 1 where ``den`` is 0 (there ``num`` is 0 too: a 0 / 0 of two equal quantities)."""
+    zero = den == 0
+    return torch.where(zero, torch.ones((), dtype=num.dtype), num / torch.where(zero, torch.ones_like(den), den))
+
+
+def _quality_map(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Q per window (module comment) of band ``a`` against the band(s) ``b`` (``_Moments.band`` tuples)."""
+    a_centred, a_cmean, a_mean, a_var, a_flat = a
+    b_centred, b_cmean, b_mean, b_var, b_flat = b
+    cov = _filter(a_centred * b_centred) - a_cmean * b_cmean
+    cov = torch.where(a_flat | b_flat, torch.zeros((), dtype=cov.dtype), cov)  # |cov| <= sqrt(var_a var_b) = 0
+    structure = torch.clamp(_one_if_zero(2 * cov, a_var + b_var), -1.0, 1.0)
+    luminance = _one_if_zero(2 * a_mean * b_mean, a_mean * a_mean + b_mean * b_mean)
+    return structure * luminance
+
+
+def _window_mean(q: torch.Tensor, ok: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``q`` ``(..., h, w)`` over its last two axes, over the windows ``ok`` (None: all)."""
+    if ok is None:
+        return q.mean(dim=(-2, -1))
+    return torch.where(ok, q, torch.zeros((), dtype=q.dtype)).sum(dim=(-2, -1)) / ok.sum()
+
+
+def _uqi_rows(a: _Moments, k: int, b: _Moments, start: int, ok: torch.Tensor | None) -> torch.Tensor:
+    """Mean UQI of band ``k`` of ``a`` against the bands ``start..`` of ``b`` (same size): ``(N,)``."""
+    chunk = max(1, _CHUNK_ELEMENTS // a.centred[k].numel())
     rows = []
-    for b in range(0, y.shape[0], chunk):
-        e_xy = _filter(x * y[b:b + chunk])
-        q = _index_map(mu_x, mu_y[b:b + chunk], e_xx, e_yy[b:b + chunk], e_xy, 0.0, 0.0, eps)
-        rows.append(q.mean(dim=(-2, -1)))
+    for lo in range(start, b.centred.shape[0], chunk):
+        q = _quality_map(a.band(k), b.bands(lo, lo + chunk))
+        rows.append(_window_mean(q, ok))
     return torch.cat(rows)
 
 
-def _uqi_between_bands(img: torch.Tensor) -> torch.Tensor:
-    """``(C, C)`` symmetric matrix of the mean UQI between every pair of bands (diagonal 0) of ``(C, H, W)``."""
-    mu, e2 = _filter(img), _filter(img * img)
-    c = img.shape[0]
-    q = torch.zeros(c, c, dtype=img.dtype)
+def _uqi_between_bands(moments: _Moments, ok: torch.Tensor | None) -> torch.Tensor:
+    """``(C, C)`` symmetric matrix of the mean UQI between every pair of bands (diagonal 0)."""
+    c = moments.centred.shape[0]
+    q = torch.zeros(c, c, dtype=moments.centred.dtype)
     for k in range(c - 1):
-        q[k, k + 1:] = _uqi_rows(img[k], mu[k], e2[k], img[k + 1:], mu[k + 1:], e2[k + 1:])
+        q[k, k + 1:] = _uqi_rows(moments, k, moments, k + 1, ok)
     return q + q.T
 
 
-def d_lambda(fused: np.ndarray, lr_hsi: np.ndarray, p: int = 1) -> float:
-    """Spectral distortion index D_lambda (0 is best).
+def uqi(x: np.ndarray, y: np.ndarray, *, mask: np.ndarray | None = None) -> float:
+    """Universal image quality index (Wang & Bovik 2002) of two ``(H, W)`` bands: Q averaged over the 11 x 11
+    Gaussian windows (with ``mask``, ``(H, W)`` bool, those lying wholly on its valid pixels), in [-1, 1].
+
+    A window where both bands are constant, at ``a`` and ``b``, has ``Q = 2 a b / (a^2 + b^2)`` (1 when they are
+    equal, 0 included); one where only one band is constant has ``Q = 0``. InputError when no window is valid.
+    """
+    x64, y64 = _pair(x, y)
+    if x64.shape[0] != 1:
+        raise InputError(f"uqi compares two single bands (H, W); got shape {x64.shape}.")
+    _check_window(*x64.shape[-2:])
+    valid = _valid(mask, x64.shape)
+    ok = _window_ok(valid, "image")
+    with torch.no_grad():
+        a, b = (_Moments(torch.from_numpy(v), valid) for v in (x64, y64))
+        return float(_window_mean(_quality_map(a.band(0), b.bands(0, 1)), ok)[0])
+
+
+def _image_and_mask(a: np.ndarray, mask: np.ndarray | None, what: str) -> tuple[torch.Tensor, np.ndarray | None]:
+    image = _as_image(a, what)
+    return image, _valid(mask, image.shape)
+
+
+def d_lambda(fused: np.ndarray, lr_hsi: np.ndarray, p: int = 1, *, mask: np.ndarray | None = None,
+             lr_mask: np.ndarray | None = None) -> float:
+    """Spectral distortion index D_lambda (0 is best; at most 2, as Q lies in [-1, 1]).
 
     ``(1 / (C (C - 1)) sum_{k != r} |Q(F_k, F_r) - Q(X_k, X_r)|^p)^(1/p)`` with ``Q`` the UQI between two bands
     of the fused image ``F`` ``(C, H, W)`` and of the LRHSI ``X`` ``(C, h, w)`` (both at least 11 x 11 pixels).
-    Equals torchmetrics' ``spectral_distortion_index``; 0 for a single band (no pair).
+    Equals torchmetrics' ``spectral_distortion_index`` on images without constant windows (see the module
+    comment above ``_FLAT_RTOL`` for those); 0 for a single band (no pair).
+
+    ``mask`` ``(H, W)`` and ``lr_mask`` ``(h, w)`` (bool, False = nodata) mark the valid pixels of ``F`` and
+    ``X``: each ``Q`` is averaged over the windows lying wholly on valid pixels, whatever the invalid pixels
+    hold. InputError when no window of an image does.
     """
     if isinstance(p, bool) or not isinstance(p, int) or p <= 0:
         raise InputError(f"The exponent p of D_lambda must be a positive integer; got {p!r}.")
-    f, x = _as_image(fused, "fused image"), _as_image(lr_hsi, "LRHSI")
+    f, f_valid = _image_and_mask(fused, mask, "fused image")
+    x, x_valid = _image_and_mask(lr_hsi, lr_mask, "LRHSI")
     if f.shape[0] != x.shape[0]:
         raise InputError(f"The fused image has {f.shape[0]} bands but the LRHSI {x.shape[0]}; they must match.")
+    f_ok, x_ok = _window_ok(f_valid, "fused image"), _window_ok(x_valid, "LRHSI")
     c = f.shape[0]
     if c < 2:
         return 0.0
     with torch.no_grad():
-        diff = (_uqi_between_bands(f) - _uqi_between_bands(x)).abs() ** p
+        q_f = _uqi_between_bands(_Moments(f, f_valid), f_ok)
+        q_x = _uqi_between_bands(_Moments(x, x_valid), x_ok)
+        diff = (q_f - q_x).abs() ** p
     return float((diff.sum() / (c * (c - 1))) ** (1.0 / p))
 
 
-def d_s(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, q: int = 1) -> float:
-    """Spatial distortion index D_s (0 is best).
+def d_s(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, q: int = 1, *,
+        mask: np.ndarray | None = None, lr_mask: np.ndarray | None = None) -> float:
+    """Spatial distortion index D_s (0 is best; at most 2, as Q lies in [-1, 1]).
 
     ``(1 / (C M) sum_{i, j} |Q(F_i, Y_j) - Q(X_i, Y~_j)|^q)^(1/q)`` over the fused bands ``F_i`` ``(C, H, W)``,
     the LRHSI bands ``X_i`` ``(C, H/s, W/s)``, the HRMSI bands ``Y_j`` ``(M, H, W)`` and ``Y~_j``, the HRMSI
     degraded to the LR grid by ``core.degrade.spatial_degrade`` (the protocol's MTF blur and decimation).
+
+    ``mask`` ``(H, W)``: the HR pixels valid in both ``F`` and ``Y``; ``lr_mask`` ``(H/s, W/s)``: the valid pixels
+    of ``X`` (bool, False = nodata). ``Q(F_i, Y_j)`` is averaged over the HR windows lying wholly on valid
+    pixels; ``Q(X_i, Y~_j)`` over the LR windows lying wholly on pixels valid in ``X`` whose footprint (their
+    ``s x s`` HR pixels) is valid in ``mask``: elsewhere ``Y~`` would be made up, as it is on the HR side's
+    excluded area (invalid HR pixels enter the blur as the band's valid mean, so an LR pixel next to a nodata
+    area keeps the part of its blur that reaches into it). InputError when no window of either resolution is
+    left.
 
     Where this differs from torchmetrics' ``spatial_distortion_index`` (a pansharpening index) and why:
     torchmetrics pairs fused band i with band i of a panchromatic image given once per band; an HRMSI has its
@@ -321,34 +450,55 @@ def d_s(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, q
     (M = 1) this is exactly torchmetrics' index for the pan band repeated C times with ``pan_lr`` = ``Y~``.
     torchmetrics degrades the pan with a 7 x 7 box filter and a resize when no ``pan_lr`` is given; here the
     degradation is the one the LRHSI is assumed to have (the MTF-matched Gaussian), so that a perfect fusion
-    of a Wald-simulated pair scores near 0.
+    of a Wald-simulated pair scores near 0. Constant windows: see the module comment above ``_FLAT_RTOL``.
     """
     if isinstance(q, bool) or not isinstance(q, int) or q <= 0:
         raise InputError(f"The exponent q of D_s must be a positive integer; got {q!r}.")
-    f, x, y = _as_image(fused, "fused image"), _as_image(lr_hsi, "LRHSI"), _as_image(hr_msi, "HRMSI")
+    f, hr_valid = _image_and_mask(fused, mask, "fused image")
+    x, x_valid = _image_and_mask(lr_hsi, lr_mask, "LRHSI")
+    y = _as_image(hr_msi, "HRMSI")
     if f.shape[0] != x.shape[0]:
         raise InputError(f"The fused image has {f.shape[0]} bands but the LRHSI {x.shape[0]}; they must match.")
     if f.shape[1:] != y.shape[1:]:
         raise InputError(f"The fused image ({f.shape[1]} x {f.shape[2]}) and the HRMSI ({y.shape[1]} x "
                          f"{y.shape[2]}) must cover the same HR pixels.")
     with torch.no_grad():
+        lr_valid = x_valid
+        partial = hr_valid is not None and not hr_valid.all()
+        if partial:
+            keep = torch.from_numpy(hr_valid)
+            y = torch.where(keep, y, y[:, keep].mean(dim=1)[:, None, None])  # no nodata value enters the blur
         y_lr = spatial_degrade(y, scale)
         if x.shape[1:] != y_lr.shape[1:]:
             raise InputError(f"The LRHSI ({x.shape[1]} x {x.shape[2]}) is not the fused image ({f.shape[1]} x "
                              f"{f.shape[2]}) divided by the scale {scale}; check the scale and the crops.")
-        mu_f, e_ff = _filter(f), _filter(f * f)
-        mu_x, e_xx = _filter(x), _filter(x * x)
+        if partial:
+            h, w = y_lr.shape[1:]
+            footprint = hr_valid.reshape(h, scale, w, scale).all(axis=(1, 3))
+            lr_valid = footprint if lr_valid is None else lr_valid & footprint
+        hr_ok = _window_ok(hr_valid, "fused image and HRMSI")
+        lr_ok = _window_ok(lr_valid, "LRHSI (where the HR pixels under it are valid)")
+        m_f, m_y = _Moments(f, hr_valid), _Moments(y, hr_valid)
+        m_x, m_ylr = _Moments(x, lr_valid), _Moments(y_lr, lr_valid)
         total = torch.zeros((), dtype=torch.float64)
         for j in range(y.shape[0]):
-            q_hr = _uqi_rows(y[j], _filter(y[j]), _filter(y[j] * y[j]), f, mu_f, e_ff)
-            q_lr = _uqi_rows(y_lr[j], _filter(y_lr[j]), _filter(y_lr[j] * y_lr[j]), x, mu_x, e_xx)
+            q_hr = _uqi_rows(m_y, j, m_f, 0, hr_ok)
+            q_lr = _uqi_rows(m_ylr, j, m_x, 0, lr_ok)
             total = total + ((q_hr - q_lr).abs() ** q).sum()
     return float((total / (f.shape[0] * y.shape[0])) ** (1.0 / q))
 
 
-def qnr(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int) -> dict:
-    """``{'D_lambda', 'D_s', 'QNR'}`` with ``QNR = (1 - D_lambda)(1 - D_s)`` (exponents 1, q = 1)."""
-    dl = d_lambda(fused, lr_hsi)
-    ds = d_s(fused, lr_hsi, hr_msi, scale)
-    return {"D_lambda": dl, "D_s": ds, "QNR": (1.0 - dl) * (1.0 - ds)}
+def qnr(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, *, mask: np.ndarray | None = None,
+        lr_mask: np.ndarray | None = None, hr_mask: np.ndarray | None = None) -> dict:
+    """``{'D_lambda', 'D_s', 'QNR'}`` with ``QNR = (1 - D_lambda)(1 - D_s)`` (exponents 1, q = 1); 1 is best,
+    and it lies in [-1, 1] (each D in [0, 2]).
 
+    ``mask``, ``lr_mask`` and ``hr_mask`` (bool, False = nodata) mark the valid pixels of the fused image, the
+    LRHSI and the HRMSI: D_lambda uses ``mask`` and ``lr_mask``, D_s ``mask & hr_mask`` and ``lr_mask``.
+    """
+    f_valid = _valid(mask, np.shape(fused))
+    y_valid = _valid(hr_mask, np.shape(hr_msi))
+    both = f_valid if y_valid is None else y_valid if f_valid is None else f_valid & y_valid
+    dl = d_lambda(fused, lr_hsi, mask=f_valid, lr_mask=lr_mask)
+    ds = d_s(fused, lr_hsi, hr_msi, scale, mask=both, lr_mask=lr_mask)
+    return {"D_lambda": dl, "D_s": ds, "QNR": (1.0 - dl) * (1.0 - ds)}

@@ -244,3 +244,197 @@ def test_bicubic_benchmark_sanity_on_the_cave_test_region(shared_data):
                                          align_corners=False)[0].numpy()
     assert M.psnr(ref, up) == pytest.approx(41.7, abs=0.3)
     assert M.sam(ref, up) == pytest.approx(1.33, abs=0.05)
+
+
+# ------------------------------------------------------------------ no reference: nodata and flat windows
+def _gaussian_11() -> np.ndarray:
+    g = np.exp(-0.5 * ((np.arange(11) - 5.0) / 1.5) ** 2)
+    return np.outer(g, g) / g.sum() ** 2
+
+
+def _brute_uqi(x: np.ndarray, y: np.ndarray, valid: np.ndarray) -> float:
+    """Mean Q over the 11 x 11 windows whose pixels are all valid, each window's moments summed directly.
+
+    Wang & Bovik's rules: Q = S L with S = 2 cov / (var_x + var_y) (1 when both windows are constant, 0 when one
+    is) and L = 2 mu_x mu_y / (mu_x^2 + mu_y^2) (1 when both means are 0)."""
+    w = _gaussian_11()
+    wx, wy = (np.lib.stride_tricks.sliding_window_view(np.asarray(a, np.float64), (11, 11)) for a in (x, y))
+    ok = np.lib.stride_tricks.sliding_window_view(valid, (11, 11)).all(axis=(-2, -1))
+    values = []
+    for i, j in zip(*np.nonzero(ok)):
+        a, b = wx[i, j], wy[i, j]
+        ma, mb = (w * a).sum(), (w * b).sum()
+        flat_a, flat_b = a.min() == a.max(), b.min() == b.max()
+        if flat_a and flat_b:
+            s = 1.0
+        elif flat_a or flat_b:
+            s = 0.0
+        else:
+            s = 2 * (w * (a - ma) * (b - mb)).sum() / ((w * (a - ma) ** 2).sum() + (w * (b - mb) ** 2).sum())
+        lum = 1.0 if ma == mb == 0 else 2 * ma * mb / (ma * ma + mb * mb)
+        values.append(s * lum)
+    return float(np.mean(values))
+
+
+def _brute_d_lambda(f, x, f_valid, x_valid) -> float:
+    c = f.shape[0]
+    return float(np.mean([abs(_brute_uqi(f[k], f[r], f_valid) - _brute_uqi(x[k], x[r], x_valid))
+                          for k in range(c) for r in range(c) if k != r]))
+
+
+def _footprint_valid(hr_valid: np.ndarray, scale: int) -> np.ndarray:
+    """LR pixels whose s x s HR pixels are all valid, pixel by pixel."""
+    h, w = hr_valid.shape[0] // scale, hr_valid.shape[1] // scale
+    out = np.zeros((h, w), bool)
+    for i in range(h):
+        for j in range(w):
+            out[i, j] = hr_valid[i * scale:(i + 1) * scale, j * scale:(j + 1) * scale].all()
+    return out
+
+
+def _brute_d_s(f, x, y, scale, hr_valid, x_valid) -> float:
+    y_lr = spatial_degrade(np.where(hr_valid, y, y[:, hr_valid].mean(axis=1)[:, None, None]), scale)
+    lr_valid = x_valid & _footprint_valid(hr_valid, scale)
+    return float(np.mean([abs(_brute_uqi(f[i], y[j], hr_valid) - _brute_uqi(x[i], y_lr[j], lr_valid))
+                          for i in range(f.shape[0]) for j in range(y.shape[0])]))
+
+
+@pytest.fixture(scope="module")
+def patched_pair() -> dict:
+    """A 4-band pair at x2 (64 x 64 HR): HR nodata under an elliptical patch (fused and HRMSI) and at a few
+    fused-only pixels, LR nodata at a 2 x 3 block; the clean values and the masks."""
+    rng = np.random.default_rng(11)
+    smooth = torch.nn.functional.interpolate(torch.from_numpy(rng.random((1, 4, 16, 16))), scale_factor=4,
+                                             mode="bicubic", align_corners=False)[0].numpy()
+    z = np.clip(smooth + 0.05 * rng.standard_normal(smooth.shape), 0.01, None)
+    lr, msi = simulate(z, np.array([[0.5, 0.5, 0, 0], [0, 0.2, 0.3, 0.5]]), 2)
+    fused = z + 0.03 * rng.standard_normal(z.shape)
+    rows, cols = np.mgrid[:64, :64]
+    patch = ((rows - 12) / 6.0) ** 2 + ((cols - 44) / 9.0) ** 2 <= 1
+    hr_valid = ~patch
+    f_valid = hr_valid.copy()
+    f_valid[50, 5], f_valid[58, 60] = False, False
+    lr_valid = np.ones((32, 32), bool)
+    lr_valid[20:22, 10:13] = False
+    return {"fused": fused, "lr": lr, "msi": msi, "f_valid": f_valid, "hr_valid": hr_valid, "lr_valid": lr_valid}
+
+
+def _with_garbage(pair: dict, scale: float, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pair times ``scale`` in ``dtype``, with NaN, 0 and 1e30 where the masks say nodata."""
+    fused, lr, msi = (np.asarray(pair[k] * scale, dtype) for k in ("fused", "lr", "msi"))
+    fused[:, ~pair["f_valid"]] = np.nan
+    msi[:, ~pair["hr_valid"]] = 0
+    lr[:, ~pair["lr_valid"]] = 1e30
+    return fused, lr, msi
+
+
+@pytest.mark.parametrize("scale, dtype", [(1.0, np.float64), (10000.0, np.float32)])
+def test_masked_no_reference_indices_equal_a_brute_force_over_the_valid_windows(patched_pair, scale, dtype):
+    p = patched_pair
+    fused, lr, msi = _with_garbage(p, scale, dtype)
+    clean = [np.asarray(p[k] * scale, dtype).astype(np.float64) for k in ("fused", "lr", "msi")]
+    both = p["f_valid"] & p["hr_valid"]
+    expected_dl = _brute_d_lambda(clean[0], clean[1], p["f_valid"], p["lr_valid"])
+    expected_ds = _brute_d_s(*clean, 2, both, p["lr_valid"])
+    assert 0.01 < expected_dl < 0.5 and 0.01 < expected_ds < 0.5
+    assert M.d_lambda(fused, lr, mask=p["f_valid"], lr_mask=p["lr_valid"]) == pytest.approx(expected_dl, abs=1e-9)
+    assert M.d_s(fused, lr, msi, 2, mask=both, lr_mask=p["lr_valid"]) == pytest.approx(expected_ds, abs=1e-9)
+    got = M.qnr(fused, lr, msi, 2, mask=p["f_valid"], lr_mask=p["lr_valid"], hr_mask=p["hr_valid"])
+    assert got["D_lambda"] == pytest.approx(expected_dl, abs=1e-9)
+    assert got["D_s"] == pytest.approx(expected_ds, abs=1e-9)
+    assert got["QNR"] == pytest.approx((1 - expected_dl) * (1 - expected_ds), abs=1e-9)
+
+
+def test_nodata_columns_give_the_indices_of_the_valid_crop(patched_pair):
+    # D_lambda's HR term and the UQI over windows wholly on valid pixels are those of the crop that holds them.
+    p = patched_pair
+    valid = np.ones((64, 64), bool)
+    valid[:, 44:] = False
+    fused = p["fused"].copy()
+    fused[:, :, 44:] = -7.0
+    assert M.d_lambda(fused, p["lr"], mask=valid) == pytest.approx(M.d_lambda(p["fused"][:, :, :44], p["lr"]),
+                                                                   abs=1e-12)
+    assert M.uqi(fused[0], p["fused"][1], mask=valid) == pytest.approx(
+        M.uqi(p["fused"][0, :, :44], p["fused"][1, :, :44]), abs=1e-12)
+    assert M.d_lambda(fused, p["lr"]) != pytest.approx(M.d_lambda(p["fused"][:, :, :44], p["lr"]), abs=1e-3)
+
+
+def test_flat_windows_follow_wang_and_bovik():
+    rng = np.random.default_rng(12)
+    noise = rng.random((24, 24))
+    for value in (0.0, 0.5, 5000.0):                           # both constant and equal: 1, in raw units too
+        const = np.full((24, 24), value, np.float32)
+        assert M.uqi(const, const) == 1.0
+    a, b = np.full((24, 24), 0.2), np.full((24, 24), 0.6)      # both constant, unequal: 2ab / (a^2 + b^2)
+    assert M.uqi(a, b) == pytest.approx(2 * 0.12 / (0.04 + 0.36), abs=1e-12)
+    assert M.uqi(a, noise) == pytest.approx(0.0, abs=1e-12)    # one constant: 0
+    assert M.uqi(np.zeros((24, 24)), noise) == 0.0
+    # Images with flat areas (one of them in raw units, 0 .. 10000) against the brute force of the same rules.
+    x = (10000 * noise).astype(np.float32)
+    x[:14, :] = 4000.0
+    y = x.copy()
+    assert M.uqi(x, y) == pytest.approx(1.0, abs=1e-12)
+    y[:14, :16] = 2500.0
+    y[16:, 5:] = (10000 * rng.random((8, 19))).astype(np.float32)
+    assert M.uqi(x, y) == pytest.approx(_brute_uqi(x, y, np.ones((24, 24), bool)), abs=1e-9)
+
+
+def test_a_mean_filled_patch_in_raw_units_keeps_the_indices_in_range(patched_pair):
+    # The bug this guards against: a nodata patch filled with the band means holds windows flat in every band
+    # (11 x 16 here), whose 0 / eps quotients made D_lambda and D_s ~1e13 on raw reflectances (0 .. 10000).
+    p = patched_pair
+    fused, lr, msi = (np.asarray(p[k] * 10000, np.float32) for k in ("fused", "lr", "msi"))
+    valid = np.ones((64, 64), bool)
+    valid[5:26, 30:56] = False
+    for image in (fused, msi):
+        image[:, ~valid] = image[:, valid].mean(axis=1, keepdims=True)
+    got = M.qnr(fused, lr, msi, 2)
+    assert 0 <= got["D_lambda"] < 0.5 and 0 <= got["D_s"] < 0.5 and 0.25 < got["QNR"] <= 1
+    everywhere = np.ones((64, 64), bool)
+    assert got["D_lambda"] == pytest.approx(_brute_d_lambda(fused, lr, everywhere, np.ones((32, 32), bool)),
+                                            abs=1e-9)
+
+
+def test_masked_indices_stay_within_their_bounds(patched_pair):
+    # Q lies in [-1, 1], so D_lambda and D_s lie in [0, 2] (not [0, 1]) and QNR in [-1, 1]; a fusion whose bands
+    # are anti-correlated where the LRHSI's are correlated reaches D_lambda > 1.
+    p = patched_pair
+    rng = np.random.default_rng(13)
+    fused, lr, msi = _with_garbage(p, 1.0, np.float64)
+    flipped = fused.copy()
+    flipped[1::2] = 2 * np.nanmean(flipped[1::2], axis=(1, 2), keepdims=True) - flipped[1::2]
+    signed = fused - 0.5 + 0.3 * rng.standard_normal(fused.shape)
+    holes = p["f_valid"] & (rng.random((64, 64)) > 0.002)   # a few more nodata pixels
+    for candidate in (fused, flipped, signed, -fused, rng.random(fused.shape)):
+        for f_mask in (p["f_valid"], holes):
+            got = M.qnr(candidate, lr, msi, 2, mask=f_mask, lr_mask=p["lr_valid"], hr_mask=p["hr_valid"])
+            assert 0 <= got["D_lambda"] <= 2 and 0 <= got["D_s"] <= 2 and -1 <= got["QNR"] <= 1, got
+    base_hr, base_lr = 0.5 + 0.2 * rng.random((64, 64)), 0.5 + 0.2 * rng.random((32, 32))
+    correlated = np.stack([base_lr, base_lr + 0.01 * rng.random((32, 32))])
+    opposed = np.stack([base_hr, 1.2 - base_hr])
+    assert M.d_lambda(opposed, correlated, mask=p["f_valid"], lr_mask=p["lr_valid"]) > 1.5
+
+
+def test_no_window_on_valid_pixels_is_an_input_error(patched_pair):
+    p = patched_pair
+    small = np.zeros((64, 64), bool)
+    small[20:30, 20:30] = True                                 # 10 x 10 valid: no 11 x 11 window
+    lr_small = np.zeros((32, 32), bool)
+    lr_small[:10, :] = True
+    with pytest.raises(InputError, match=r"No 11 x 11 window of the fused image lies wholly on valid pixels.*"
+                                         r"at least one 11 x 11 block"):
+        M.d_lambda(p["fused"], p["lr"], mask=small)
+    with pytest.raises(InputError, match="No 11 x 11 window of the LRHSI"):
+        M.d_lambda(p["fused"], p["lr"], lr_mask=lr_small)
+    with pytest.raises(InputError, match="No 11 x 11 window of the fused image and HRMSI"):
+        M.qnr(p["fused"], p["lr"], p["msi"], 2, hr_mask=small)
+    with pytest.raises(InputError, match="No 11 x 11 window of the image"):
+        M.uqi(p["fused"][0], p["fused"][1], mask=small)
+    hr_rows = np.ones((64, 64), bool)
+    hr_rows[::20] = False                                      # every LR window covers an LR row over a nodata row
+    assert math.isfinite(M.d_lambda(p["fused"], p["lr"], mask=hr_rows))
+    with pytest.raises(InputError, match="No 11 x 11 window of the LRHSI .where the HR pixels under it are valid"):
+        M.d_s(p["fused"], p["lr"], p["msi"], 2, mask=hr_rows)
+    one = np.zeros((64, 64), bool)
+    one[20:31, 20:31] = True                                   # 11 x 11 valid: exactly one window
+    assert math.isfinite(M.d_lambda(p["fused"], p["lr"], mask=one))
