@@ -18,6 +18,7 @@ class AlignToGridAlgorithm(CoFusionAlgorithm):
     ID = "align_to_grid"
     LABEL = "Align HRMSI to LRHSI grid"
     GROUP = FUSION
+    TAGS = ("align", "coregistration", "co-registration", "resample", "warp", "grid", "snap")
     DESCRIPTION = (
         "Warps a multispectral raster onto the grid fusion needs: the LRHSI's CRS, origin and extent, with pixels "
         "'scale' times smaller than the LRHSI's, so every LRHSI pixel covers exactly scale x scale HRMSI pixels. "

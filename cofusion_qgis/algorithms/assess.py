@@ -34,6 +34,7 @@ class AssessAlgorithm(CoFusionAlgorithm):
     ID = "assess"
     LABEL = "Assess fusion against a reference"
     GROUP = QUALITY
+    TAGS = ("PSNR", "SSIM", "SAM", "spectral angle", "spectral angle mapper", "ERGAS", "RMSE", "reference")
     DESCRIPTION = (
         "Compares a fused hyperspectral raster with a reference of the same grid and bands (e.g. the scene a pair "
         "was simulated from with Wald's protocol): PSNR (dB, mean over bands), SSIM, SAM (degrees), ERGAS and "

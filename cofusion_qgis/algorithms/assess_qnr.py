@@ -15,6 +15,7 @@ class AssessQnrAlgorithm(CoFusionAlgorithm):
     ID = "assess_qnr"
     LABEL = "Assess fusion without reference (QNR)"
     GROUP = QUALITY
+    TAGS = ("QNR", "no reference", "without reference", "D_lambda", "D_s", "spectral distortion", "spatial distortion")
     DESCRIPTION = (
         "Quality with no reference, for fusions of real pairs: the spectral distortion D_lambda (band-to-band "
         "quality indices of the fused image against those of the LRHSI), the spatial distortion D_s (fused bands "

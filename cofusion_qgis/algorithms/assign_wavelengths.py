@@ -18,6 +18,7 @@ class AssignWavelengthsAlgorithm(CoFusionAlgorithm):
     ID = "assign_wavelengths"
     LABEL = "Assign sensor wavelengths"
     GROUP = FUSION
+    TAGS = ("wavelength", "wavelengths", "FWHM", "band table", "metadata", "spectrometer")
     DESCRIPTION = (
         "Writes a copy of a hyperspectral raster that carries no band wavelengths (e.g. an EnMAP or PRISMA product "
         "converted by another tool, a PRISMA HE5 exported to GeoTIFF, a cube cut with gdal_translate) whose bands "

@@ -20,6 +20,7 @@ class FuseAlgorithm(CoFusionAlgorithm):
     ID = "fuse"
     LABEL = "Fuse (CoFusion network)"
     GROUP = FUSION
+    TAGS = ("CoFusion", "deep learning", "neural network", "network")
     DESCRIPTION = (
         "Fuses a low-resolution hyperspectral raster (LRHSI) with a co-registered high-resolution multispectral "
         "raster (HRMSI) into a float32 GeoTIFF with the LRHSI's bands on the HRMSI's grid, with a CoFusion "

@@ -12,6 +12,9 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
     ID = "fuse_classic"
     LABEL = "Fuse (classical baselines)"
     GROUP = FUSION
+    TAGS = (
+        "GSA", "Gram-Schmidt", "component substitution", "MTF-GLP", "MTF-GLP-HPM", "SFIM", "local linear regression",
+        "LLR", "guided filter", "bicubic", "classical")
     DESCRIPTION = (
         "Fuses an LRHSI with a co-registered HRMSI with a classical method: MTF-GLP-HPM (Aiazzi et al. 2006), "
         "GSA (Aiazzi, Baronti, Selva 2007), SFIM (Liu 2000), extended to several MSI bands by least-squares "

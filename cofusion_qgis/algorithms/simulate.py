@@ -17,6 +17,7 @@ class SimulateAlgorithm(CoFusionAlgorithm):
     ID = "simulate"
     LABEL = "Simulate LRHSI and HRMSI (Wald's protocol)"
     GROUP = SIMULATION
+    TAGS = ("simulate", "synthetic pair")
     DESCRIPTION = (
         "Simulates the pair a fusion starts from out of a high-resolution hyperspectral reference: the LRHSI is the "
         "reference blurred by a Gaussian matched to a sensor MTF (gain 0.3 at the LR Nyquist frequency) and "

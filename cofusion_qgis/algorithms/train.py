@@ -32,6 +32,7 @@ class TrainAlgorithm(CoFusionAlgorithm):
     ID = "train"
     LABEL = "Train CoFusion model"
     GROUP = TRAINING
+    TAGS = ("train", "retrain", "model", "checkpoint")
     DESCRIPTION = (
         "Trains a CoFusion network (loss: L1 weighted per band by the classical base's error + 0.1 (1 - SSIM); AdamW) "
         "and keeps the checkpoint with the best "
