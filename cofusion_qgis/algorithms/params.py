@@ -3,10 +3,12 @@
 response, feedback."""
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -14,6 +16,10 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterString,
 )
+
+from ...core.errors import InputError
+from ...core.raster import read_info
+from ...core.window import Window
 
 # The classical methods' names, which the parameters offer before core.classic can be imported (it needs PyTorch,
 # a runtime dependency); a test checks that they equal core.classic.METHODS.
@@ -111,3 +117,26 @@ def progress(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:
             feedback.setProgressText(message)
 
     return report
+
+
+def extent_window(alg: QgsProcessingAlgorithm, parameters: dict, name: str, context: QgsProcessingContext,
+                  raster: str) -> Window | None:
+    """Extent parameter ``name`` as the window of ``raster``'s pixels it covers (pixels partly inside count), or
+    None when it is empty. The extent may be in any CRS (QGIS transforms it to the raster's). InputError when the
+    raster's grid is rotated or the extent does not overlap the raster."""
+    if parameters.get(name) in (None, ""):
+        return None
+    info = read_info(raster)
+    x0, dx, rx, y0, ry, dy = info.geotransform
+    if rx or ry:
+        raise InputError(f"{info.path} has a rotated grid: an extent cannot be turned into its pixels; warp it "
+                         "north-up first.")
+    extent = alg.parameterAsExtent(parameters, name, context, QgsCoordinateReferenceSystem.fromWkt(info.crs_wkt))
+    cols = sorted(((extent.xMinimum() - x0) / dx, (extent.xMaximum() - x0) / dx))
+    rows = sorted(((extent.yMinimum() - y0) / dy, (extent.yMaximum() - y0) / dy))
+    col0, row0 = max(0, math.floor(cols[0])), max(0, math.floor(rows[0]))
+    col1, row1 = min(info.width, math.ceil(cols[1])), min(info.height, math.ceil(rows[1]))
+    if col1 <= col0 or row1 <= row0:
+        raise InputError(f"The extent {extent.toString(2)} does not overlap {info.path}; choose an extent on the "
+                         "raster (e.g. from its layer or the map canvas).")
+    return Window(col0, row0, col1 - col0, row1 - row0)

@@ -6,6 +6,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
@@ -18,6 +19,7 @@ from .base import TRAINING, CoFusionAlgorithm
 from .params import (
     SRF_HELP,
     choice_parameter,
+    extent_window,
     optional_double,
     optional_int,
     progress,
@@ -44,7 +46,11 @@ class TrainAlgorithm(CoFusionAlgorithm):
         "so far; running again with the same settings resumes.")
     MODE, REFERENCE, LRHSI, HRMSI, SRF, SCALE = "MODE", "REFERENCE", "LRHSI", "HRMSI", "SRF", "SCALE"
     ITERATIONS, MINUTES, OUTPUT_MODEL, OUTPUT_LOG = "ITERATIONS", "MINUTES", "OUTPUT_MODEL", "OUTPUT_LOG"
-    BATCH_SIZE, PATCH_SIZE, DEVICE = "BATCH_SIZE", "PATCH_SIZE", "DEVICE"
+    BATCH_SIZE, PATCH_SIZE, DEVICE, REGION = "BATCH_SIZE", "PATCH_SIZE", "DEVICE", "REGION"
+    #: The inputs each mode needs, with how the message names them.
+    NEEDS = {"reference": ((REFERENCE, "REFERENCE (a high-resolution hyperspectral raster)"),
+                           (SRF, "SRF (the MSI sensor, e.g. sentinel2a:B2,B3,B4,B8)")),
+             "pair": ((LRHSI, "LRHSI"), (HRMSI, "HRMSI (a co-registered pair)"))}
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
         self.add(choice_parameter(self.MODE, self.tr("Mode"), MODES),
@@ -62,6 +68,9 @@ class TrainAlgorithm(CoFusionAlgorithm):
         self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=MIN_SCALE,
                                               maxValue=MAX_SCALE, defaultValue=4),
                  "Reference mode: HR pixels per LR pixel of the simulated pairs (pair mode takes the pair's).")
+        self.add(QgsProcessingParameterExtent(self.REGION, self.tr("Training area"), optional=True),
+                 "Train on this extent only (any CRS: a layer's extent, the map canvas, a drawn rectangle); the "
+                 "validation strip is carved from inside it. Empty: the whole scene.")
         self.add(QgsProcessingParameterNumber(self.ITERATIONS, self.tr("Iterations"), minValue=0,
                                               defaultValue=2000),
                  "Optimisation steps; 0: no step budget (then give minutes).")
@@ -96,18 +105,23 @@ class TrainAlgorithm(CoFusionAlgorithm):
                              device=self.parameterAsEnumString(parameters, self.DEVICE, context), **extra)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
-        """QGIS's checks, then the training settings' (``TrainSettings``, and in reference mode the patch size
-        against the scale): the dialog refuses a bad budget or patch before Run, with the CLI's message."""
+        """QGIS's checks, then the mode's inputs (every input is optional for QGIS, since each mode needs
+        others), then the training settings' (``TrainSettings``, and in reference mode the patch size against
+        the scale): the dialog refuses a missing input, a bad budget or patch before Run, with the CLI's message."""
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
+        mode = self.parameterAsEnumString(self.preprocessParameters(parameters), self.MODE, context)
+        missing = [label for name, label in self.NEEDS[mode] if parameters.get(name) in (None, "")]
+        if missing:
+            return False, f"{mode.capitalize()} mode needs {' and '.join(missing)}."
         try:
             from ...training.api import check_patch
         except ImportError:  # runtime dependencies missing: processAlgorithm names them
             return ok, message
         try:
             settings = self.train_settings(parameters, context)
-            if self.parameterAsEnumString(parameters, self.MODE, context) == "reference":
+            if mode == "reference":
                 check_patch(settings, self.parameterAsInt(parameters, self.SCALE, context))
         except CoFusionError as exc:
             return False, str(exc)
@@ -121,17 +135,18 @@ class TrainAlgorithm(CoFusionAlgorithm):
         settings = self.train_settings(parameters, context)
         out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         hooks = {"settings": settings, "progress": progress(feedback), "cancel": feedback.isCanceled}
+        missing = [label for name, label in self.NEEDS[mode] if parameters.get(name) in (None, "")]
+        if missing:  # checkParameterValues says so before Run; a script may call processAlgorithm directly
+            raise QgsProcessingException(f"{mode.capitalize()} mode needs {' and '.join(missing)}.")
         if mode == "reference":
-            if parameters.get(self.REFERENCE) in (None, "") or srf is None:
-                raise QgsProcessingException("Reference mode needs REFERENCE (a hyperspectral raster) and SRF (the "
-                                             "MSI sensor, e.g. sentinel2a:B2,B3,B4,B8).")
-            result = train_reference([raster_path(self, parameters, self.REFERENCE, context)], srf,
-                                     self.parameterAsInt(parameters, self.SCALE, context), out, **hooks)
+            reference = raster_path(self, parameters, self.REFERENCE, context)
+            hooks["region"] = extent_window(self, parameters, self.REGION, context, reference)
+            result = train_reference([reference], srf, self.parameterAsInt(parameters, self.SCALE, context), out,
+                                     **hooks)
         else:
-            if parameters.get(self.LRHSI) in (None, "") or parameters.get(self.HRMSI) in (None, ""):
-                raise QgsProcessingException("Pair mode needs LRHSI and HRMSI (a co-registered pair).")
-            result = train_pair(raster_path(self, parameters, self.LRHSI, context),
-                                raster_path(self, parameters, self.HRMSI, context), out, srf=srf, **hooks)
+            lrhsi, hrmsi = (raster_path(self, parameters, n, context) for n in (self.LRHSI, self.HRMSI))
+            hooks["region"] = extent_window(self, parameters, self.REGION, context, hrmsi)
+            result = train_pair(lrhsi, hrmsi, out, srf=srf, **hooks)
         feedback.pushInfo(f"{result.steps} steps in {result.seconds:.0f} s; best validation: "
                           + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
         return {self.OUTPUT_MODEL: str(result.checkpoint), self.OUTPUT_LOG: str(result.log),

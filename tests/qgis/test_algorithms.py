@@ -92,9 +92,42 @@ def test_train_pair_mode_writes_a_model_and_a_log(run, make_pair, tmp_path):
 
 
 def test_train_reference_mode_needs_an_srf(run, pair, tmp_path):
-    with pytest.raises(qgis_core.QgsProcessingException, match="Reference mode needs REFERENCE"):
+    with pytest.raises(qgis_core.QgsProcessingException, match="Reference mode needs SRF"):
         run("train", {"MODE": "reference", "REFERENCE": str(pair[0]), "ITERATIONS": 2,
                       "OUTPUT_MODEL": str(tmp_path / "m.safetensors")})
+
+
+@pytest.mark.parametrize("mode, given, missing", [
+    ("pair", {}, "Pair mode needs LRHSI and HRMSI"),
+    ("pair", {"LRHSI": "lr"}, "Pair mode needs HRMSI"),
+    ("reference", {}, "Reference mode needs REFERENCE (a high-resolution hyperspectral raster) and SRF"),
+    (1, {"SRF": "rgb"}, "Reference mode needs REFERENCE"),  # the mode by number too
+])
+def test_train_checks_each_modes_inputs_before_it_runs(plugin, pair, tmp_path, mode, given, missing):
+    """Every input is optional for QGIS (each mode needs others): the dialog's check names what the mode lacks."""
+    algorithm = qgis_core.QgsApplication.processingRegistry().createAlgorithmById("cofusion:train")
+    files = {"lr": str(pair[0]), "hr": str(pair[1])}
+    parameters = {"MODE": mode, "ITERATIONS": 2, "OUTPUT_MODEL": str(tmp_path / "m.safetensors"),
+                  **{k: files.get(v, v) for k, v in given.items()}}
+    ok, message = algorithm.checkParameterValues(parameters, qgis_core.QgsProcessingContext())
+    assert not ok and message.startswith(missing), message
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_train_on_an_extent_trains_on_its_pixels(run, make_pair, tmp_path):
+    from cofusion.core.checkpoint import read_card
+
+    pair = make_pair(48)  # HRMSI 96 x 96 at 10 m; the extent covers its top-left 64 x 64 pixels
+    x0, y0 = HR_GT[0], HR_GT[3]
+    extent = f"{x0},{x0 + 640},{y0 - 640},{y0} [EPSG:32632]"
+    result = run("train", {"MODE": "pair", "LRHSI": str(pair[0]), "HRMSI": str(pair[1]), "REGION": extent,
+                           "ITERATIONS": 1, "BATCH_SIZE": 1, "DEVICE": "cpu",
+                           "OUTPUT_MODEL": str(tmp_path / "m.safetensors")})
+    assert read_card(result["OUTPUT_MODEL"]).provenance["region"] == [0, 0, 64, 64]
+    with pytest.raises(qgis_core.QgsProcessingException, match="does not overlap"):
+        run("train", {"MODE": "pair", "LRHSI": str(pair[0]), "HRMSI": str(pair[1]), "ITERATIONS": 1,
+                      "REGION": f"{x0 + 5000},{x0 + 6000},{y0 - 640},{y0} [EPSG:32632]",
+                      "OUTPUT_MODEL": str(tmp_path / "n.safetensors")})
 
 
 def test_assess_qnr_gives_indices_in_range(run, make_pair, tmp_path):
