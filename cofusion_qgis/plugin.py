@@ -47,6 +47,7 @@ class CoFusionPlugin:
         if self.provider is None:
             self.provider = CoFusionProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
+            self.provider.attach_models()  # its algorithms are in the registry only now
         absent = dependencies.missing(dependencies.runtime())
         if absent:
             QgsMessageLog.logMessage(
