@@ -11,6 +11,7 @@ from qgis.core import (
 from ...core.align import RESAMPLING
 from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import FUSION, CoFusionAlgorithm
+from .layer_outputs import SPECTRAL, present
 from .params import choice_parameter, optional_int, output_raster, progress, raster_path
 
 
@@ -43,9 +44,11 @@ class AlignToGridAlgorithm(CoFusionAlgorithm):
     def execute(self, parameters, context, feedback) -> dict:
         from ...core.align import align_to_grid
 
+        hrmsi = raster_path(self, parameters, self.HRMSI, context)
         out = align_to_grid(
-            raster_path(self, parameters, self.LRHSI, context), raster_path(self, parameters, self.HRMSI, context),
+            raster_path(self, parameters, self.LRHSI, context), hrmsi,
             output_raster(self, parameters, self.OUTPUT, context), optional_int(self, parameters, self.SCALE, context),
             resampling=self.parameterAsEnumString(parameters, self.RESAMPLING, context),
             progress=progress(feedback), cancel=feedback.isCanceled)
+        present(context, str(out), SPECTRAL, "Aligned HRMSI", hrmsi)
         return {self.OUTPUT: str(out)}

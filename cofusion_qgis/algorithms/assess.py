@@ -14,6 +14,7 @@ from qgis.core import (
 )
 
 from .base import QUALITY, CoFusionAlgorithm
+from .layer_outputs import MAP, present
 from .params import optional_double, output_raster, raster_path
 from .tables import TABLE_HELP, metrics_table_parameter, write_metrics_table
 
@@ -86,5 +87,6 @@ class AssessAlgorithm(CoFusionAlgorithm):
         for name in METRICS:
             feedback.pushInfo(f"{name}: {result.metrics[name]:.4f} {UNITS[name]}")
         feedback.setProgress(100)
+        present(context, str(result.sam_map), MAP, "SAM (degrees)", fused)
         return {self.OUTPUT_TABLE: table, self.OUTPUT_REPORT: report, self.OUTPUT_SAM_MAP: str(result.sam_map),
                 **{name: float(result.metrics[name]) for name in METRICS}}

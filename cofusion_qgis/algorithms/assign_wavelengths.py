@@ -11,6 +11,7 @@ from qgis.core import (
 
 from ...core.wavelengths import SPECTROMETERS
 from .base import FUSION, CoFusionAlgorithm
+from .layer_outputs import SPECTRAL, present
 from .params import choice_parameter, output_raster, progress, raster_path
 
 
@@ -46,11 +47,13 @@ class AssignWavelengthsAlgorithm(CoFusionAlgorithm):
     def execute(self, parameters, context, feedback) -> dict:
         from ...core.wavelengths import assign_wavelengths
 
+        source = raster_path(self, parameters, self.INPUT, context)
         out = assign_wavelengths(
-            raster_path(self, parameters, self.INPUT, context),
+            source,
             self.parameterAsEnumString(parameters, self.SENSOR, context),
             output_raster(self, parameters, self.OUTPUT, context),
             bands=self.parameterAsString(parameters, self.BANDS, context) or None,
             overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context),
             progress=progress(feedback), cancel=feedback.isCanceled)
+        present(context, str(out), SPECTRAL, "With wavelengths", source)
         return {self.OUTPUT: str(out)}

@@ -13,6 +13,7 @@ from ...core import service
 from ...core.fuse import DEFAULT_BATCH
 from ...core.service import DEVICES, FusionRequest, model_file
 from .base import FUSION, CoFusionAlgorithm
+from .layer_outputs import SPECTRAL, present
 from .params import choice_parameter, optional_int, output_raster, progress, raster_path
 
 
@@ -67,6 +68,7 @@ class FuseAlgorithm(CoFusionAlgorithm):
             batch=self.parameterAsInt(parameters, self.BATCH_SIZE, context))
         feedback.pushInfo(f"Model: {model_file(request.model)}")
         result = service.fuse(request, progress=progress(feedback), cancel=feedback.isCanceled)
+        present(context, str(result.out_path), SPECTRAL, "CoFusion fused", request.lrhsi)
         feedback.pushInfo(f"Fused {result.width} x {result.height} pixels (x{result.scale}, {result.tiles} tiles) "
                           f"in {result.seconds:.1f} s")
         return {self.OUTPUT: str(result.out_path)}

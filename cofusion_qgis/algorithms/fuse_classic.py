@@ -5,6 +5,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
 
 from .base import FUSION, CoFusionAlgorithm
+from .layer_outputs import SPECTRAL, present
 from .params import CLASSIC_METHODS, choice_parameter, output_raster, progress, raster_path
 
 
@@ -37,9 +38,11 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
     def execute(self, parameters, context, feedback) -> dict:
         from ...core.classic_raster import fuse_classic_raster
 
+        lrhsi = raster_path(self, parameters, self.LRHSI, context)
+        method = self.parameterAsEnumString(parameters, self.METHOD, context)
         out = fuse_classic_raster(
-            raster_path(self, parameters, self.LRHSI, context), raster_path(self, parameters, self.HRMSI, context),
-            output_raster(self, parameters, self.OUTPUT, context),
-            self.parameterAsEnumString(parameters, self.METHOD, context),
+            lrhsi, raster_path(self, parameters, self.HRMSI, context),
+            output_raster(self, parameters, self.OUTPUT, context), method,
             progress=progress(feedback), cancel=feedback.isCanceled)
+        present(context, str(out), SPECTRAL, f"{method.upper()} fused", lrhsi)
         return {self.OUTPUT: str(out)}

@@ -10,6 +10,7 @@ from qgis.core import (
 
 from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import SIMULATION, CoFusionAlgorithm
+from .layer_outputs import SPECTRAL, present
 from .params import SRF_HELP, output_raster, progress, raster_path, srf_parameter
 
 
@@ -43,11 +44,14 @@ class SimulateAlgorithm(CoFusionAlgorithm):
     def execute(self, parameters, context, feedback) -> dict:
         from ...core.simulate_raster import simulate_raster
 
+        reference = raster_path(self, parameters, self.REFERENCE, context)
         lr, hr = simulate_raster(
-            raster_path(self, parameters, self.REFERENCE, context),
+            reference,
             self.parameterAsString(parameters, self.SRF, context),
             self.parameterAsInt(parameters, self.SCALE, context),
             output_raster(self, parameters, self.OUTPUT_LRHSI, context),
             output_raster(self, parameters, self.OUTPUT_HRMSI, context),
             progress=progress(feedback), cancel=feedback.isCanceled)
+        present(context, str(lr), SPECTRAL, "Simulated LRHSI", reference)
+        present(context, str(hr), SPECTRAL, "Simulated HRMSI", reference)
         return {self.OUTPUT_LRHSI: str(lr), self.OUTPUT_HRMSI: str(hr)}
