@@ -37,6 +37,9 @@ def missing_text(absent) -> str:
     return tr("Python packages missing from QGIS:") + "\n" + "\n".join(lines)
 
 
+#: The dock's narrowest width in pixels, when its content needs less.
+MIN_WIDTH = 280
+
 class CoFusionDock(QgsDockWidget):
     """Fusion (layers, model, advanced settings, Fuse/Cancel/progress) and spectral inspection in one dock."""
 
@@ -81,7 +84,9 @@ class CoFusionDock(QgsDockWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(body)
         self.setWidget(scroll)
-        self.setMinimumWidth(280)
+        # wide enough that every button (Fuse, Cancel, Export…) shows without scrolling sideways
+        self.setMinimumWidth(max(MIN_WIDTH, body.minimumSizeHint().width()
+                                 + scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth()))
         self.refresh_dependencies()
 
     def refresh_dependencies(self) -> list:

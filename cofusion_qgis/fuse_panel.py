@@ -19,6 +19,7 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsSettings,
+    QgsUnitTypes,
 )
 from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar
 from qgis.PyQt.QtCore import pyqtSignal
@@ -40,6 +41,10 @@ from .environment import require_dependencies
 from .fuse_task import FuseTask
 from .i18n import tr
 
+#: Bands a layer needs to be taken for a hyperspectral one, and the most a multispectral one has (Sentinel-2: 13).
+MIN_HYPERSPECTRAL_BANDS, MAX_MULTISPECTRAL_BANDS = 5, 20
+#: The metre as QGIS names it: Qgis.DistanceUnit.Meters from QGIS 3.30, QgsUnitTypes.DistanceMeters before.
+METRES = getattr(getattr(Qgis, "DistanceUnit", None), "Meters", None) or QgsUnitTypes.DistanceMeters
 #: QgsSettings group of the dock.
 SETTINGS = "CoFusion/dock/"
 #: Tile and overlap spin boxes show 'auto' at their minimum (the core's defaults).
@@ -52,13 +57,27 @@ def raster_layers() -> list[QgsRasterLayer]:
             if isinstance(layer, QgsRasterLayer)]
 
 
-def suggest(layers: list[QgsRasterLayer]) -> tuple[QgsRasterLayer | None, QgsRasterLayer | None]:
-    """A guess at (LRHSI, HRMSI) among ``layers``: the LRHSI has the most bands (at least 5), the HRMSI the
-    finest pixels among the others with 3 to 20 bands."""
-    hyper = max((la for la in layers if la.bandCount() >= 5), key=QgsRasterLayer.bandCount, default=None)
-    multi = min((la for la in layers if la is not hyper and 3 <= la.bandCount() <= 20),
-                key=QgsRasterLayer.rasterUnitsPerPixelX, default=None)
-    return hyper, multi
+def pixel_size_m(layer: QgsRasterLayer) -> float:
+    """The layer's pixel width in metres (degrees converted at the equator: enough to rank layers)."""
+    factor = QgsUnitTypes.fromUnitToUnitFactor(layer.crs().mapUnits(), METRES)
+    return layer.rasterUnitsPerPixelX() * factor
+
+
+def suggest(layers: list[QgsRasterLayer]) -> tuple[QgsRasterLayer | None, QgsRasterLayer | None,
+                                                   QgsRasterLayer | None]:
+    """A guess at (LRHSI, HRMSI, reference) among ``layers`` from their roles, not their order: the LRHSI is the
+    hyperspectral layer (at least ``MIN_HYPERSPECTRAL_BANDS`` bands) with the coarsest pixels, most bands first
+    among equals; the HRMSI the layer with fewer bands (3 to ``MAX_MULTISPECTRAL_BANDS``) and the finest pixels;
+    the reference a layer with the LRHSI's band count at the HRMSI's pixels (within 1 %)."""
+    hyper = [la for la in layers if la.bandCount() >= MIN_HYPERSPECTRAL_BANDS]
+    lrhsi = max(hyper, key=lambda la: (round(pixel_size_m(la), 6), la.bandCount()), default=None)
+    multi = min((la for la in layers if 3 <= la.bandCount() <= MAX_MULTISPECTRAL_BANDS and la is not lrhsi
+                 and (lrhsi is None or la.bandCount() < lrhsi.bandCount())), key=pixel_size_m, default=None)
+    reference = None
+    if lrhsi is not None and multi is not None:
+        reference = next((la for la in hyper if la is not lrhsi and la.bandCount() == lrhsi.bandCount()
+                          and abs(pixel_size_m(la) - pixel_size_m(multi)) <= 0.01 * pixel_size_m(multi)), None)
+    return lrhsi, multi, reference
 
 
 class FusePanel(QWidget):
@@ -188,9 +207,9 @@ class FusePanel(QWidget):
         return {"lrhsi": self.lrhsi, "hrmsi": self.hrmsi, "reference": self.reference}
 
     def fill_empty_pickers(self, *_added) -> None:
-        """Put the guessed LRHSI / HRMSI (``suggest``) into the pickers that are still empty."""
-        hyper, multi = suggest(raster_layers())
-        for picker, layer in ((self.lrhsi, hyper), (self.hrmsi, multi)):
+        """Put the guessed LRHSI / HRMSI / reference (``suggest``) into the pickers that are still empty."""
+        lrhsi, hrmsi, reference = suggest(raster_layers())
+        for picker, layer in ((self.lrhsi, lrhsi), (self.hrmsi, hrmsi), (self.reference, reference)):
             if picker.currentLayer() is None and layer is not None:
                 picker.setLayer(layer)
 
