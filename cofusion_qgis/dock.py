@@ -62,7 +62,7 @@ class CoFusionDock(QgsDockWidget):
         notice_layout.addWidget(self.notice_text)
         notice_layout.addWidget(self.install_button)
 
-        self.fusion = FusePanel(message_bar)
+        self.fusion = FusePanel(message_bar, canvas)
         if SpectraPanel is not None:
             self.spectra = SpectraPanel(canvas, self.input_layers)
             self.fusion.fused.connect(self.spectra.set_fused)

@@ -21,9 +21,10 @@ from qgis.core import (
     QgsSettings,
     QgsUnitTypes,
 )
-from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar
+from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget, QgsMapCanvas, QgsMapLayerComboBox, QgsMessageBar
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QApplication,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -39,6 +40,7 @@ from ..core.fuse import DEFAULT_BATCH
 from ..core.service import DEFAULT_MODEL, DEVICES, FusionRequest
 from .environment import require_dependencies
 from .fuse_task import FuseTask
+from .fusion_area import AREAS, WHOLE, area_window, fusion_grid, qgis_process_command
 from .i18n import tr
 
 #: Bands a layer needs to be taken for a hyperspectral one, and the most a multispectral one has (Sentinel-2: 13).
@@ -85,9 +87,11 @@ class FusePanel(QWidget):
 
     fused = pyqtSignal(QgsRasterLayer)
 
-    def __init__(self, message_bar: QgsMessageBar, parent: QWidget | None = None) -> None:
+    def __init__(self, message_bar: QgsMessageBar, canvas: QgsMapCanvas | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.message_bar = message_bar
+        self.canvas = canvas
         self.task: FuseTask | None = None
         self.lrhsi = self._layer_picker(tr("Low-resolution hyperspectral raster (e.g. EnMAP, PRISMA), with band "
                                            "wavelengths."))
@@ -112,6 +116,12 @@ class FusePanel(QWidget):
         inputs.addRow(tr("Reference"), self.reference)
         inputs.addRow(tr("Model"), self.model)
         inputs.addRow(tr("Output"), self.output)
+        self.area = QComboBox()
+        for key, label in AREAS:
+            self.area.addItem(label, key)
+        self.area.setToolTip(tr("What to fuse: the whole scene, the map's current extent, or the extent of the "
+                                "features selected in the vector layers; the pixels equal those of a whole run."))
+        inputs.addRow(tr("Area"), self.area)
 
         self.device = QComboBox()
         self.device.addItems(DEVICES)
@@ -144,9 +154,14 @@ class FusePanel(QWidget):
         self.progress.setValue(0)
         self.status = QLabel(" ")
         self.status.setWordWrap(True)
+        self.command_button = QPushButton(QgsApplication.getThemeIcon("/mActionEditCopy.svg"), "")
+        self.command_button.setToolTip(tr("Copy this fusion as a qgis_process command line (for a script or a "
+                                          "server)."))
+        self.command_button.clicked.connect(self.copy_command)
         buttons = QHBoxLayout()
         buttons.addWidget(self.fuse_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.command_button)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -225,9 +240,27 @@ class FusePanel(QWidget):
                                              .format(layer.name()))
         out = self.output.filePath() or QgsProcessingUtils.generateTempFilename("cofusion_fused.tif")
         tile, overlap = self.tile.value(), self.overlap.value()
+        area = self.area.currentData()
+        region = None if area == WHOLE else area_window(area, fusion_grid(lrhsi.source(), hrmsi.source()),
+                                                        self.canvas)
         return FusionRequest(lrhsi.source(), hrmsi.source(), out, model=self.model.filePath() or None,
                              device=self.device.currentText(), tile=tile if tile > AUTO_TILE else None,
-                             overlap=overlap if overlap > AUTO_OVERLAP else None, batch=self.batch.value())
+                             overlap=overlap if overlap > AUTO_OVERLAP else None, batch=self.batch.value(),
+                             region=region)
+
+    def copy_command(self) -> str:
+        """Put the qgis_process command of the current settings on the clipboard (and return it)."""
+        try:
+            request = self.request()
+            grid = None if request.region is None else fusion_grid(str(request.lrhsi), str(request.hrmsi))
+        except QgsProcessingException as exc:
+            self.report_error(exc.args[0] if exc.args else str(exc))
+            return ""
+        command = qgis_process_command(request, grid, self.output.filePath())
+        QApplication.clipboard().setText(command)
+        self.message_bar.pushMessage("CoFusion", tr("The qgis_process command is on the clipboard."),
+                                     Qgis.Info, 5)
+        return command
 
     def start(self) -> None:
         """Check the inputs and start the fusion task (the button stays disabled while it runs)."""

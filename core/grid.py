@@ -35,6 +35,26 @@ class FusionGrid:
     crs_wkt: str
 
 
+def bounds_window(geotransform: GeoTransform, width: int, height: int,
+                  bounds: tuple[float, float, float, float], what: str) -> Window:
+    """The window of a north-up grid (``geotransform``, ``width`` x ``height`` pixels) that map ``bounds`` (xmin,
+    ymin, xmax, ymax, in the grid's CRS) cover, pixels partly inside included, clipped to the grid. GridError when
+    the grid is rotated or ``bounds`` do not overlap it (``what`` names the grid in the message)."""
+    x0, dx, rx, y0, ry, dy = geotransform
+    if rx or ry:
+        raise GridError(f"{what} has a rotated grid: an area cannot be turned into its pixels; warp it north-up "
+                        "first.")
+    xmin, ymin, xmax, ymax = bounds
+    cols = sorted(((xmin - x0) / dx, (xmax - x0) / dx))
+    rows = sorted(((ymin - y0) / dy, (ymax - y0) / dy))
+    col0, row0 = max(0, math.floor(cols[0])), max(0, math.floor(rows[0]))
+    col1, row1 = min(width, math.ceil(cols[1])), min(height, math.ceil(rows[1]))
+    if col1 <= col0 or row1 <= row0:
+        raise GridError(f"The area {_fmt(xmin)}, {_fmt(ymin)} - {_fmt(xmax)}, {_fmt(ymax)} does not overlap "
+                        f"{what}; choose an area on it.")
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
 def _fmt(value: float) -> str:
     return f"{value:.10g}"
 

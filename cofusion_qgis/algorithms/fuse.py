@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -14,7 +15,7 @@ from ...core.fuse import DEFAULT_BATCH
 from ...core.service import DEVICES, FusionRequest, model_file
 from .base import FUSION, CoFusionAlgorithm
 from .layer_outputs import SPECTRAL, present
-from .params import choice_parameter, optional_int, output_raster, progress, raster_path
+from .params import choice_parameter, optional_int, output_extent_window, output_raster, progress, raster_path
 
 
 class FuseAlgorithm(CoFusionAlgorithm):
@@ -29,7 +30,7 @@ class FuseAlgorithm(CoFusionAlgorithm):
         "are blended so no seam shows. The output keeps the georeferencing, the wavelengths and a nodata value; "
         "a canceled or failed run leaves no file.")
     LRHSI, HRMSI, MODEL, OUTPUT = "LRHSI", "HRMSI", "MODEL", "OUTPUT"
-    TILE_SIZE, OVERLAP, BATCH_SIZE, DEVICE = "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE"
+    TILE_SIZE, OVERLAP, BATCH_SIZE, DEVICE, REGION = "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE", "REGION"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
         self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
@@ -43,6 +44,9 @@ class FuseAlgorithm(CoFusionAlgorithm):
                  "bundled with the plugin.")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Fused hyperspectral raster")),
                  "The output GeoTIFF (.tif).")
+        self.add(QgsProcessingParameterExtent(self.REGION, self.tr("Area to fuse"), optional=True),
+                 "Fuse only this extent (any CRS: the map canvas, a layer's or a polygon's extent); its pixels equal "
+                 "those of a whole run. Empty: the whole area both inputs cover.")
         self.add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (HR pixels)"), minValue=16,
                                               optional=True),
                  "Edge of the square tiles the model runs on, in output pixels; a multiple of the model's "
@@ -58,9 +62,10 @@ class FuseAlgorithm(CoFusionAlgorithm):
                  "Where the model runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
 
     def execute(self, parameters, context, feedback) -> dict:
+        lrhsi, hrmsi = (raster_path(self, parameters, name, context) for name in (self.LRHSI, self.HRMSI))
         request = FusionRequest(
-            raster_path(self, parameters, self.LRHSI, context), raster_path(self, parameters, self.HRMSI, context),
-            output_raster(self, parameters, self.OUTPUT, context),
+            lrhsi, hrmsi, output_raster(self, parameters, self.OUTPUT, context),
+            region=output_extent_window(self, parameters, self.REGION, context, lrhsi, hrmsi),
             model=self.parameterAsFile(parameters, self.MODEL, context) or None,
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             tile=optional_int(self, parameters, self.TILE_SIZE, context),

@@ -3,7 +3,6 @@
 response, feedback."""
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 
@@ -17,7 +16,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ...core.errors import InputError
+from ...core.grid import bounds_window, check_coregistration
 from ...core.raster import read_info
 from ...core.window import Window
 
@@ -119,24 +118,27 @@ def progress(feedback: QgsProcessingFeedback) -> Callable[[float, str], None]:
     return report
 
 
+def output_extent_window(alg: QgsProcessingAlgorithm, parameters: dict, name: str, context: QgsProcessingContext,
+                         lrhsi: str, hrmsi: str) -> Window | None:
+    """Extent parameter ``name`` as a window of the fusion's output grid (the HRMSI's pixels of the area both
+    inputs cover, ``core.grid.FusionGrid``), or None when it is empty; errors as ``extent_window``."""
+    if parameters.get(name) in (None, ""):
+        return None
+    grid = check_coregistration(read_info(lrhsi), read_info(hrmsi))
+    extent = alg.parameterAsExtent(parameters, name, context, QgsCoordinateReferenceSystem.fromWkt(grid.crs_wkt))
+    return bounds_window(grid.geotransform, grid.hr_window.width, grid.hr_window.height,
+                         (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
+                         "the area the LRHSI and the HRMSI share")
+
+
 def extent_window(alg: QgsProcessingAlgorithm, parameters: dict, name: str, context: QgsProcessingContext,
                   raster: str) -> Window | None:
     """Extent parameter ``name`` as the window of ``raster``'s pixels it covers (pixels partly inside count), or
-    None when it is empty. The extent may be in any CRS (QGIS transforms it to the raster's). InputError when the
+    None when it is empty. The extent may be in any CRS (QGIS transforms it to the raster's). GridError when the
     raster's grid is rotated or the extent does not overlap the raster."""
     if parameters.get(name) in (None, ""):
         return None
     info = read_info(raster)
-    x0, dx, rx, y0, ry, dy = info.geotransform
-    if rx or ry:
-        raise InputError(f"{info.path} has a rotated grid: an extent cannot be turned into its pixels; warp it "
-                         "north-up first.")
     extent = alg.parameterAsExtent(parameters, name, context, QgsCoordinateReferenceSystem.fromWkt(info.crs_wkt))
-    cols = sorted(((extent.xMinimum() - x0) / dx, (extent.xMaximum() - x0) / dx))
-    rows = sorted(((extent.yMinimum() - y0) / dy, (extent.yMaximum() - y0) / dy))
-    col0, row0 = max(0, math.floor(cols[0])), max(0, math.floor(rows[0]))
-    col1, row1 = min(info.width, math.ceil(cols[1])), min(info.height, math.ceil(rows[1]))
-    if col1 <= col0 or row1 <= row0:
-        raise InputError(f"The extent {extent.toString(2)} does not overlap {info.path}; choose an extent on the "
-                         "raster (e.g. from its layer or the map canvas).")
-    return Window(col0, row0, col1 - col0, row1 - row0)
+    return bounds_window(info.geotransform, info.width, info.height,
+                         (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()), info.path)
