@@ -419,6 +419,7 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
             writer.writerow(LOG_COLUMNS)
             metrics = _keep_if_best(kept, card, source, stats, device, state, partial)
             writer.writerow([0, "", "", "", "", metrics["PSNR"], metrics["SAM"], round(time.monotonic() - started, 2)])
+        loop_started, loop_first_step = time.monotonic(), state.step  # the step rate of this run, for the ETA
         while True:
             elapsed = time.monotonic() - started
             fraction = _budget_fraction(settings, state.step, elapsed)
@@ -451,7 +452,10 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
             writer.writerow(row + [round(time.monotonic() - started, 2)])
             log_file.flush()
             if progress is not None:
-                progress(min(fraction, 1.0), _status(state, row[2], fraction, time.monotonic() - started))
+                now = time.monotonic()
+                eta = eta_seconds(settings, state.step, now - started, now - loop_started,
+                                  state.step - loop_first_step)
+                progress(min(_budget_fraction(settings, state.step, now - started), 1.0), _status(state, row[2], eta))
     _publish(partial, out)  # before the resume state goes: killed in between, a rerun finds the run complete
     resume.unlink(missing_ok=True)
     seconds = time.monotonic() - started
@@ -593,10 +597,24 @@ def _budget_fraction(settings: TrainSettings, step: int, elapsed: float) -> floa
     return max(by_steps, by_time)
 
 
-def _status(state: _RunState, loss: float, fraction: float, elapsed: float) -> str:
-    eta = elapsed / max(fraction, 1e-9) - elapsed
+def eta_seconds(settings: TrainSettings, step: int, elapsed: float, loop_seconds: float,
+                loop_steps: int) -> float | None:
+    """Seconds until the budget ends, whichever of its limits comes first: the time left of ``minutes``, and the
+    steps left of ``iterations`` at this run's own step rate (``loop_steps`` steps in ``loop_seconds``, validations
+    included; the start-up before the first step, the base fit and the band weights, does not enter the rate).
+    None while no limit can say yet (no step timed, no time limit)."""
+    estimates = []
+    if settings.minutes:
+        estimates.append(max(0.0, 60.0 * settings.minutes - elapsed))
+    if settings.iterations and loop_steps > 0:
+        estimates.append(max(0, settings.iterations - step) * loop_seconds / loop_steps)
+    return min(estimates) if estimates else None
+
+
+def _status(state: _RunState, loss: float, eta: float | None) -> str:
     best = f", best val PSNR {state.best['PSNR']:.2f} dB" if state.best else ""
-    return f"step {state.step}, loss {loss:.4f}{best}, ETA {eta / 60:.1f} min"
+    left = "measuring" if eta is None else (f"{eta / 60:.1f} min" if eta >= 60 else f"{eta:.0f} s")
+    return f"step {state.step}, loss {loss:.4f}{best}, ETA {left}"
 
 
 def _truncate_log(path: Path, step: int) -> None:
