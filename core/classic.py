@@ -43,8 +43,8 @@ from scipy.ndimage import correlate1d
 
 from .degrade import _check_scale, spatial_degrade
 from .errors import InputError
-from .model.layers import upsample
-from .model.prior import local_regression
+from .injection import SceneMoments, inject, local_regression
+from .resample import upsample
 
 #: Relative floor of the low-passed pan in high-pass modulation (SFIM, MTF-GLP-HPM): where the low-passed
 #: pan of an HSI band falls below HPM_EPS times that band's mean absolute LR value (dark, zero or negative
@@ -76,15 +76,14 @@ def gsa(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int) -> np.ndarray:
     ``(C_msi, H, W)``, and band ``k`` of the fused image is ``up_k + sum_j G_kj D_j`` with the regression gain
     ``G = Cov(HSI, I) Cov(I)^-1`` ``(C_hsi, C_msi)`` measured at low resolution; with one MSI band this is the
     GSA gain ``cov(HSI_k, I) / var(I)``. Shapes: ``(C_hsi, h, w)``, ``(C_msi, h*s, w*s)`` ->
-    ``(C_hsi, h*s, w*s)`` float32.
+    ``(C_hsi, h*s, w*s)`` float32. The fit and the injection are ``core.injection``'s, the same as the network's
+    GSA base.
     """
     lr, hr, scale = _check_pair(lr_hsi, hr_msi, scale)
-    up = upsample_bicubic(lr, scale)
-    weights = _fit(lr, spatial_degrade(hr, scale))  # (C_hsi + 1, C_msi)
-    intensity_lr = _combine(weights, lr)
-    gains = _fit(intensity_lr, lr, intercept=False)  # (C_msi, C_hsi), on centred values: Cov(I)^-1 Cov(I, HSI)
-    detail = hr - _combine(weights, up)
-    return up + np.einsum("mc,mhw->chw", gains, detail).astype(np.float32)
+    moments = SceneMoments(lr.shape[0], hr.shape[0])
+    moments.add(torch.from_numpy(lr), torch.from_numpy(spatial_degrade(hr, scale)))
+    up = torch.from_numpy(upsample_bicubic(lr, scale))[None]
+    return inject(up, torch.from_numpy(hr)[None], moments.weights())[0].numpy()
 
 
 def sfim(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int) -> np.ndarray:
@@ -118,7 +117,7 @@ def llr(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int) -> np.ndarray:
     """Local linear regression (a multichannel guided filter; He, Sun, Tang 2013): in every 5 x 5 LR-pixel window
     the HSI is regressed on the MSI degraded to the LR grid; the window-averaged coefficients are interpolated
     to the HR grid and applied to the MSI, and the fit's LR residual is added back by bicubic interpolation
-    (``core.model.prior.local_regression``, the base of the CoFusion network, which explains why it wins at
+    (``core.injection.local_regression``, also the base of the CoFusion network, which explains why it wins at
     edges). The MSI is scaled to unit variance per band first, the units of the fit's ridge term. Shapes:
     ``(C_hsi, h, w)``, ``(C_msi, h*s, w*s)`` -> ``(C_hsi, h*s, w*s)`` float32.
     """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -16,8 +17,9 @@ import torch
 from .blocks import coarse_valid, plan_blocks
 from .checkpoint import Checkpoint, load_checkpoint
 from .degrade import blur_kernel, spatial_degrade
-from .errors import InputError
-from .model.prior import DetailInjection, SceneMoments
+from .errors import Canceled, InputError
+from .injection import SceneMoments
+from .model.prior import DetailInjection
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +88,18 @@ class NetworkPredictor:
                         threads: int | None = None) -> NetworkPredictor:
         return cls(load_checkpoint(path), device=device, threads=threads)
 
-    def prepare(self, lr_reader, hr_reader, grid, block: int | None = None) -> None:
+    def prepare(self, lr_reader, hr_reader, grid, block: int | None = None, *,
+                progress: Callable[[float, str], None] | None = None,
+                cancel: Callable[[], bool] | None = None) -> None:
         """Fit the GSA weights of the model's base on the whole fusion grid (a no-op for bases without GSA).
 
         lr_reader, hr_reader: ``core.raster.RasterReader`` of the LRHSI and the HRMSI; grid: their
         ``core.grid.FusionGrid``. Walks the grid in blocks of at most ``block`` x ``block`` LR pixels (default
         :data:`PREPARE_BLOCK`), each HRMSI block read with the blur's margin so the degraded HRMSI equals a
         whole-scene degradation: the fit is the whole scene's, in memory that depends on ``block`` and the band
-        counts only. LR pixels with nodata in either input are left out.
+        counts only. LR pixels with nodata in either input are left out. ``progress(fraction, message)`` is told
+        the share of the blocks done after each; ``cancel()`` is asked between blocks (not before the first) and
+        True raises Canceled.
         """
         base = self.model.base
         if not isinstance(base, DetailInjection):
@@ -105,7 +111,10 @@ class NetworkPredictor:
                              "GSA base needs at least 2 x 2 LR pixels to fit: fuse a larger area.")
         margin = math.ceil((blur_kernel(s).size - s) // 2 / s)  # LR pixels of context the blur needs
         moments = SceneMoments(self.hsi_bands, self.msi_bands)
-        for blk in plan_blocks(lr_grid.width, lr_grid.height, block or PREPARE_BLOCK, margin):
+        blocks = plan_blocks(lr_grid.width, lr_grid.height, block or PREPARE_BLOCK, margin)
+        for done, blk in enumerate(blocks):
+            if done and cancel is not None and cancel():
+                raise Canceled("Canceled while fitting the model's scene statistics; nothing was written.")
             lr, lr_valid = lr_reader.read_valid(blk.keep.within(lr_grid))
             hr, hr_valid = hr_reader.read_valid(blk.read.scaled(s).within(hr_grid))
             hr[:, ~hr_valid] = self.msi_fill[:, None]
@@ -113,6 +122,8 @@ class NetworkPredictor:
             inner = blk.inner()
             moments.add((torch.from_numpy(lr) - hsi_mean) / hsi_std, msi_lr[(slice(None), *inner)],
                         torch.from_numpy(lr_valid & coarse_valid(hr_valid, s)[inner]))
+            if progress is not None:
+                progress((done + 1) / len(blocks), f"the model's scene statistics: block {done + 1} of {len(blocks)}")
         if moments.count:
             base.set_weights(moments.weights())
 

@@ -62,3 +62,12 @@ def decimation_matrix(size: int, kernel: tuple[float, ...], step: int) -> torch.
                 j = -j if j < 0 else (2 * (size - 1) - j if j >= size else j)
                 matrix[i, j] += weight
         return matrix
+
+
+def upsample(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
+    """Interpolate (B, C, H, W) by an integer factor; align_corners=False puts LR pixel k's centre on the centre
+    of HR pixels [k*s, (k+1)*s), the protocol's grid alignment. ``mode``: 'bicubic' or 'bilinear'."""
+    height, width = x.shape[-2:]
+    if fits_matrix(height * factor, width * factor):
+        return separable(x, upsample_matrix(height, factor, mode), upsample_matrix(width, factor, mode))
+    return F.interpolate(x, scale_factor=factor, mode=mode, align_corners=False)

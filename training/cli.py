@@ -15,7 +15,7 @@ import time
 
 from ..core.errors import Canceled, CoFusionError
 from ..core.interrupts import Interrupts
-from ..core.model.config import BASES
+from ..core.model.config import BASE_ALIASES, BASES
 from ..core.scale import MAX_SCALE, MIN_SCALE
 from ..core.window import Window
 from .trainer import TrainSettings
@@ -78,10 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--blocks", type=int, default=1, help="CoFusion blocks per pyramid level (default 1)")
         sub.add_argument("--ablation", choices=("spacam", "specam", "sscfm"),
                          help="replace this module by a plain residual block (paper Table 3)")
-        sub.add_argument("--base", choices=BASES, default=BASES[0],
+        sub.add_argument("--base", choices=(*BASES, *BASE_ALIASES), default=BASES[0],
                          help="the classical fusion of the scene that the network's head corrects: 'blend' "
-                              "(default), the mean of GSA and the local regression; 'local', a local linear "
-                              "regression of the LRHSI on the HRMSI in 5 x 5 LR-pixel windows; 'gsa', component "
+                              "(default), the mean of GSA and LLR; 'llr' ('local' is its earlier name), the local "
+                              "linear regression of the LRHSI on the HRMSI in 5 x 5 LR-pixel windows; 'gsa', component "
                               "substitution with weights fitted on the whole scene; or 'bicubic', the upsampled "
                               "LRHSI alone, as in the paper")
         sub.add_argument("--trust-clusters", type=int, default=16, metavar="K",

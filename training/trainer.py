@@ -43,9 +43,10 @@ from ..core.checkpoint import ModelCard, save_checkpoint
 from ..core.degrade import spatial_degrade
 from ..core.errors import Canceled, CheckpointError, InputError, OutputError
 from ..core.inference import DEVICES, configure_cpu_threads, resolve_device
+from ..core.injection import SceneMoments
 from ..core.metrics import psnr, sam, ssim_torch
 from ..core.model import ModelConfig, build_model
-from ..core.model.prior import DetailInjection, SceneMoments
+from ..core.model.prior import DetailInjection
 from .data import Batch, PatchSource
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,9 @@ SCHEMA_VERSION = 4  # 2: 'base' replaced the boolean 'detail_injection'; 3: trus
 #                     4: trust_falloff (version 3 read as 2.0, the rule it was trained with)
 #: What the head corrects (core.model.prior): the blend of GSA and the local linear regression (default), either
 #: alone, or the paper's bicubic LRHSI.
-BASES = ("blend", "local", "gsa", "bicubic")
+BASES = ("blend", "llr", "gsa", "bicubic")
+#: Earlier names of bases, still read from model cards and accepted from scripts: the LLR base was "local".
+BASE_ALIASES = {"local": "llr"}
 
 # The ranges a config may take. A config also arrives from a checkpoint's card, which is untrusted input: every
 # field is checked for its type and range, and the network's size is estimated before anything is built.
@@ -55,8 +57,9 @@ class ModelConfig:
         spacam, specam, sscfm: ablation switches; a disabled module is replaced by a plain residual block
             (paper Table 3).
         base: what the head's output is added to, a classical fusion of the scene (``core.model.prior``):
-            "blend" (the mean of GSA and the local linear regression; the default), "local" (local linear
-            regression), "gsa", or "bicubic" (the LRHSI alone, the paper's).
+            "blend" (the mean of GSA and the local linear regression; the default), "llr" (the local linear
+            regression; "local" is read as it, its earlier name), "gsa", or "bicubic" (the LRHSI alone, the
+            paper's).
         domain_prototypes: K, clusters of training LR spectra whose trust map weighs the head's output
             (``core.model.domain``); 0 applies the head everywhere.
         trust_falloff: novelty (distance to the nearest cluster over its radius) at which the trust map reaches 0;
@@ -108,6 +111,8 @@ class ModelConfig:
         for switch in ("spacam", "specam", "sscfm"):
             if not isinstance(getattr(self, switch), bool):
                 raise InputError(f"{switch} {getattr(self, switch)!r} must be true or false (a module switch).")
+        if isinstance(self.base, str) and self.base in BASE_ALIASES:
+            object.__setattr__(self, "base", BASE_ALIASES[self.base])
         if not isinstance(self.base, str) or self.base not in BASES:
             raise InputError(f"base {self.base!r} is not one of {BASES}.")
         _integer("domain_prototypes", self.domain_prototypes, *DOMAIN_PROTOTYPES)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from ..degrade import spatial_degrade
-from .layers import upsample
+from ..resample import upsample
 
 
 def back_project(fused: torch.Tensor, lr_hsi: torch.Tensor, scale: int, steps: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import upsample
+from ..resample import upsample
 
 #: Quantile of the members' distances that, times RADIUS_SCALE, defines a cluster's radius.
 RADIUS_QUANTILE = 0.9

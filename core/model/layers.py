@@ -11,8 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..resample import fits_matrix, separable, upsample_matrix
-
 
 class LayerNorm2d(nn.Module):
     """Layer normalisation over the channels of each pixel: (B, C, H, W) -> (B, C, H, W).
@@ -184,12 +182,3 @@ def _mirrored(size: int, length: int, device: torch.device) -> torch.Tensor:
     """Indices 0..length-1 folded into 0..size-1 by half-sample symmetric mirroring (period 2 size)."""
     index = torch.arange(length, device=device) % (2 * size)
     return torch.where(index < size, index, 2 * size - 1 - index)
-
-
-def upsample(x: torch.Tensor, factor: int, mode: str) -> torch.Tensor:
-    """Interpolate (B, C, H, W) by an integer factor; align_corners=False puts LR pixel k's centre on the centre
-    of HR pixels [k*s, (k+1)*s), the protocol's grid alignment. ``mode``: 'bicubic' or 'bilinear'."""
-    height, width = x.shape[-2:]
-    if fits_matrix(height * factor, width * factor):
-        return separable(x, upsample_matrix(height, factor, mode), upsample_matrix(width, factor, mode))
-    return F.interpolate(x, scale_factor=factor, mode=mode, align_corners=False)

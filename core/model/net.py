@@ -31,12 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..resample import upsample
 from .blocks import CoFusionBlock
 from .config import ModelConfig
 from .consistency import back_project
 from .domain import TrainingDomain
-from .layers import pad_to_multiple, upsample
-from .prior import BicubicBase, BlendedBase, DetailInjection, LocalRegression
+from .layers import pad_to_multiple
+from .prior import BicubicBase, BlendedBase, DetailInjection, LLRBase
 
 LEVELS = 3
 
@@ -67,7 +68,7 @@ class CoFusionNet(nn.Module):
             ))
             for _ in range(LEVELS)
         )
-        bases = {"local": lambda: LocalRegression(config.scale),
+        bases = {"llr": lambda: LLRBase(config.scale),
                  "gsa": lambda: DetailInjection(config.hsi_bands, config.msi_bands),
                  "blend": lambda: BlendedBase(config.hsi_bands, config.msi_bands, config.scale),
                  "bicubic": BicubicBase}

@@ -70,9 +70,9 @@ def test_without_the_base_an_untrained_model_is_bicubic_and_prepare_is_a_no_op(j
                                atol=1e-5 * abs(expected).max())
 
 
-@pytest.mark.parametrize("base", ["local", "blend"])
+@pytest.mark.parametrize("base", ["llr", "local", "blend"])
 def test_an_untrained_model_is_its_base_the_local_regression_or_its_mean_with_gsa(jasper_pair, tmp_path, base):
-    from cofusion.core.model.prior import local_regression
+    from cofusion.core.injection import local_regression
 
     lr_path, hr_path, lr, hr = jasper_pair
     checkpoint = _untrained_checkpoint(tmp_path / "m.safetensors", lr.shape[0], hr.shape[0], base)

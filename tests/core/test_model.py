@@ -43,7 +43,7 @@ def test_the_scene_fitted_base_is_the_classical_gsa(shared_data):
     # Jasper Ridge by Wald's protocol at x4, moments added in two halves: the untrained net is core.classic.gsa.
     from cofusion.core.classic import gsa
     from cofusion.core.degrade import simulate, spatial_degrade
-    from cofusion.core.model.prior import SceneMoments
+    from cofusion.core.injection import SceneMoments
     from cofusion.core.raster import read_info, read_raster
     from cofusion.core.srf import parse_srf
 

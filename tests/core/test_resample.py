@@ -6,8 +6,7 @@ import torch.nn.functional as F
 
 from cofusion.core import resample
 from cofusion.core.degrade import spatial_degrade
-from cofusion.core.model import layers
-from cofusion.core.model.layers import upsample
+from cofusion.core.resample import upsample
 
 
 @pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
@@ -30,7 +29,7 @@ def test_degradation_matrices_equal_the_strided_convolution(rows, cols, scale, m
 def test_long_axes_use_the_direct_kernels(monkeypatch):
     assert resample.fits_matrix(resample.MAX_MATRIX_SIZE) and not resample.fits_matrix(resample.MAX_MATRIX_SIZE + 1)
     calls = []
-    monkeypatch.setattr(layers, "separable", lambda *a: calls.append(a))
+    monkeypatch.setattr(resample, "separable", lambda *a: calls.append(a))
     x = torch.zeros(1, 1, 8, resample.MAX_MATRIX_SIZE // 2 + 8)
     assert upsample(x, 2, "bicubic").shape == (1, 1, 16, resample.MAX_MATRIX_SIZE + 16)
     assert not calls

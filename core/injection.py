@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The two detail-injection fusions the product is built on, once: GSA and the local linear regression (LLR).
+
+Both the classical methods (``core.classic``: ``gsa``, ``llr``) and the network's scene-adaptive bases
+(``core.model.prior``) call these functions; this module knows nothing of the network. Shapes and units are the
+callers': up (B, C_h, H, W) the bicubic LRHSI, Y (B, C_m, H, W) the HRMSI, X (B, C_h, h, w) the LRHSI.
+
+GSA (component substitution with global weights; Aiazzi, Baronti, Selva 2007), ``SceneMoments`` -> ``weights`` ->
+``inject``::
+
+    I = A up + b          (B, C_m, H, W)    intensity: the HSI as the MSI sees it
+    base = up + G (Y - I) (B, C_h, H, W)    injected detail, one gain per (HSI band, MSI band)
+
+A and b regress the HRMSI, degraded to the LR grid by the protocol's sensor model, on the LRHSI (C_h + 1 unknowns
+per MSI band, fitted on every valid LR pixel of the scene); G = Cov(HSI, I) Cov(I)^-1 at low resolution (the
+multivariate GSA gain). ``SceneMoments`` accumulates the second moments these need block by block, so a scene of
+any size is fitted in bounded memory, and a sub-window fusion uses the same weights as the whole run.
+
+LLR (``local_regression``; a multichannel guided filter, He, Sun, Tang 2013): in every window of 5 x 5 LR pixels the
+LRHSI is regressed on the HRMSI degraded to the LR grid, ``X ~ a Y_lr + b``; the coefficients, averaged over the
+windows that hold a pixel, are interpolated to the HR grid and applied to the HRMSI, and the LR residual of the
+fit is added back by bicubic interpolation::
+
+    base = up(a) Y + up(b) + bicubic(X - (a Y_lr + b))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .degrade import spatial_degrade
+from .resample import upsample
+
+#: Relative cut-off of small singular values in the pseudo-inverses (collinear bands, a constant scene).
+RCOND = 1e-10
+#: Half-width (LR pixels) of the local regression's windows: 5 x 5 LR pixels. In a one-off sweep on the three
+#: benchmark scenes at x4 (test regions; the sweep script is not kept), radius 2 was best or within 0.1 dB of the
+#: best of 1, 2, 3 and 5; bench/results/baselines.md has radius 2.
+LOCAL_RADIUS = 2
+#: Ridge term of the local fits, in squared units of an MSI normalised to unit variance: it only keeps flat
+#: windows (no MSI variance to regress on) solvable; in the same sweep, data-unit ridges of 1e-4 cost 2-6 dB.
+LOCAL_RIDGE = 1e-6
+
+
+@dataclass(frozen=True)
+class InjectionWeights:
+    """GSA weights of one scene: ``intensity`` A ``(C_m, C_h)``, ``offset`` b ``(C_m,)``, ``gains`` G
+    ``(C_h, C_m)``, float32 tensors in normalised units."""
+
+    intensity: torch.Tensor
+    offset: torch.Tensor
+    gains: torch.Tensor
+
+
+class SceneMoments:
+    """Running sums over LR pixels of ``x = [h, 1]`` (LRHSI pixel and 1) and ``d`` (degraded HRMSI pixel).
+
+    Holds ``S_xx = sum x x^T`` ``(C_h + 1, C_h + 1)`` and ``S_xd = sum x d^T`` ``(C_h + 1, C_m)`` in float64:
+    memory depends on the band counts only.
+    """
+
+    def __init__(self, hsi_bands: int, msi_bands: int) -> None:
+        self.count = 0
+        self.xx = torch.zeros(hsi_bands + 1, hsi_bands + 1, dtype=torch.float64)
+        self.xd = torch.zeros(hsi_bands + 1, msi_bands, dtype=torch.float64)
+
+    def add(self, lr_hsi: torch.Tensor, msi_lr: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """Add a co-registered pair on the LR grid: ``lr_hsi`` ``(C_h, h, w)`` and ``msi_lr`` ``(C_m, h, w)``, the
+        HRMSI degraded to the LR grid by the sensor model (``core.degrade.spatial_degrade``), normalised units;
+        ``valid`` ``(h, w)`` bool marks the LR pixels to use (all when None)."""
+        lr_pixels, msi_pixels = lr_hsi.flatten(1), msi_lr.flatten(1)
+        if valid is not None:
+            lr_pixels, msi_pixels = lr_pixels[:, valid.flatten()], msi_pixels[:, valid.flatten()]
+        x = torch.cat([lr_pixels.double(), torch.ones_like(lr_pixels[:1], dtype=torch.float64)])
+        self.xx += x @ x.T
+        self.xd += x @ msi_pixels.double().T
+        self.count += lr_pixels.shape[1]
+
+    def weights(self) -> InjectionWeights:
+        """The GSA weights of the pixels added so far (minimum-norm where bands are collinear)."""
+        if self.count == 0:
+            raise ValueError("no pixels were added to fit the GSA base")
+        a = torch.linalg.pinv(self.xx, rtol=RCOND, hermitian=True) @ self.xd  # (C_h + 1, C_m), [A^T; b]
+        mean_x = self.xx[-1] / self.count  # E[x]: the last row of S_xx is sum x (x's last entry is 1)
+        second_x = self.xx / self.count
+        mean_i = mean_x @ a  # E[I] (C_m,)
+        cov_hi = (second_x @ a)[:-1] - torch.outer(mean_x[:-1], mean_i)  # Cov(h, I) (C_h, C_m)
+        cov_ii = a.T @ second_x @ a - torch.outer(mean_i, mean_i)  # Cov(I) (C_m, C_m)
+        gains = cov_hi @ torch.linalg.pinv(cov_ii, rtol=RCOND, hermitian=True)
+        return InjectionWeights(a[:-1].T.float().contiguous(), a[-1].float(), gains.float())
+
+
+def inject(upsampled: torch.Tensor, hr_msi: torch.Tensor, weights: InjectionWeights) -> torch.Tensor:
+    """GSA's base ``up + G (Y - A up - b)``: upsampled (B, C_h, H, W), hr_msi (B, C_m, H, W) -> (B, C_h, H, W), in
+    ``upsampled``'s dtype."""
+    dtype = upsampled.dtype
+    intensity = torch.einsum("mc,bchw->bmhw", weights.intensity.to(dtype), upsampled)
+    detail = hr_msi - intensity - weights.offset.to(dtype).view(1, -1, 1, 1)
+    return upsampled + torch.einsum("cm,bmhw->bchw", weights.gains.to(dtype), detail)
+
+
+def local_regression(lr_hsi: torch.Tensor, hr_msi: torch.Tensor, scale: int, radius: int = LOCAL_RADIUS,
+                     ridge: float = LOCAL_RIDGE) -> torch.Tensor:
+    """Guided-filter local linear regression fusion (see the module docstring).
+
+    lr_hsi (B, C_h, h, w), hr_msi (B, C_m, s*h, s*w) -> (B, C_h, s*h, s*w) in ``lr_hsi``'s dtype. The HRMSI
+    should have about unit variance per band (the network's normalised units; ``core.classic.llr`` scales it):
+    ``ridge`` is in its squared units. Windows of (2 radius + 1)^2 LR pixels, edges replicated; the fit runs
+    in float64 (second moments of nearly flat windows cancel in float32).
+    """
+    with torch.autocast(lr_hsi.device.type, enabled=False):
+        msi_lr = spatial_degrade(hr_msi.double(), scale)
+        x = lr_hsi.double()
+        batch, bands, rows, cols = x.shape
+        msi_bands = msi_lr.shape[1]
+
+        def window_mean(t: torch.Tensor) -> torch.Tensor:  # (B, ..., h, w) -> the same, averaged over windows
+            flat = t.reshape(batch, -1, rows, cols)
+            padded = F.pad(flat, (radius,) * 4, mode="replicate")
+            return F.avg_pool2d(padded, 2 * radius + 1, stride=1).view(t.shape)
+
+        mean_m, mean_x = window_mean(msi_lr), window_mean(x)
+        cov_mm = window_mean(msi_lr[:, :, None] * msi_lr[:, None]) - mean_m[:, :, None] * mean_m[:, None]
+        cov_xm = window_mean(x[:, :, None] * msi_lr[:, None]) - mean_x[:, :, None] * mean_m[:, None]
+        system = cov_mm.permute(0, 3, 4, 1, 2) + ridge * torch.eye(msi_bands, dtype=x.dtype, device=x.device)
+        gains = torch.linalg.solve(system, cov_xm.permute(0, 3, 4, 2, 1)).permute(0, 4, 3, 1, 2)  # (B, C_h, C_m, h, w)
+        offset = window_mean(mean_x - (gains * mean_m[:, None]).sum(2))  # (B, C_h, h, w), window-averaged
+        gains = window_mean(gains)
+        residual = x - (gains * msi_lr[:, None]).sum(2) - offset
+        dtype = lr_hsi.dtype
+        base = upsample(residual.to(dtype), scale, "bicubic") + upsample(offset.to(dtype), scale, "bilinear")
+        for band in range(msi_bands):
+            base += upsample(gains[:, :, band].to(dtype), scale, "bilinear") * hr_msi[:, band:band + 1].to(dtype)
+    return base
