@@ -5,10 +5,11 @@ The target grid has the LRHSI's CRS, its origin and extent, and pixels ``scale``
 so every LRHSI pixel covers exactly ``scale`` x ``scale`` output pixels (what ``core.grid.check_coregistration``
 requires): also for pixel sizes in no integer ratio (Sentinel-2's 20 m bands with a 30 m LRHSI: 1.5, refined
 by 2 to 15 m; 3.6 m airborne imagery: 8.33, refined by 8 to 3.75 m). GDAL warps into an in-memory virtual raster
-(in the HRMSI's data type, with its band scale and offset), which is copied into the GeoTIFF in blocks by
-``RasterWriter`` (atomic, keeps the HRMSI's band names, wavelengths and nodata). The output is float32 in the
-HRMSI's physical units (its scale and offset applied, none written, as for every output of the plugin), and a
-pixel is nodata in every band when any band of the warped HRMSI is nodata there.
+(in the HRMSI's data type, with its band scale and offset), which is copied into the GeoTIFF in blocks
+(:func:`copy_block`: memory bounded by the block, never by the output's size) by ``RasterWriter`` (atomic, keeps
+the HRMSI's band names, wavelengths and nodata). The output is float32 in the HRMSI's physical units (its scale
+and offset applied, none written, as for every output of the plugin), and a pixel is nodata in every band when
+any band of the warped HRMSI is nodata there.
 """
 from __future__ import annotations
 
@@ -27,6 +28,18 @@ from .scale import MAX_SCALE, MIN_SCALE
 
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average")
 COPY_BLOCK = 1024
+#: Values (pixels x bands) copied at a time, at most: 16 bands of COPY_BLOCK x COPY_BLOCK pixels (64 MB of float32,
+#: plus their validity), so that an HRMSI with many bands does not need more memory per block.
+COPY_VALUES = 16 * COPY_BLOCK ** 2
+
+
+def copy_block(bands: int) -> int:
+    """The edge (pixels) of the blocks the warped raster is copied in: COPY_BLOCK, halved down to 256 while a block
+    of ``bands`` bands holds more than COPY_VALUES values."""
+    side = COPY_BLOCK
+    while side > 256 and side * side * bands > COPY_VALUES:
+        side //= 2
+    return side
 
 
 def _same_crs(a: str, b: str) -> bool:
@@ -75,8 +88,8 @@ def align_to_grid(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, 
                 geotransform=reader.info.geotransform, crs_wkt=lr.crs_wkt, nodata=nodata,
                 wavelengths_nm=hr.wavelengths_nm, fwhm_nm=hr.fwhm_nm, band_names=hr.band_names,
                 cancel=cancel) as writer:
-            for blk in walk(plan_blocks(reader.info.width, reader.info.height, COPY_BLOCK, 0), "warping",
-                            progress, cancel):
+            blocks = plan_blocks(reader.info.width, reader.info.height, copy_block(hr.band_count), 0)
+            for blk in walk(blocks, "warping", progress, cancel):
                 data, valid = reader.read_valid(blk.keep)
                 if nodata is not None:
                     data[:, ~valid] = nodata

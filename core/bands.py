@@ -23,13 +23,16 @@ only the working bands, so the engines downstream never see a bad band.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import CheckpointError, InputError
+from .errors import Canceled, CheckpointError, InputError
 from .window import Window
+
+Progress = Callable[[float, str], None]
+Cancel = Callable[[], bool]
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +112,14 @@ def describe_bands(reasons: Sequence[str | None], wavelengths_nm: Sequence[float
     return f"{count} of {len(reasons)} bands: " + "; ".join(parts) if parts else f"0 of {len(reasons)} bands"
 
 
-def screen_bands(reader, window: Window | None = None) -> BandScreen:
+def screen_bands(reader, window: Window | None = None, *, progress: Progress | None = None,
+                 cancel: Cancel | None = None) -> BandScreen:
     """Find the bad bands of ``reader`` (a ``core.raster.RasterReader``) over ``window`` (default: all of it).
 
     Streams the window in strips of rows (about :data:`SCREEN_CHUNK_VALUES` values each): memory does not grow
-    with the raster. Raises InputError naming every reason when no band is good.
+    with the raster. ``progress(fraction, message)`` is told the share of the strips read after each;
+    ``cancel()`` is asked between strips (not before the first) and True raises Canceled. Raises InputError naming
+    every reason when no band is good.
     """
     info = reader.info
     window = info.window if window is None else window
@@ -122,7 +128,10 @@ def screen_bands(reader, window: Window | None = None) -> BandScreen:
     low = np.full(info.band_count, np.inf)
     high = np.full(info.band_count, -np.inf)
     rows = max(1, SCREEN_CHUNK_VALUES // max(1, info.band_count * window.width))
-    for row in range(window.row, window.row_end, rows):
+    starts = range(window.row, window.row_end, rows)
+    for done, row in enumerate(starts):
+        if done and cancel is not None and cancel():
+            raise Canceled(f"Canceled while screening the bands of {info.path}; nothing was written.")
         strip = Window(window.col, row, window.width, min(rows, window.row_end - row))
         data, band_valid = reader.read_masked(strip)
         count += band_valid.sum(axis=(1, 2))
@@ -130,6 +139,9 @@ def screen_bands(reader, window: Window | None = None) -> BandScreen:
         with np.errstate(all="ignore"):
             low = np.fmin(low, np.nanmin(masked, axis=(1, 2), initial=np.inf))
             high = np.fmax(high, np.nanmax(masked, axis=(1, 2), initial=-np.inf))
+        del data, band_valid, masked
+        if progress is not None:
+            progress((done + 1) / len(starts), f"screening the bands: strip {done + 1} of {len(starts)}")
     reasons: list[str | None] = []
     for band, flagged in enumerate(flags):
         n, lo, hi = count[band], low[band], high[band]

@@ -47,7 +47,7 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
     nodata = output_nodata(lr_info)
     blocks = plan_blocks(lr_area.width, lr_area.height, block, margin)
     with RasterReader(lrhsi_path) as lr_file, RasterReader(hrmsi_path) as hr_reader:
-        bands = plan_good_bands(screen_bands(lr_file, lr_area), lr_info.wavelengths_nm)
+        bands = plan_good_bands(screen_bands(lr_file, lr_area, cancel=cancel), lr_info.wavelengths_nm)
         lr_reader = BandView(lr_file, bands)
         with RasterWriter(out, width=hr_area.width, height=hr_area.height, band_count=lr_info.band_count,
                           geotransform=grid.geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,

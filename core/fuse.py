@@ -16,7 +16,9 @@ Memory is bounded by tile, overlap, batch and block, never by the scene size: th
 default block of 4096), of ``tile x overlap`` (the left carry) and of ``tile x tile`` (the tile being
 blended), plus the ``C_h`` planes of at most ``tile x tile`` it writes; the batch holds its inputs and
 ``batch`` predictions of ``C_h x tile x tile`` float32; GDAL's read cache holds at most one tile row of a
-block's inputs.
+block's inputs; the predictor needs its activations. ``fuse_raster`` estimates the peak
+(``core.tiling.engine_memory``, measured against peak RSS) and refuses, before a pixel is read, settings that need
+more memory than is available, naming smaller ones that fit.
 
 Nodata: an output pixel is nodata when its HR pixel or the LR pixel covering it is nodata in any band (see
 ``RasterReader.read_valid``). The output's nodata value is the LRHSI's when all its bands share one, else
@@ -24,11 +26,14 @@ NaN (which no valid float can equal); a valid result that happens to equal the n
 next float32 above it so it stays valid. Tiles without a valid pixel are not predicted at all.
 
 The predictor is anything that satisfies :class:`Predictor`; ``progress(fraction, message)`` and
-``cancel() -> bool`` are the only coupling to callers. Cancel is checked before every batch and raises
-``Canceled``; the ``RasterWriter`` then deletes its temporary file, so nothing is left behind.
+``cancel() -> bool`` are the only coupling to callers. Cancel is checked before every batch, and between the
+strips of the passes before the first tile (band screening, the predictor's ``prepare``, which take the first
+:data:`PREPASS_SHARE` of the progress), and raises ``Canceled``; the ``RasterWriter`` then deletes its temporary
+file, so nothing is left behind.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -45,12 +50,16 @@ from .errors import Canceled, CheckpointError, InputError
 from .grid import FusionGrid, check_coregistration
 from .outputs import check_output_path
 from .raster import RasterInfo, RasterReader, RasterWriter, read_info
+from .resources import available_memory
 from .tiling import (
     DEFAULT_BLOCK,
+    EngineLoad,
     blend_weights,
     block_size,
+    check_engine_memory,
     check_tiling,
     default_tiling,
+    network_bytes_per_pixel,
     plan_blocks,
     plan_tiles,
 )
@@ -58,6 +67,9 @@ from .window import Window
 
 log = logging.getLogger(__name__)
 
+#: The share of the progress bar the passes before the first tile take: the band screening and the predictor's
+#: scene statistics (``prepare``), which read the whole LRHSI (and HRMSI) once.
+PREPASS_SHARE = 0.05
 #: Tiles per predictor call. Measured (bench/results/fuse_speed.md, 198 bands, 288 tiles, 2 CPU threads): batch 1
 #: gives the best throughput and half the memory of batch 4; larger batches pay off on a GPU (--batch).
 DEFAULT_BATCH = 1
@@ -84,9 +96,14 @@ class Predictor(Protocol):
         """lr (B, C_h, T/s, T/s) and hr (B, C_m, T, T) float32 in the rasters' units -> (B, C_h, T, T)."""
         ...
 
-    # Optional: ``prepare(lr_reader, hr_reader, grid)``, called once before the first tile with the two open
-    # ``RasterReader`` and the ``FusionGrid``, for scene-level statistics (``NetworkPredictor.prepare``). It
-    # always sees the whole grid, so a sub-window fusion matches the same pixels of a whole run.
+    # Optional: ``prepare(lr_reader, hr_reader, grid, progress=..., cancel=...)``, called once before the first
+    # tile with the two open ``RasterReader`` and the ``FusionGrid``, for scene-level statistics
+    # (``NetworkPredictor.prepare``; it reports ``progress(fraction, message)`` and raises Canceled when
+    # ``cancel()`` returns True between its blocks). It always sees the whole grid, so a sub-window fusion matches
+    # the same pixels of a whole run.
+    # Optional: ``activation_bytes_per_pixel``, the memory (bytes) its call needs per HR pixel of a tile and per
+    # tile of a batch, for the engine's memory check (``core.tiling.engine_memory``); a CoFusion network's is
+    # derived from its checkpoint's config (``core.tiling.network_bytes_per_pixel``).
 
 
 @dataclass(frozen=True)
@@ -320,8 +337,9 @@ def fuse_raster(
     region: a window of the output grid (HR pixels, see ``check_inputs``) to fuse into its own file; its
     pixels equal the same pixels of a whole run. The output carries the HR grid, the CRS, the LRHSI's
     wavelengths, FWHM and band names, and a nodata value (``output_nodata``).
-    Raises InputError / GridError / OutputError / CheckpointError with the fix, InputError when no output
-    pixel is valid, Canceled when ``cancel()`` returns True; on any error no output file is left.
+    Raises InputError / GridError / OutputError / CheckpointError with the fix, InputError when the settings need
+    more memory than is available (``core.tiling.check_engine_memory``) or no output pixel is valid, Canceled
+    when ``cancel()`` returns True; on any error no output file is left.
     """
     started = time.perf_counter()
     lr_info, hr_info, grid, out = check_inputs(lrhsi_path, hrmsi_path, out_path,
@@ -336,6 +354,9 @@ def fuse_raster(
     width, height = grid.hr_window.width, grid.hr_window.height
     region = Window(0, 0, width, height) if region is None else Window(*region)
     check_tiling(tile, overlap, align)  # before block_size, which divides by tile - overlap
+    load = EngineLoad(int(predictor.hsi_bands), int(predictor.msi_bands), grid.scale, _activation_bytes(predictor),
+                      lr_info.band_count, min(max(region.width, 1), width))
+    check_engine_memory(load, tile, overlap, batch, block, align, available_memory())  # before any pixel is read
     blocks = plan_blocks(region, block_size(block, tile, overlap))
     total = sum(len(plan_tiles(b, width, height, tile, overlap, align)) for b in blocks)
     log.info("Fusing %s + %s -> %s: x%d, %d x %d pixels, %d tiles of %d (overlap %d) in %d blocks",
@@ -348,10 +369,13 @@ def fuse_raster(
     geotransform = (gt[0] + region.col * gt[1] + region.row * gt[2], gt[1], gt[2],
                     gt[3] + region.col * gt[4] + region.row * gt[5], gt[4], gt[5])
     done = predicted = valid_pixels = 0
+    prepare = getattr(predictor, "prepare", None)
+    screened = PREPASS_SHARE if prepare is None else PREPASS_SHARE / 2  # the bar's share of the band screening
     with RasterReader(lr_info.path) as lr_file, RasterReader(hr_info.path) as hr_reader:
-        bands = plan_model_bands(screen_bands(lr_file, grid.lr_window), lr_info, predictor.hsi_bands,
-                                 getattr(predictor, "wavelengths_nm", None))
-        report(0.0, f"fusing {region.width} x {region.height} pixels in {total} tiles")
+        report(0.0, "screening the hyperspectral bands")
+        screen = screen_bands(lr_file, grid.lr_window, cancel=cancel,
+                              progress=lambda f, m: report(screened * f, m))
+        bands = plan_model_bands(screen, lr_info, predictor.hsi_bands, getattr(predictor, "wavelengths_nm", None))
         lr_reader = BandView(lr_file, bands)
         with RasterWriter(out, width=region.width, height=region.height, band_count=lr_info.band_count,
                           geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
@@ -360,10 +384,11 @@ def fuse_raster(
             def write(working: np.ndarray, col: int, row: int) -> None:
                 writer.write(bands.expand(working, nodata), col, row)
 
-            prepare = getattr(predictor, "prepare", None)
             if prepare is not None:
-                report(0.0, "fitting the model's scene statistics")
-                prepare(lr_reader, hr_reader, grid)
+                report(screened, "fitting the model's scene statistics")
+                _call_prepare(prepare, lr_reader, hr_reader, grid, cancel=cancel,
+                              progress=lambda f, m: report(screened + (PREPASS_SHARE - screened) * f, m))
+            report(PREPASS_SHARE, f"fusing {region.width} x {region.height} pixels in {total} tiles")
             for blk in blocks:
                 reader = _TileReader(lr_reader, hr_reader, grid, predictor)
                 tiles = plan_tiles(blk, width, height, tile, overlap, align)
@@ -379,7 +404,7 @@ def fuse_raster(
                         merger.add(_in_file(t, region), weights, prediction, valid)
                     done += len(chunk)
                     predicted += sum(p is not None for p in predictions)
-                    report(done / total, f"tile {done} of {total}")
+                    report(PREPASS_SHARE + (1 - PREPASS_SHARE) * done / total, f"tile {done} of {total}")
                 valid_pixels += merger.valid_pixels
             if valid_pixels == 0:
                 raise InputError(
@@ -393,6 +418,32 @@ def fuse_raster(
     log.info("Fused %s in %.1f s (%d tiles predicted)", out, seconds, predicted)
     report(1.0, "done")
     return FusionResult(out, grid.scale, region.width, region.height, predicted, seconds)
+
+
+def _call_prepare(prepare: Callable[..., None], *args: object, **extras: object) -> None:
+    """``prepare(*args)`` with those of ``extras`` (progress, cancel) its signature accepts: a predictor written
+    for ``prepare(lr_reader, hr_reader, grid)`` keeps working."""
+    try:
+        parameters = inspect.signature(prepare).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    prepare(*args, **{k: v for k, v in extras.items() if takes_any or k in parameters})
+
+
+def _activation_bytes(predictor: Predictor) -> float:
+    """The host memory the predictor's call needs per HR pixel of a tile and per batch tile: its own
+    ``activation_bytes_per_pixel``, else a CoFusion network's on the CPU (``network_bytes_per_pixel`` of its
+    checkpoint's config; on a GPU its activations are in the GPU's memory), else 0 (its output is counted)."""
+    own = getattr(predictor, "activation_bytes_per_pixel", None)
+    if own is not None:
+        return float(own)
+    if getattr(getattr(predictor, "device", None), "type", "cpu") != "cpu":
+        return 0.0
+    config = getattr(getattr(getattr(predictor, "checkpoint", None), "card", None), "config", None)
+    if config is None:
+        return 0.0
+    return network_bytes_per_pixel(config.hsi_bands, config.width, config.saliency_stride)
 
 
 def _in_file(window: Window, region: Window) -> Window:

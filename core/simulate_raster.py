@@ -72,7 +72,7 @@ def simulate_raster(reference_path: str | os.PathLike, srf: str | SpectralRespon
         if lr_width < 1 or lr_height < 1:
             raise InputError(f"{info.path} ({info.width} x {info.height} pixels) is smaller than one LR pixel of "
                              f"scale {s}.")
-        screen = screen_bands(reader, Window(0, 0, lr_width * s, lr_height * s))
+        screen = screen_bands(reader, Window(0, 0, lr_width * s, lr_height * s), cancel=cancel)
         good = BandView(reader, plan_good_bands(screen, info.wavelengths_nm))
         bands = good.plan
         matrix = response.matrix(good.info.wavelengths_nm, good.info.fwhm_nm).astype(np.float32)

@@ -22,6 +22,12 @@ Blocks
     one tile column is computed twice per border when ``overlap > 0``, none when ``overlap == 0`` (a border
     anywhere else inside the overlap would cost two), and none at all in a scene at most one block wide.
 
+Memory
+    :func:`engine_memory` estimates the engine's peak memory from the tiling, the band counts and the scale (and
+    the predictor's activations per tile pixel, :func:`network_bytes_per_pixel` for a CoFusion network);
+    :func:`check_engine_memory` refuses settings whose estimate exceeds the memory available, with smaller
+    settings that fit (:func:`fitting_tiling`).
+
 Blending
     Overlapping tile predictions are averaged with the separable window of :func:`blend_weights`, whose
     ramps over the overlap sum to one between neighbours and vanish (down to a positive floor) at a tile's
@@ -30,10 +36,14 @@ Blending
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
+from .bands import SCREEN_CHUNK_VALUES
 from .errors import InputError
+from .resources import format_bytes
 from .window import Window
 
 #: Smallest blending weight: keeps the weight sum positive where a single tile covers a pixel at its edge.
@@ -125,8 +135,9 @@ def block_size(block: int, tile: int, overlap: int) -> int:
     """
     if block < tile:
         raise InputError(
-            f"Block size {block} is smaller than the tile size {tile}: pass a block of at least {tile} "
-            f"pixels (larger blocks recompute fewer tiles at block borders but need more memory)."
+            f"Block size {block} is smaller than the tile size {tile}: pass a block of at least {tile} pixels "
+            f"(--block {tile}) or a smaller --tile (larger blocks recompute fewer tiles at block borders but need "
+            "more memory)."
         )
     step = tile - overlap
     return block // step * step
@@ -162,3 +173,156 @@ def blend_weights(tile: int, overlap: int) -> np.ndarray:
         ramp[tile - overlap:] = rise[::-1]
     ramp = np.maximum(ramp, WEIGHT_FLOOR)
     return np.outer(ramp, ramp).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------ memory
+
+#: Activations of a CoFusion network's forward (``core.inference.NetworkPredictor``) per HR pixel of a tile and per
+#: tile of a batch, on the CPU in float32. Measured as the peak RSS of ``fuse_raster`` above the RSS after loading
+#: the model (Linux VmHWM reset before the run; bundled sample resources/sample, one tile; 2 CPU threads), the
+#: difference between tiles 288 and 576 giving the part per pixel: 198 bands with widths 16 / 64 / 128 (saliency
+#: stride 4): 5.8 / 5.6-6.2 / 12.5 KB per pixel; 66 bands at width 64: 4.6 KB. The forward's peak is the larger of
+#: its band stage (the classical base, the back-projection, the output: about 30 bytes per band) and its feature
+#: stage (48 bytes per channel and 8 per entry of the D x D interaction matrix of spectral coordinate mixing, one
+#: per saliency cell of stride^2 pixels), not their sum: width 16 costs what width 64 does at 198 bands.
+#: (``core.model.config.tile_bytes``, which sizes untrusted cards, sums them: 10.9 KB per pixel at the default.)
+NET_BYTES_PER_BAND, NET_BYTES_PER_CHANNEL, NET_BYTES_PER_INTERACTION = 30, 48, 8
+#: What a network run needs beyond its tiles: PyTorch's workspaces, the allocator's slack and the scene-statistics
+#: pass (``NetworkPredictor.prepare``). Measured: 170-570 MiB above the per-pixel part (the most on a 384 x 768
+#: scene of six tiles), rounded up.
+NETWORK_OVERHEAD = 576 * 2 ** 20
+#: The band screening pass before the first tile (``core.bands.screen_bands``): a strip of SCREEN_CHUNK_VALUES
+#: float32 values, its validity and its masked copy (about 10 bytes a value). It ends before the tiles start.
+PREPASS_BYTES = 10 * SCREEN_CHUNK_VALUES
+
+
+def network_bytes_per_pixel(hsi_bands: int, width: int, saliency_stride: int) -> float:
+    """Activation bytes of a CoFusion network's forward per HR pixel of a tile and per tile of a batch (CPU,
+    float32): the larger of its band and feature stages (see NET_BYTES_PER_BAND)."""
+    bands = NET_BYTES_PER_BAND * hsi_bands
+    features = NET_BYTES_PER_CHANNEL * width + NET_BYTES_PER_INTERACTION * width ** 2 / saliency_stride ** 2
+    return float(max(bands, features))
+
+
+def engine_memory(tile: int, overlap: int, batch: int, block: int, hsi_bands: int, msi_bands: int, scale: int,
+                  network_bytes_per_pixel: float = 0.0, out_bands: int | None = None) -> int:
+    """Estimated peak memory (bytes) of the fusion engine (``core.fuse.fuse_raster``) beyond what is loaded.
+
+    tile, overlap, batch: the tiling; block: the width (HR pixels) of the blocks actually walked (``block_size``,
+    at most the region's width); hsi_bands: the working bands C the predictor sees and returns; msi_bands: C_m;
+    scale: s; out_bands: the bands written (default C); network_bytes_per_pixel: the predictor's activations per
+    tile pixel and batch tile (0: a predictor whose only memory is its output). Float32 everywhere:
+
+    - the merger's carries, ``(C + 1) x overlap x (block + tile)`` (top and left, ``TileMerger``), and GDAL's read
+      cache of one tile row of a block's inputs, ``tile x block x (C / s^2 + C_m)``;
+    - per batch tile: its inputs three times (read, stacked, normalised by the predictor), ``3 x T^2 x (C / s^2 +
+      C_m)``, and a prediction ``C x T^2`` (the previous batch's stay alive during the next predictor call);
+    - the larger of the forward (``batch x T^2 x network_bytes_per_pixel``) and the blending of one tile
+      (accumulator ``C + 1``, the divided result ``C``, the written bands ``out_bands``, the finiteness check
+      ``1.25 C`` planes of ``T^2``);
+    - with a network, NETWORK_OVERHEAD; the band screening before the tiles (PREPASS_BYTES) when it is larger.
+
+    Measured against the peak RSS of runs on the CPU (the bundled sample and an 8 x enlarged copy, the default model
+    and widths 16 and 128, 66 and 198 bands): 0.99-1.6 x the measured peak at tiles of 288-720 pixels and batches
+    of 1-4, 2.3-2.6 x at tile 144, where the fixed overhead dominates (tests/reliability/test_huge_inputs.py lists
+    the figures).
+    """
+    c, out = hsi_bands, hsi_bands if out_bands is None else out_bands
+    pixels = tile * tile
+    inputs = c / scale ** 2 + msi_bands
+    carries = 4 * (c + 1) * overlap * (block + tile) + 4 * tile * block * inputs
+    per_tile = 4 * pixels * (3 * inputs + c)
+    forward = batch * pixels * network_bytes_per_pixel
+    blend = 4 * pixels * (c + 1 + c + out + 1.25 * c)
+    loop = carries + batch * per_tile + max(forward, blend)
+    return int(max(loop, PREPASS_BYTES) + (NETWORK_OVERHEAD if network_bytes_per_pixel > 0 else 0))
+
+
+@dataclass(frozen=True)
+class EngineLoad:
+    """What the engine's memory depends on besides the tiling: the band counts, the scale, the predictor's
+    activations per tile pixel and the width of the region fused (blocks are never wider)."""
+
+    hsi_bands: int
+    msi_bands: int
+    scale: int
+    network_bytes_per_pixel: float = 0.0
+    out_bands: int | None = None
+    region_width: int | None = None
+
+    def memory(self, tile: int, overlap: int, batch: int, block: int) -> int:
+        """:func:`engine_memory` for the options ``--tile``, ``--overlap``, ``--batch`` and ``--block`` (a block
+        below the tile counts as the tile: ``block_size`` refuses it with its own message)."""
+        width = block_size(max(block, tile), tile, overlap)
+        if self.region_width is not None:
+            width = min(width, max(1, self.region_width))
+        return engine_memory(tile, overlap, batch, width, self.hsi_bands, self.msi_bands, self.scale,
+                             self.network_bytes_per_pixel, self.out_bands)
+
+
+def _largest(low: int, high: int, fits: Callable[[int], bool]) -> int | None:
+    """The largest ``v`` in ``[low, high]`` with ``fits(v)`` for a ``fits`` true below some value; None if not
+    even ``low`` fits."""
+    if high < low or not fits(low):
+        return None
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def fitting_tiling(load: EngineLoad, tile: int, overlap: int, batch: int, block: int, align: int,
+                   available: int) -> tuple[int, int, int, int] | None:
+    """Settings ``(tile, overlap, batch, block)`` no larger than the given ones whose estimate fits in
+    ``available`` bytes, the first found of: fewer tiles per batch; batch 1 and a narrower block; batch 1 and the
+    largest tile (a multiple of ``align``) that fits, with the widest block up to the larger of the tile and
+    DEFAULT_BLOCK; the same with half the overlap, repeatedly. None when nothing fits."""
+    def fits(t: int, o: int, b: int, k: int) -> bool:
+        return load.memory(t, o, b, k) <= available
+
+    if batch > 1:
+        fewer = _largest(1, batch - 1, lambda b: fits(tile, overlap, b, block))
+        if fewer is not None:
+            return tile, overlap, fewer, block
+    if block > tile:
+        narrower = _largest(tile, block - 1, lambda k: fits(tile, overlap, 1, k))
+        if narrower is not None:
+            return tile, overlap, 1, max(tile, block_size(narrower, tile, overlap))
+    shares = overlap
+    while True:
+        smallest = max(2, -(-2 * shares // align)) * align
+        last = (tile - 1) // align if shares == overlap else tile // align
+        found = _largest(smallest // align, last, lambda n, o=shares: fits(n * align, o, 1, n * align))
+        if found is not None:
+            t = found * align
+            widest = _largest(t, max(t, min(block, DEFAULT_BLOCK)), lambda k, t=t, o=shares: fits(t, o, 1, k))
+            return t, shares, 1, max(t, block_size(widest, t, shares))
+        if shares == 0:
+            return None
+        shares = shares // 2 // align * align
+
+
+def check_engine_memory(load: EngineLoad, tile: int, overlap: int, batch: int, block: int, align: int,
+                        available: int | None) -> int:
+    """The estimated memory (bytes) of fusing with these options; InputError when it exceeds ``available`` (None:
+    unknown, no check), naming both and options that fit (:func:`fitting_tiling`), in half of ``available`` where
+    possible."""
+    need = load.memory(tile, overlap, batch, block)
+    if available is None or need <= available:
+        return need
+    what = (f"Fusing with tile {tile}, overlap {overlap}, batch {batch} and block {block} needs about "
+            f"{format_bytes(need)} of memory but {format_bytes(available)} are available")
+    # advice that fits in half the memory available leaves room for what else runs (and the estimate's spread)
+    advice = fitting_tiling(load, tile, overlap, batch, block, align, available // 2) or \
+        fitting_tiling(load, tile, overlap, batch, block, align, available)
+    if advice is None:
+        smallest = load.memory(2 * align, 0, 1, 2 * align)
+        raise InputError(f"{what}; even the smallest tiling (--tile {2 * align} --overlap 0 --batch 1) needs about "
+                         f"{format_bytes(smallest)}: close other programs or use a machine with more memory.")
+    t, o, b, k = advice
+    options = f"--tile {t}" + (f" --overlap {o}" if o != overlap else "") + f" --block {k} --batch {b}"
+    raise InputError(f"{what}; pass for example {options} (about {format_bytes(load.memory(t, o, b, k))}), or "
+                     "close other programs.")

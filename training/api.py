@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from ..core.grid import check_coregistration
 from ..core.model import ModelConfig
 from ..core.outputs import check_not_an_input, check_output_path
 from ..core.raster import RasterReader, read_info
+from ..core.resources import available_memory, format_bytes
 from ..core.srf import SpectralResponse, parse_srf
 from ..core.window import Window
 from .data import PairSource, ReferenceSource, split_validation
@@ -47,6 +49,19 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 Cancel = Callable[[], bool]
 SRF_SAMPLE_PIXELS = 50_000
+#: Training reads its region whole. Copies of the region's float32 values held at the peak (before the first step),
+#: counted in the code and measured (peak RSS above the RSS at the call, Linux VmHWM; 198 bands, x4):
+#: reference mode, of the hyperspectral region: the read scene, its training and validation crops, the source's
+#: padded copy, the training pixels gathered for the statistics and their float64 deviations (two copies' worth):
+#: 6.1-6.4 measured on 384 x 384 and 384 x 768 regions, 7 used. Pair mode, of the LRHSI region (its read, the
+#: crops, the pixels and their float64 deviations of the statistics, the float64 pixels of the SRF estimate) and
+#: of the HRMSI region (its read, the crops, the degraded copy): 4.4 copies of both measured on 768 x 768 and 1536 x
+#: 1536 HRMSI regions, 6 and 4 used.
+REFERENCE_COPIES = 7
+PAIR_LR_COPIES, PAIR_HR_COPIES = 6, 4
+#: The training steps beyond the data at the default settings (the network, AdamW's state, a batch, the forward on
+#: the validation strip): 450-500 MiB measured above the data's peak, rounded up.
+TRAIN_STEP_BYTES = 512 * 2 ** 20
 
 
 def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralResponse, scale: int,
@@ -87,6 +102,8 @@ def _train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | Spectral
         raise InputError(f"{first.path} carries no band wavelengths, so the MSI response cannot be sampled at its "
                          "bands; add 'wavelength' band metadata (nm) to the file.")
     windows = [_region_window(info.window, region, info.path) for info in infos]
+    _check_training_memory(4 * first.band_count * REFERENCE_COPIES, [w.width * w.height for w in windows], align,
+                           f"{first.band_count} bands", available_memory())
     screens = []
     for info, window in zip(infos, windows):
         with RasterReader(info.path) as reader:
@@ -152,6 +169,9 @@ def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, ou
     hr_window = Window(grid.hr_window.col + (lr_window.col - grid.lr_window.col) * scale,
                        grid.hr_window.row + (lr_window.row - grid.lr_window.row) * scale,
                        lr_window.width * scale, lr_window.height * scale)
+    per_pixel = 4 * (lr_info.band_count * PAIR_LR_COPIES / scale ** 2 + hr_info.band_count * PAIR_HR_COPIES)
+    _check_training_memory(per_pixel, [hr_window.width * hr_window.height], align,
+                           f"{lr_info.band_count} + {hr_info.band_count} bands", available_memory())
     with RasterReader(lr_info.path) as reader:
         bands = plan_good_bands(screen_bands(reader, lr_window), lr_info.wavelengths_nm)
         lr, lr_valid = BandView(reader, bands).read_valid(lr_window)
@@ -221,6 +241,35 @@ def estimate_srf(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, valid: np.n
                              "give its spectral response with --srf.")
         rows.append(weights / weights.sum())
     return np.stack(rows)
+
+
+def training_memory(bytes_per_pixel: float, pixels: Sequence[int]) -> int:
+    """Estimated peak memory (bytes) of a training run on regions of ``pixels`` HR pixels each (one per scene),
+    holding ``bytes_per_pixel`` per HR pixel of data at its peak (REFERENCE_COPIES, PAIR_LR_COPIES), plus the
+    steps' TRAIN_STEP_BYTES."""
+    return int(bytes_per_pixel * sum(pixels) + TRAIN_STEP_BYTES)
+
+
+def _check_training_memory(bytes_per_pixel: float, pixels: Sequence[int], align: int, bands: str,
+                           available: int | None) -> None:
+    """InputError, before any pixel is read, when the training regions (``pixels`` HR pixels each) need more memory
+    than is ``available`` (None: unknown, no check), naming both and the largest square --region that fits (a
+    multiple of ``align``, for every scene)."""
+    need = training_memory(bytes_per_pixel, pixels)
+    if available is None or need <= available:
+        return
+    scenes = len(pixels)
+    what = (f"training reads its region whole: {sum(pixels):,} HR pixels of {bands}"
+            f"{f' in {scenes} scenes' if scenes > 1 else ''} need about {format_bytes(need)} of memory but "
+            f"{format_bytes(available)} are available")
+    room = (available - TRAIN_STEP_BYTES) / (bytes_per_pixel * scenes)
+    side = int(math.isqrt(max(0, int(room)))) // align * align
+    if side < 2 * align:
+        raise InputError(f"{what}; even the smallest region ({2 * align} x {2 * align} pixels) does not fit: close "
+                         "other programs or use a machine with more memory.")
+    raise InputError(f"{what}; give a --region of at most {side} x {side} HR pixels (about "
+                     f"{format_bytes(training_memory(bytes_per_pixel, [side * side] * scenes))}), or close other "
+                     "programs.")
 
 
 def _valid_part(data: np.ndarray, valid: np.ndarray, path: str, align: int) -> tuple[np.ndarray, np.ndarray]:
