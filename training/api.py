@@ -40,6 +40,7 @@ from ..core.outputs import check_not_an_input, check_output_path
 from ..core.raster import RasterReader, read_info
 from ..core.resources import available_memory, format_bytes
 from ..core.srf import SpectralResponse, parse_srf
+from ..core.tiling import network_bytes_per_pixel
 from ..core.window import Window
 from .data import PairSource, ReferenceSource, split_validation
 from .trainer import TrainResult, TrainSettings, files_written, patch_for, run_lock, train
@@ -59,6 +60,12 @@ SRF_SAMPLE_PIXELS = 50_000
 #: 1536 HRMSI regions, 6 and 4 used.
 REFERENCE_COPIES = 7
 PAIR_LR_COPIES, PAIR_HR_COPIES = 6, 4
+#: While training, the sources keep about 3 copies of the hyperspectral data (reference: the last scene read, the
+#: crops and the padded copy; pair: the read LRHSI, the crops and the degraded inputs; 2 of the HRMSI), and each
+#: validation runs the network on the whole validation strip at once (``trainer.validate``), at most this share of
+#: the region (``split_validation`` carves 20 %, rounded to the alignment), with 3 copies of its output. With few
+#: bands this, not the data, is the peak.
+RESIDENT_COPIES, VALIDATION_SHARE = 3, 0.25
 #: The training steps beyond the data at the default settings (the network, AdamW's state, a batch, the forward on
 #: the validation strip): 450-500 MiB measured above the data's peak, rounded up.
 TRAIN_STEP_BYTES = 512 * 2 ** 20
@@ -102,8 +109,9 @@ def _train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | Spectral
         raise InputError(f"{first.path} carries no band wavelengths, so the MSI response cannot be sampled at its "
                          "bands; add 'wavelength' band metadata (nm) to the file.")
     windows = [_region_window(info.window, region, info.path) for info in infos]
-    _check_training_memory(4 * first.band_count * REFERENCE_COPIES, [w.width * w.height for w in windows], align,
-                           f"{first.band_count} bands", available_memory())
+    _check_training_memory(reference_bytes_per_pixel(first.band_count, scale, settings),
+                           [w.width * w.height for w in windows], align, f"{first.band_count} bands",
+                           available_memory())
     screens = []
     for info, window in zip(infos, windows):
         with RasterReader(info.path) as reader:
@@ -169,7 +177,7 @@ def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, ou
     hr_window = Window(grid.hr_window.col + (lr_window.col - grid.lr_window.col) * scale,
                        grid.hr_window.row + (lr_window.row - grid.lr_window.row) * scale,
                        lr_window.width * scale, lr_window.height * scale)
-    per_pixel = 4 * (lr_info.band_count * PAIR_LR_COPIES / scale ** 2 + hr_info.band_count * PAIR_HR_COPIES)
+    per_pixel = pair_bytes_per_pixel(lr_info.band_count, hr_info.band_count, scale, settings)
     _check_training_memory(per_pixel, [hr_window.width * hr_window.height], align,
                            f"{lr_info.band_count} + {hr_info.band_count} bands", available_memory())
     with RasterReader(lr_info.path) as reader:
@@ -243,9 +251,33 @@ def estimate_srf(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, valid: np.n
     return np.stack(rows)
 
 
+def _validation_bytes_per_pixel(hsi_bands: int, scale: int, settings: TrainSettings) -> float:
+    """Bytes per pixel of the validation strip that the network's forward on it needs (``core.tiling``'s measured
+    activations of the model ``settings`` describe, plus 3 copies of its output)."""
+    config = ModelConfig(3, 1, scale, **settings.model)
+    return network_bytes_per_pixel(hsi_bands, config.width, config.saliency_stride) + 4 * hsi_bands * RESIDENT_COPIES
+
+
+def reference_bytes_per_pixel(bands: int, scale: int, settings: TrainSettings) -> float:
+    """Peak bytes per HR pixel of the region of a reference-mode training: the data's peak (REFERENCE_COPIES), or
+    what stays while training with the forward on the validation strip, whichever is more."""
+    data, resident = 4 * bands * REFERENCE_COPIES, 4 * bands * RESIDENT_COPIES
+    return float(max(data, resident + VALIDATION_SHARE * _validation_bytes_per_pixel(bands, scale, settings)))
+
+
+def pair_bytes_per_pixel(hsi_bands: int, msi_bands: int, scale: int, settings: TrainSettings) -> float:
+    """Peak bytes per HRMSI pixel of the region of a pair-mode training (its LRHSI has ``scale ** 2`` times fewer
+    pixels; the network runs on the LR grid), as :func:`reference_bytes_per_pixel`."""
+    lr = 1 / scale ** 2
+    data = 4 * (hsi_bands * PAIR_LR_COPIES * lr + msi_bands * PAIR_HR_COPIES)
+    resident = 4 * (hsi_bands * RESIDENT_COPIES * lr + msi_bands * 2)
+    validation = VALIDATION_SHARE * lr * _validation_bytes_per_pixel(hsi_bands, scale, settings)
+    return float(max(data, resident + validation))
+
+
 def training_memory(bytes_per_pixel: float, pixels: Sequence[int]) -> int:
     """Estimated peak memory (bytes) of a training run on regions of ``pixels`` HR pixels each (one per scene),
-    holding ``bytes_per_pixel`` per HR pixel of data at its peak (REFERENCE_COPIES, PAIR_LR_COPIES), plus the
+    ``bytes_per_pixel`` per HR pixel (:func:`reference_bytes_per_pixel`, :func:`pair_bytes_per_pixel`), plus the
     steps' TRAIN_STEP_BYTES."""
     return int(bytes_per_pixel * sum(pixels) + TRAIN_STEP_BYTES)
 

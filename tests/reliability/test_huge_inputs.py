@@ -33,7 +33,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -517,7 +517,7 @@ def test_training_on_a_reference_too_large_is_refused_before_reading(make_raster
                                                                       no_pixel_reads, scenes):
     hsi = [make_raster(HSI, 96, 96, geotransform=HR_GT, wavelengths_nm=WAVELENGTHS, name=f"ref{k}.tif")
            for k in range(scenes)]
-    per_pixel = 4 * HSI * training_api.REFERENCE_COPIES
+    per_pixel = training_api.reference_bytes_per_pixel(HSI, SCALE, TrainSettings())
     available = training_api.TRAIN_STEP_BYTES + int(per_pixel * 40 * 40 * scenes)  # room for 40 x 40 a scene
     monkeypatch.setattr(training_api, "available_memory", lambda: available)
     (tmp_path / "model").mkdir()
@@ -540,7 +540,7 @@ def test_training_on_a_pair_too_large_is_refused_before_reading(make_raster, tmp
     hr = make_raster(MSI, 128, 128, geotransform=HR_GT, name="hr.tif")
     (tmp_path / "model").mkdir()
     out = tmp_path / "model" / "m.safetensors"
-    per_pixel = 4 * (HSI * training_api.PAIR_LR_COPIES / SCALE ** 2 + MSI * training_api.PAIR_HR_COPIES)
+    per_pixel = training_api.pair_bytes_per_pixel(HSI, MSI, SCALE, TrainSettings())
     available = training_api.TRAIN_STEP_BYTES + int(per_pixel * 300)  # less than the smallest region, 32 x 32
     monkeypatch.setattr(training_api, "available_memory", lambda: available)
     with pytest.raises(InputError, match="even the smallest region .* more memory"):
@@ -557,9 +557,30 @@ def test_training_on_a_pair_too_large_is_refused_before_reading(make_raster, tmp
     assert training_api.training_memory(per_pixel, [48 * 48]) <= available
 
 
+@pytest.mark.parametrize("mode,bands,side,scale,measured", [
+    ("reference", 198, 384, 4, 1180), ("pair", 198, 1536, 4, 1145)])
+def test_the_training_estimate_matches_the_measured_peaks(mode, bands, side, scale, measured):
+    """Whole runs (2 steps, a validation each) on the 8 x (reference) and 32 x (pair) enlarged bundled sample:
+    peak RSS above the RSS at the call, MiB."""
+    settings = TrainSettings()
+    per_pixel = training_api.reference_bytes_per_pixel(bands, scale, settings) if mode == "reference" else \
+        training_api.pair_bytes_per_pixel(bands, 4, scale, settings)
+    ratio = training_api.training_memory(per_pixel, [side * side]) / MiB / measured
+    assert 1.0 <= ratio <= 1.3, ratio
+
+
+def test_with_few_bands_the_validation_forward_is_the_peak():
+    settings = TrainSettings()
+    few = training_api.reference_bytes_per_pixel(5, 4, settings)
+    assert few > 4 * 5 * training_api.REFERENCE_COPIES
+    assert training_api.reference_bytes_per_pixel(198, 4, settings) == 4 * 198 * training_api.REFERENCE_COPIES
+    wide = replace(settings, model={"width": 128})
+    assert training_api.reference_bytes_per_pixel(5, 4, wide) > few
+
+
 def test_training_within_the_memory_is_not_refused(make_raster, tmp_path, monkeypatch):
     reference = make_raster(HSI, 48, 48, geotransform=HR_GT, wavelengths_nm=WAVELENGTHS)
-    per_pixel = 4 * HSI * training_api.REFERENCE_COPIES
+    per_pixel = training_api.reference_bytes_per_pixel(HSI, SCALE, TrainSettings())
     monkeypatch.setattr(training_api, "available_memory",
                         lambda: training_api.training_memory(per_pixel, [48 * 48]))
     monkeypatch.setattr(training_api, "train", lambda *args: "trained")  # the data were read and prepared
