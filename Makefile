@@ -42,12 +42,12 @@ apt:
 	fi
 
 # numpy and scipy stay Debian's (GDAL and QGIS are built against them): the constraints file pins them.
-$(STAMP): requirements.txt requirements-dev.txt Makefile
+$(STAMP): requirements.txt requirements-dev.txt requirements-batch.txt Makefile
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	/usr/bin/python3 -c 'import numpy, scipy; print(f"numpy=={numpy.__version__}\nscipy=={scipy.__version__}")' \
 		> $(VENV)/constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c $(VENV)/constraints.txt \
-		-r requirements.txt -r requirements-dev.txt
+		-r requirements.txt -r requirements-dev.txt -r requirements-batch.txt
 	mkdir -p $(PKGDIR) && ln -sfn $(CURDIR) $(PKGDIR)/cofusion
 	echo "$(abspath $(PKGDIR))" > $(SITE)/cofusion.pth
 	$(PY) -c 'from osgeo import gdal_array; import qgis.core, torch, numpy; \

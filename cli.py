@@ -6,6 +6,7 @@ Subcommands (more can be added as ``argparse`` subparsers with a ``handler``):
     fuse   fuse an LRHSI and an HRMSI raster into an HRHSI GeoTIFF with a CoFusion checkpoint
     srf    ``srf --list``: the sensor spectral response presets, one line each (sensor, bands, wavelengths)
     wavelengths  give a hyperspectral raster without wavelength metadata those of a spectrometer's band table
+    batch  fuse the pairs of a manifest on Dask (core.batch), each into a cloud-optimised GeoTIFF
 
 Exit codes: 0 done, 2 a problem with the inputs, the model or the output (the message says which and how to
 fix it; nothing is left half-written), 128 + the signal's number when interrupted (130 for Ctrl-C, 143 for
@@ -216,6 +217,67 @@ def _wavelengths(args: argparse.Namespace, interrupts: Interrupts) -> int:
     return 0
 
 
+def _add_batch(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "batch",
+        help="fuse the pairs of a manifest on Dask, each into a cloud-optimised GeoTIFF",
+        description=(
+            "Fuse many scenes on Dask: every pair of MANIFEST (a CSV with the columns lrhsi, hrmsi, model, output "
+            "and optionally method; inputs relative to the manifest's folder, outputs relative to --out; an empty "
+            "model is the bundled one, a method such as gsa a classical method instead) is split into full-height "
+            "stripes fused as Dask tasks, then put together into a cloud-optimised GeoTIFF equal to a "
+            "single-process 'fuse' with the same settings and --threads. A rerun after a crash computes only the "
+            "stripes that are missing (they are kept in DIR/.cofusion-batch). A pair that fails is reported and "
+            "does not stop the others. Exit code 0 when every pair was written, 2 when one failed. Needs "
+            "'pip install -r requirements-batch.txt'."
+        ),
+    )
+    parser.add_argument("manifest", metavar="MANIFEST.csv", help="the CSV of pairs")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the folder the outputs are written to")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="a running Dask scheduler, e.g. tcp://host:8786 (its workers must see the same files "
+                             "under the same paths). Default: a local cluster on this machine")
+    parser.add_argument("--workers", type=_positive, metavar="N",
+                        help="worker processes of the local cluster. Default: one per core")
+    parser.add_argument("--threads-per-worker", type=_positive, default=1, metavar="T",
+                        help="tasks each local worker runs at once. Default 1")
+    parser.add_argument("--threads", type=_positive, metavar="N",
+                        help="CPU threads of the model in each task (results depend on it in their last bits). "
+                             "Default: the cores shared among the local cluster's tasks, 1 on a scheduler given by "
+                             "address")
+    parser.add_argument("--device", default=DEVICES[0],
+                        help=f"where the model runs: auto, cpu, cuda or cuda:N. Default {DEVICES[0]}")
+    parser.add_argument("--tile", type=_positive, metavar="PIXELS", help="as for 'fuse'")
+    parser.add_argument("--overlap", type=_whole, metavar="PIXELS", help="as for 'fuse'")
+    parser.add_argument("--batch", type=_positive, default=DEFAULT_BATCH, metavar="TILES",
+                        help=f"as for 'fuse'. Default {DEFAULT_BATCH}")
+    parser.add_argument("--block", type=_positive, default=DEFAULT_BLOCK, metavar="PIXELS",
+                        help="the width of the stripes, one Dask task each (rounded down to a multiple of tile - "
+                             f"overlap): narrower stripes spread a scene over more workers. Default {DEFAULT_BLOCK}")
+    parser.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="how long to try to reach --scheduler. Default 30")
+    parser.set_defaults(handler=_batch)
+
+
+def _batch(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    from .core.batch import BatchSettings, run_batch
+
+    def line(_fraction: float, text: str) -> None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    settings = BatchSettings(device=args.device, threads=args.threads, tile=args.tile, overlap=args.overlap,
+                             batch=args.batch, block=args.block)
+    report = run_batch(args.manifest, args.out, settings=settings, scheduler=args.scheduler, workers=args.workers,
+                       threads_per_worker=args.threads_per_worker, connect_timeout=args.connect_timeout,
+                       progress=line, cancel=interrupts)
+    sys.stdout.write(report.table())
+    if report.canceled:
+        raise Canceled("the batch stopped; the finished blocks are kept, and running it again computes only the "
+                       "others.")
+    return 0 if report.ok else EXIT_ERROR
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cofusion`` argument parser with one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -227,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fuse(commands)
     _add_srf(commands)
     _add_wavelengths(commands)
+    _add_batch(commands)
     return parser
 
 

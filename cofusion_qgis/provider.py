@@ -12,6 +12,7 @@ from .algorithms.align_to_grid import AlignToGridAlgorithm
 from .algorithms.assess import AssessAlgorithm
 from .algorithms.assess_qnr import AssessQnrAlgorithm
 from .algorithms.assign_wavelengths import AssignWavelengthsAlgorithm
+from .algorithms.batch import BatchFuseAlgorithm
 from .algorithms.fuse import FuseAlgorithm
 from .algorithms.fuse_classic import FuseClassicAlgorithm
 from .algorithms.simulate import SimulateAlgorithm
@@ -51,7 +52,7 @@ class CoFusionProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         for algorithm in (FuseAlgorithm(), FuseClassicAlgorithm(), AlignToGridAlgorithm(),
                           AssignWavelengthsAlgorithm(), TrainAlgorithm(), SimulateAlgorithm(), AssessAlgorithm(),
-                          AssessQnrAlgorithm()):
+                          AssessQnrAlgorithm(), BatchFuseAlgorithm()):
             self.addAlgorithm(algorithm)
         for path, defaults in MODELS.items():
             model = QgsProcessingModelAlgorithm()
