@@ -2,20 +2,22 @@
 """Spectra of the dock's layers at a clicked map point: the point is transformed from the canvas CRS to each
 layer's CRS and the covering pixel is read from the layer's file with ``core.spectrum.spectrum_at`` (GDAL, one
 pixel; main thread, a few reads per click). Layers where the point is outside, on nodata, or that are not file
-rasters give a message instead of a curve."""
+rasters give a message instead of a curve. ``footprint`` is the polygon of the pixel a curve was read from, in its
+layer's CRS (the LRHSI pixel drawn on the map for a point)."""
 from __future__ import annotations
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsCsException,
+    QgsGeometry,
     QgsPointXY,
     QgsProject,
     QgsRasterLayer,
 )
 
 from ..core.errors import InputError
-from ..core.spectrum import Curve, compare, spectrum_at
+from ..core.spectrum import Curve, compare, pixel_footprint, spectrum_at
 from .i18n import tr
 from .spectra_plot import FUSED, REFERENCE
 
@@ -59,10 +61,22 @@ def spectra_at(point: QgsPointXY, crs: QgsCoordinateReferenceSystem,
 
 
 def fused_vs_reference(curves: list[tuple[str, Curve]]) -> tuple[float, float] | None:
-    """SAM (degrees) and RMSE of the fused curve against the reference curve, when both are there and have the
-    same number of bands."""
+    """SAM (degrees) and RMSE of the fused curve against the reference curve over the bands usable in both, when
+    both are there, have the same number of bands and share a usable band."""
     by_role = dict(curves)
     fused, reference = by_role.get(FUSED), by_role.get(REFERENCE)
     if fused is None or reference is None or len(fused.spectrum.values) != len(reference.spectrum.values):
         return None
-    return compare(reference.spectrum.values, fused.spectrum.values)
+    both = fused.spectrum.usable & reference.spectrum.usable
+    if not both.any():
+        return None
+    return compare(reference.spectrum.values[both], fused.spectrum.values[both])
+
+
+def footprint(curve: Curve) -> QgsGeometry | None:
+    """The polygon of the pixel ``curve`` was read from, in the CRS of its raster; None without a grid."""
+    spectrum = curve.spectrum
+    if spectrum.geotransform is None:
+        return None
+    corners = pixel_footprint(spectrum.geotransform, spectrum.col, spectrum.row)
+    return QgsGeometry.fromPolygonXY([[QgsPointXY(x, y) for x, y in corners + corners[:1]]])

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Startup script for the QGIS desktop (``qgis --code tools/screenshot.py``, see ``make screenshot``): opens the
-sample scene, runs the fusion in the CoFusion dock, clicks a point with the spectral inspector and saves a
+sample scene, runs the fusion in the CoFusion dock, clicks a point with the spectral inspector, pins it, clicks a
+second one (the spectra view with two pinned points: a colour each, their LR pixels on the map) and saves a
 screenshot of the main window.
 
 Environment: COFUSION_SCREENSHOT (the PNG to write), COFUSION_SAMPLE (the folder of the sample scene),
@@ -22,8 +23,9 @@ from qgis.PyQt.QtCore import QEvent, QPoint, Qt, QTimer
 
 SAMPLE = Path(os.environ["COFUSION_SAMPLE"])  # qgis --code runs this with exec(): no __file__
 SCREENSHOT = Path(os.environ["COFUSION_SCREENSHOT"]).resolve()
-#: The inspected point (EPSG:32610, inside the sample scene) and the seconds QGIS gets before giving up.
-POINT = QgsPointXY(560490.0, 4142150.0)
+#: The inspected points (EPSG:32610, inside the sample scene, in different LR pixels) and the seconds QGIS gets
+#: before giving up.
+POINTS = (QgsPointXY(560490.0, 4142150.0), QgsPointXY(560250.0, 4142650.0))
 TIMEOUT_S = 540
 iface = qgis.utils.iface
 
@@ -83,19 +85,24 @@ def start() -> None:
 
 @guarded
 def inspect(dock) -> None:
-    """Zoom to the scene and click ``POINT`` with the spectral inspector."""
+    """Zoom to the scene and click ``POINTS`` with the spectral inspector, pinning each."""
     canvas = iface.mapCanvas()
     extent = QgsRectangle(dock.spectra.fused.currentLayer().extent())
     extent.scale(1.05)
     canvas.setExtent(extent)
     canvas.refresh()
     dock.spectra.inspect_button.setChecked(True)
-    pixel = canvas.getCoordinateTransform().transform(POINT)
-    position = QPoint(round(pixel.x()), round(pixel.y()))
-    dock.spectra.tool.canvasPressEvent(  # QgsMapToolEmitPoint emits canvasClicked on the press
-        QgsMapMouseEvent(canvas, QEvent.MouseButtonPress, position, Qt.LeftButton, Qt.LeftButton))
-    if not dock.spectra.plot.items():
-        fail(f"no curve at the point: {dock.spectra.message.text()}")
+    for point in POINTS:
+        pixel = canvas.getCoordinateTransform().transform(point)
+        position = QPoint(round(pixel.x()), round(pixel.y()))
+        dock.spectra.tool.canvasPressEvent(  # QgsMapToolEmitPoint emits canvasClicked on the press
+            QgsMapMouseEvent(canvas, QEvent.Type.MouseButtonPress, position, Qt.MouseButton.LeftButton,
+                             Qt.MouseButton.LeftButton))
+        if dock.spectra.plot.current is None:
+            fail(f"no curve at {point.x()}, {point.y()}: {dock.spectra.message.text()}")
+        dock.spectra.pin_button.click()
+    if len(dock.spectra.plot.points()) != len(POINTS):
+        fail(f"{len(dock.spectra.plot.points())} points pinned instead of {len(POINTS)}")
     scroll = dock.widget().verticalScrollBar()
     scroll.setValue(scroll.maximum())  # the plot, on a screen too small for the whole dock
     QTimer.singleShot(3000, save)

@@ -108,7 +108,9 @@ def test_click_plots_gdal_s_pixels_of_every_layer(dock, scene):
         np.testing.assert_array_equal(y, gdal_pixel(scene[role], col, row))
     np.testing.assert_array_equal(by_role["fused"][0], WAVELENGTHS)
     np.testing.assert_array_equal(by_role["hrmsi"][0], [1, 2, 3])  # no wavelengths: band numbers
-    assert dock.spectra.plot.widget.getPlotItem().getAxis("bottom").labelText == "Wavelength (nm) or band number"
+    axes = dock.spectra.plot.widget.getPlotItem()  # nm and band numbers on axes of their own, never mixed
+    assert (axes.getAxis("bottom").labelText, axes.getAxis("bottom").labelUnits) == ("Wavelength", "nm")
+    assert axes.getAxis("top").isVisible() and axes.getAxis("top").labelText == "Band number"
     assert "SAM" in dock.spectra.comparison.text() and "RMSE" in dock.spectra.comparison.text()
 
 
