@@ -19,10 +19,11 @@ from pathlib import Path
 
 from osgeo import gdal, osr
 
-from .blocks import Cancel, Progress, plan_blocks, walk
+from .blocks import plan_blocks, walk
 from .errors import GridError, InputError
 from .grid import nearest_scale
 from .outputs import check_output_path
+from .progress import Cancel, Progress
 from .raster import RasterReader, RasterWriter, read_info
 from .scale import MAX_SCALE, MIN_SCALE
 

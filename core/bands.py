@@ -23,16 +23,14 @@ only the working bands, so the engines downstream never see a bad band.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import Canceled, CheckpointError, InputError
+from .progress import Cancel, Progress
 from .window import Window
-
-Progress = Callable[[float, str], None]
-Cancel = Callable[[], bool]
 
 log = logging.getLogger(__name__)
 

@@ -8,16 +8,14 @@ block (e.g. regression weights) become local to the block.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import Canceled
+from .progress import Cancel, Progress
 from .window import Window
-
-Progress = Callable[[float, str], None]
-Cancel = Callable[[], bool]
 
 
 @dataclass(frozen=True)

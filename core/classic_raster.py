@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from .bands import BandView, plan_good_bands, screen_bands
-from .blocks import Cancel, Progress, fill_invalid, plan_blocks, walk
+from .blocks import fill_invalid, plan_blocks, walk
 from .classic import METHODS
 from .errors import InputError
 from .fuse import check_inputs, output_nodata
+from .progress import Cancel, Progress
 from .raster import RasterReader, RasterWriter
 
 #: Edge of a block in LR pixels, and the margin each block reads around it.

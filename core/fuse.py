@@ -49,6 +49,7 @@ from .bands import BandView, plan_model_bands, screen_bands
 from .errors import Canceled, CheckpointError, InputError
 from .grid import FusionGrid, check_coregistration
 from .outputs import check_output_path
+from .progress import Cancel, Progress
 from .raster import RasterInfo, RasterReader, RasterWriter, read_info
 from .resources import available_memory
 from .tiling import (
@@ -74,8 +75,6 @@ PREPASS_SHARE = 0.05
 #: gives the best throughput and half the memory of batch 4; larger batches pay off on a GPU (--batch).
 DEFAULT_BATCH = 1
 
-Progress = Callable[[float, str], None]
-Cancel = Callable[[], bool]
 
 
 class Predictor(Protocol):
@@ -398,12 +397,8 @@ def fuse_raster(
                     if cancel is not None and cancel():
                         raise Canceled("Fusion canceled; no output file was written.")
                     chunk = tiles[first:first + batch]
-                    reads = [reader.read(t) for t in chunk]
-                    predictions = _predict(predictor, reads, tile)
-                    for t, (_lr, _hr, valid), prediction in zip(chunk, reads, predictions):
-                        merger.add(_in_file(t, region), weights, prediction, valid)
+                    predicted += _fuse_batch(predictor, reader, merger, chunk, region, weights, tile)
                     done += len(chunk)
-                    predicted += sum(p is not None for p in predictions)
                     report(PREPASS_SHARE + (1 - PREPASS_SHARE) * done / total, f"tile {done} of {total}")
                 valid_pixels += merger.valid_pixels
             if valid_pixels == 0:
@@ -444,6 +439,17 @@ def _activation_bytes(predictor: Predictor) -> float:
     if config is None:
         return 0.0
     return network_bytes_per_pixel(config.hsi_bands, config.width, config.saliency_stride)
+
+
+def _fuse_batch(predictor: Predictor, reader: _TileReader, merger: TileMerger, chunk: list[Window], region: Window,
+                weights: np.ndarray, tile: int) -> int:
+    """Read, predict and blend one batch of tiles (``chunk``, windows of the output grid); returns how many were
+    predicted. Its inputs and predictions are freed on return, before the next batch is read."""
+    reads = [reader.read(t) for t in chunk]
+    predictions = _predict(predictor, reads, tile)
+    for t, (_lr, _hr, valid), prediction in zip(chunk, reads, predictions):
+        merger.add(_in_file(t, region), weights, prediction, valid)
+    return sum(p is not None for p in predictions)
 
 
 def _in_file(window: Window, region: Window) -> Window:

@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from .bands import BandView, plan_good_bands, screen_bands
-from .blocks import Cancel, Progress, coarse_valid, fill_invalid, plan_blocks, walk
+from .blocks import coarse_valid, fill_invalid, plan_blocks, walk
 from .degrade import _check_scale, blur_kernel, simulate
 from .errors import InputError, OutputError
 from .fuse import output_nodata
 from .outputs import check_output_path
+from .progress import Cancel, Progress
 from .raster import RasterReader, RasterWriter
 from .srf import SpectralResponse, parse_srf
 from .window import Window

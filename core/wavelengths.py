@@ -26,9 +26,9 @@ import numpy as np
 from osgeo import gdal
 
 from .band_metadata import set_band_spectral_metadata
-from .blocks import Cancel, Progress
 from .errors import Canceled, InputError, OutputError
 from .outputs import check_free_space, check_output_path, remove_with_sidecar, temporary_path
+from .progress import Cancel, Progress
 from .raster import _gdal, geotiff_options, read_info, spectral_band_numbers
 from .sensors import PRESETS
 from .srf import parse_srf, sensor_wavelengths

@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from ..core.errors import InputError, OutputError
 from ..core.grid import check_coregistration
 from ..core.model import ModelConfig
 from ..core.outputs import check_not_an_input, check_output_path
+from ..core.progress import Cancel, Progress
 from ..core.raster import RasterReader, read_info
 from ..core.resources import available_memory, format_bytes
 from ..core.srf import SpectralResponse, parse_srf
@@ -47,8 +48,6 @@ from .trainer import TrainResult, TrainSettings, files_written, patch_for, run_l
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
-Cancel = Callable[[], bool]
 SRF_SAMPLE_PIXELS = 50_000
 #: Training reads its region whole. Copies of the region's float32 values held at the peak (before the first step),
 #: counted in the code and measured (peak RSS above the RSS at the call, Linux VmHWM; 198 bands, x4):
