@@ -58,7 +58,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -67,17 +67,16 @@ from typing import Any
 import numpy as np
 from osgeo import gdal
 
-from .errors import Canceled, CoFusionError, InputError, OutputError
+from .errors import Canceled, CoFusionError, EmptyOutputError, InputError, OutputError
 from .fuse import DEFAULT_BATCH, check_inputs, check_predictor, output_nodata
 from .outputs import check_output_path, remove_with_sidecar, temporary_path
+from .progress import Cancel, Progress
 from .raster import RasterWriter, read_info
 from .tiling import DEFAULT_BLOCK, block_size, check_tiling, default_tiling, plan_blocks
 from .window import Window
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
-Cancel = Callable[[], bool]
 
 #: The folder under the output folder that holds the parts of unfinished scenes (and a record of finished ones).
 STATE_FOLDER = ".cofusion-batch"
@@ -92,9 +91,8 @@ CONNECT_TIMEOUT = 30.0
 CANCEL_POLL = 0.5
 #: Bumped whenever what a part holds changes, so that parts of an older version are never reused.
 PART_VERSION = 1
-#: The engine's message when a region has no valid pixel (core.fuse.fuse_raster). A stripe of a scene may have
-#: none while the scene has some: such a stripe is all nodata in the output (see ``_EMPTY``).
-_EMPTY_MESSAGE = "Every output pixel is nodata"
+#: The marker of a stripe without a valid pixel (the engine raises EmptyOutputError for it): a stripe of a scene
+#: may have none while the scene has some, and is then all nodata in the output.
 _EMPTY = ".empty"
 
 
@@ -427,9 +425,7 @@ def fuse_block(job: BlockJob) -> BlockDone:
             tiles = result.tiles
     except Canceled:  # the batch was stopped (its driver reports that): no error for Dask to log
         return BlockDone(job.part, False, time.perf_counter() - started, tiles, canceled=True)
-    except InputError as exc:
-        if not str(exc).startswith(_EMPTY_MESSAGE):
-            raise
+    except EmptyOutputError as exc:
         _write_json(marker, {"region": list(job.region), "message": str(exc)})
         return BlockDone(job.part, True, time.perf_counter() - started, 0)
     return BlockDone(job.part, False, time.perf_counter() - started, tiles)

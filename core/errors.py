@@ -17,6 +17,10 @@ class GridError(InputError):
     """The LRHSI and HRMSI grids are not co-registered for fusion (CRS, pixel ratio, alignment, overlap)."""
 
 
+class EmptyOutputError(InputError):
+    """No pixel of the area to fuse is valid in both inputs, so the output would be nodata everywhere."""
+
+
 class CheckpointError(CoFusionError):
     """A checkpoint is corrupt, foreign, or does not fit the inputs."""
 

@@ -46,7 +46,7 @@ from typing import Protocol
 import numpy as np
 
 from .bands import BandView, plan_model_bands, screen_bands
-from .errors import Canceled, CheckpointError, InputError
+from .errors import Canceled, CheckpointError, EmptyOutputError, InputError
 from .grid import FusionGrid, check_coregistration
 from .outputs import check_output_path
 from .progress import Cancel, Progress
@@ -402,7 +402,7 @@ def fuse_raster(
                     report(PREPASS_SHARE + (1 - PREPASS_SHARE) * done / total, f"tile {done} of {total}")
                 valid_pixels += merger.valid_pixels
             if valid_pixels == 0:
-                raise InputError(
+                raise EmptyOutputError(
                     f"Every output pixel is nodata: no pixel of the region is valid in both {lr_info.path} and "
                     f"{hr_info.path} (a nodata value in any good band makes a pixel nodata). Check the inputs' "
                     "nodata values and that the region covers valid data."
