@@ -37,8 +37,7 @@ from train_models import train_variant
 from cofusion.core.checkpoint import load_checkpoint
 from cofusion.core.degrade import spatial_degrade
 from cofusion.core.inference import available_cpus
-from cofusion.core.injection import SceneMoments
-from cofusion.core.model.consistency import back_project
+from cofusion.core.injection import SceneMoments, back_project
 from cofusion.core.model.domain import RADIUS_SCALE, trust_of
 from cofusion.core.resample import upsample
 from cofusion.core.window import Window

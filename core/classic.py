@@ -43,7 +43,7 @@ from scipy.ndimage import correlate1d
 
 from .degrade import _check_scale, spatial_degrade
 from .errors import InputError
-from .injection import SceneMoments, inject, local_regression
+from .injection import SceneMoments, back_project, inject, local_regression
 from .resample import upsample
 
 #: Relative floor of the low-passed pan in high-pass modulation (SFIM, MTF-GLP-HPM): where the low-passed
@@ -54,6 +54,8 @@ HPM_EPS = 1e-3
 #: An MSI band whose standard deviation is at most this fraction of its largest value is flat (LLR leaves it
 #: unscaled: dividing by float32 rounding noise would blow it up).
 FLAT_BAND_SPREAD = 1e-6
+#: Back-projection steps of the blend: the network's default (``ModelConfig.consistency_steps``).
+BLEND_STEPS = 2
 
 
 def upsample_bicubic(lr_hsi: np.ndarray, scale: int) -> np.ndarray:
@@ -136,6 +138,18 @@ def _bicubic_only(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int) -> np.ndar
     return upsample_bicubic(lr, scale)
 
 
+def blend(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int) -> np.ndarray:
+    """The CoFusion network's classical base as a method of its own: the mean of GSA and LLR (their errors are
+    partly independent: ``core.model.prior``), made consistent with the LRHSI by ``BLEND_STEPS`` steps of
+    back-projection (``core.injection.back_project``), as the network's output is. It is what an untrained network
+    gives, and what beats LLR where a trained head adds nothing. Shapes: ``(C_hsi, h, w)``, ``(C_msi, h*s, w*s)``
+    -> ``(C_hsi, h*s, w*s)`` float32.
+    """
+    lr, hr, scale = _check_pair(lr_hsi, hr_msi, scale)
+    mean = 0.5 * (gsa(lr, hr, scale) + llr(lr, hr, scale))
+    return back_project(torch.from_numpy(mean)[None], torch.from_numpy(lr)[None], scale, BLEND_STEPS)[0].numpy()
+
+
 #: The classical methods by name, each ``function(lr_hsi, hr_msi, scale) -> (C_hsi, h*s, w*s)``.
 METHODS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
     "bicubic": _bicubic_only,
@@ -143,6 +157,7 @@ METHODS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = {
     "sfim": sfim,
     "mtf_glp_hpm": mtf_glp_hpm,
     "llr": llr,
+    "blend": blend,
 }
 
 

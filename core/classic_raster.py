@@ -28,7 +28,7 @@ from .raster import RasterReader, RasterWriter
 
 #: Edge of a block in LR pixels, and the margin each block reads around it.
 CLASSIC_BLOCK = 256
-CLASSIC_MARGIN = 8  # LR pixels: llr reaches 4 (two 5 x 5 windows) + 2 (the blur) + 2 (bicubic)
+CLASSIC_MARGIN = 16  # LR pixels: llr reaches 8 (two 5 x 5 windows, the blur, bicubic), blend 8 more (2 x 4)
 
 
 def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out_path: str | os.PathLike,

@@ -20,9 +20,11 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
         "Fuses an LRHSI with a co-registered HRMSI with a classical method: MTF-GLP-HPM (Aiazzi et al. 2006), "
         "GSA (Aiazzi, Baronti, Selva 2007), SFIM (Liu 2000), extended to several MSI bands by least-squares "
         "fitted synthetic pans, LLR (a local linear regression in 5 x 5 LR-pixel windows, the strongest on edges "
-        "between materials), or plain bicubic upsampling. No model needed: the yardstick for CoFusion. Large "
-        "scenes run in blocks of 256 x 256 LR pixels with a margin; the regression weights are then fitted per "
-        "block. The output keeps the HRMSI grid, the LRHSI wavelengths and a nodata value.")
+        "between materials), the blend (the mean of GSA and LLR made consistent with the LRHSI by "
+        "back-projection: the CoFusion network's own base, and what it gives untrained), or plain bicubic "
+        "upsampling. No model needed: the yardstick for CoFusion. Large scenes run in blocks of 256 x 256 LR "
+        "pixels with a margin; the regression weights are then fitted per block. The output keeps the HRMSI grid, "
+        "the LRHSI wavelengths and a nodata value.")
     LRHSI, HRMSI, METHOD, OUTPUT = "LRHSI", "HRMSI", "METHOD", "OUTPUT"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)

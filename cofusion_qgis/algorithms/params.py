@@ -22,7 +22,7 @@ from ...core.window import Window
 
 # The classical methods' names, which the parameters offer before core.classic can be imported (it needs PyTorch,
 # a runtime dependency); a test checks that they equal core.classic.METHODS.
-CLASSIC_METHODS = ("mtf_glp_hpm", "gsa", "sfim", "bicubic", "llr")
+CLASSIC_METHODS = ("mtf_glp_hpm", "gsa", "sfim", "bicubic", "llr", "blend")
 
 
 def raster_file_value(parameters: dict, name: str, context: QgsProcessingContext) -> str | None:

@@ -65,7 +65,7 @@ class ModelConfig:
         trust_falloff: novelty (distance to the nearest cluster over its radius) at which the trust map reaches 0;
             it is 1 up to 1 (``core.model.domain``).
         consistency_steps: back-projection steps that make the output consistent with the LRHSI
-            (``core.model.consistency``); 0 for none.
+            (``core.injection.back_project``); 0 for none.
     """
 
     hsi_bands: int

@@ -15,7 +15,7 @@ Base is a classical fusion of the scene (our addition, see ``core.model.prior`` 
 blend of GSA and the local linear regression (default), either alone, or the bicubic LRHSI alone as in the paper
 ("bicubic"); GSA's weights are set per scene with ``self.base.set_weights``. Trust (``core.model.domain``,
 fitted on the training LR spectra with ``self.domain.fit``) weighs the head down on materials the training never
-saw; BackProject (``core.model.consistency``) makes the output reproduce the LRHSI under the sensor model.
+saw; back-projection (``core.injection.back_project``) makes the output reproduce the LRHSI under the sensor model.
 
 Choices where the paper is vague: down2 is 2 x 2 average pooling (what bilinear x0.5 computes); E_l is a 3 x 3
 convolution + GELU; the proxy encoder E'_l is a 1 x 1 convolution applied before the bilinear up2 (the two
@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..injection import back_project
 from ..resample import upsample
 from .blocks import CoFusionBlock
 from .config import ModelConfig
-from .consistency import back_project
 from .domain import TrainingDomain
 from .layers import pad_to_multiple
 from .prior import BicubicBase, BlendedBase, DetailInjection, LLRBase

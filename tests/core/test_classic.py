@@ -109,6 +109,7 @@ def test_real_crop_fusion_beats_bicubic(shared_data):
     assert scores["gsa"] > scores["bicubic"] + 5, scores
     assert scores["mtf_glp_hpm"] > scores["bicubic"] + 5, scores
     assert scores["sfim"] > scores["bicubic"], scores
+    assert scores["blend"] > scores["bicubic"] + 5, scores
 
 
 def test_local_regression_recovers_edges_between_materials():
@@ -124,6 +125,20 @@ def test_local_regression_recovers_edges_between_materials():
     inside = (slice(None), slice(16, -16), slice(16, -16))
     scores = {m: psnr(reference[inside], fuse_classic(m, lr, hr, 4)[inside]) for m in ("llr", "gsa")}
     assert scores["llr"] > scores["gsa"] + 10, scores
+
+
+def test_the_blend_is_the_mean_of_gsa_and_llr_made_consistent_with_the_lrhsi():
+    from cofusion.core.degrade import spatial_degrade
+
+    rng = np.random.default_rng(3)
+    reference = rng.random((6, 64, 64)).astype(np.float32)
+    lr, hr = simulate(reference, rng.random((3, 6)).astype(np.float32) / 6, 4)
+    mean = 0.5 * (fuse_classic("gsa", lr, hr, 4) + fuse_classic("llr", lr, hr, 4))
+    blended = fuse_classic("blend", lr, hr, 4)
+    mismatch = {name: float(np.abs(spatial_degrade(image, 4) - lr).mean())
+                for name, image in (("mean", mean), ("blend", blended))}
+    assert mismatch["blend"] < 0.5 * mismatch["mean"], mismatch  # back-projection: it reproduces the LRHSI
+    assert np.abs(blended - mean).mean() < np.abs(mean).mean() * 0.05  # and stays the mean otherwise
 
 
 def test_unknown_method_lists_the_known_ones():

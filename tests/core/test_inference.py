@@ -87,7 +87,7 @@ def test_an_untrained_model_is_its_base_the_local_regression_or_its_mean_with_gs
 
 def test_back_projection_brings_the_fused_scene_closer_to_the_lrhsi(jasper_pair, tmp_path):
     from cofusion.core.degrade import spatial_degrade
-    from cofusion.core.model.consistency import back_project
+    from cofusion.core.injection import back_project
 
     lr_path, hr_path, lr, hr = jasper_pair
     checkpoint = _untrained_checkpoint(tmp_path / "m.safetensors", lr.shape[0], hr.shape[0], consistency_steps=2)

@@ -55,7 +55,7 @@ def _fused_error(run, simulated, folder: Path, method: str) -> float:
     return float(np.abs(read_raster(out) - read_raster(reference)).mean())
 
 
-@pytest.mark.parametrize("method", ["mtf_glp_hpm", "gsa", "sfim", "llr"])
+@pytest.mark.parametrize("method", ["mtf_glp_hpm", "gsa", "sfim", "llr", "blend"])
 def test_fuse_classic_sharpens_beyond_plain_upsampling(run, simulated, tmp_path, method):
     """Each method adds the HRMSI's detail: its error is well below bicubic upsampling's, which has none (on this
     scene SFIM, the weakest, is at 0.70 of bicubic's error; the others far below). A method that returned the
