@@ -115,6 +115,10 @@ class FusePanel(QWidget):
         inputs.addRow(tr("HRMSI"), self.hrmsi)
         inputs.addRow(tr("Reference"), self.reference)
         inputs.addRow(tr("Model"), self.model)
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        self.model_info.setMinimumWidth(1)  # wraps to the panel's width instead of widening it
+        inputs.addRow("", self.model_info)
         inputs.addRow(tr("Output"), self.output)
         self.area = QComboBox()
         for key, label in AREAS:
@@ -172,6 +176,10 @@ class FusePanel(QWidget):
         layout.addWidget(self.status)
         self.restore()
         QgsProject.instance().layersAdded.connect(self.fill_empty_pickers)
+        self.model.fileChanged.connect(self.show_model_info)
+        self.lrhsi.layerChanged.connect(self.show_model_info)
+        self.hrmsi.layerChanged.connect(self.show_model_info)
+        self.show_model_info()
 
     @staticmethod
     def _layer_picker(tooltip: str) -> QgsMapLayerComboBox:
@@ -247,6 +255,31 @@ class FusePanel(QWidget):
                              device=self.device.currentText(), tile=tile if tile > AUTO_TILE else None,
                              overlap=overlap if overlap > AUTO_OVERLAP else None, batch=self.batch.value(),
                              region=region)
+
+    def show_model_info(self, *_changed) -> str:
+        """Say what the chosen model is and whether it fits the chosen pair (and why not, with what to do); returns
+        the text shown."""
+        from ..core.errors import CoFusionError
+
+        try:
+            from ..core.service import check_model_fits, describe_model
+
+            text = describe_model(self.model.filePath() or None)
+        except ImportError:  # the runtime dependencies are missing: the dock's notice says so
+            text = ""
+        except CoFusionError as exc:
+            text = str(exc)
+        else:
+            lrhsi, hrmsi = self.lrhsi.currentLayer(), self.hrmsi.currentLayer()
+            if lrhsi is not None and hrmsi is not None:
+                try:
+                    check_model_fits(self.model.filePath() or None, lrhsi.source(), hrmsi.source())
+                    text += " " + tr("It fits this pair.")
+                except CoFusionError as exc:
+                    text += " " + tr("It does not fit this pair: {} Train one on this pair: Processing Toolbox > "
+                                     "CoFusion > Train CoFusion model, mode pair.").format(exc)
+        self.model_info.setText(text)
+        return text
 
     def copy_command(self) -> str:
         """Put the qgis_process command of the current settings on the clipboard (and return it)."""

@@ -97,3 +97,46 @@ def fuse(request: FusionRequest, progress: Progress | None = None, cancel: Cance
     return fuse_raster(request.lrhsi, request.hrmsi, request.out, predictor, tile=request.tile,
                        overlap=request.overlap, batch=request.batch, block=request.block, region=request.region,
                        progress=progress, cancel=cancel)
+
+
+def describe_model(model: str | os.PathLike | None) -> str:
+    """One line on what a model is: the bundled demo model or a file; its bands, sensor, scale, how and on what it
+    was trained, and its validation PSNR. Reads only the card (CheckpointError for a file that is not a model)."""
+    from .checkpoint import read_card
+
+    path = model_file(model)
+    card = read_card(path)
+    config, provenance = card.config, card.provenance
+    what = "The bundled demo model (of the sample scene)" if path == DEFAULT_MODEL else f"{path.name}"
+    spectra = ""
+    if card.hsi_wavelengths_nm:
+        spectra = f" ({min(card.hsi_wavelengths_nm):.0f}-{max(card.hsi_wavelengths_nm):.0f} nm)"
+    msi = f" ({', '.join(card.msi_band_names)})" if card.msi_band_names else ""
+    sensor = f", {provenance['srf']}" if provenance.get("srf") else ""
+    trained = f"; trained in {provenance['mode']} mode" if provenance.get("mode") else ""
+    on = provenance.get("inputs") or []
+    scene = f" on {Path(str(on[0]).split(' ')[0]).name}" if on else ""
+    psnr = f", validation PSNR {card.metrics['PSNR']:.1f} dB" if "PSNR" in card.metrics else ""
+    return (f"{what}: {config.hsi_bands} hyperspectral bands{spectra} + {config.msi_bands} multispectral{msi}"
+            f"{sensor}, x{config.scale}{trained}{scene}{psnr}.")
+
+
+def check_model_fits(model: str | os.PathLike | None, lrhsi: str | os.PathLike, hrmsi: str | os.PathLike) -> None:
+    """CheckpointError (the fusion's own message) when the model cannot fuse this pair: its multispectral bands,
+    scale or hyperspectral bands do not match. Reads the metadata only: bands bad in the pixels but not flagged
+    are found when the fusion screens them."""
+    from types import SimpleNamespace
+
+    from .bands import BandScreen, plan_model_bands
+    from .checkpoint import read_card
+    from .fuse import check_predictor
+    from .grid import check_coregistration
+    from .raster import read_info
+
+    card = read_card(model_file(model))
+    lr_info, hr_info = read_info(lrhsi), read_info(hrmsi)
+    grid = check_coregistration(lr_info, hr_info)
+    check_predictor(SimpleNamespace(msi_bands=card.config.msi_bands, scale=card.config.scale), lr_info, hr_info, grid)
+    flags = lr_info.bad_band_flags or (False,) * lr_info.band_count
+    screen = BandScreen(tuple("flagged bad (bbl = 0)" if bad else None for bad in flags))
+    plan_model_bands(screen, lr_info, card.config.hsi_bands, card.hsi_wavelengths_nm)

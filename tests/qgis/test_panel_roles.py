@@ -66,3 +66,29 @@ def test_the_dock_opens_wide_enough_for_every_button(qgis_app):
             right = button.mapTo(viewport, button.rect().topRight()).x()
             assert right <= viewport.width(), (button.text(), right, viewport.width())
     dock.unload()
+
+
+def test_the_panel_says_what_the_model_is_and_whether_it_fits(plugin, make_pair, model):
+    from qgis.gui import QgsMessageBar
+
+    from cofusion.cofusion_qgis.fuse_panel import FusePanel
+
+    repo_sample = __import__("pathlib").Path(__file__).resolve().parents[2] / "resources" / "sample"
+    project = qgis_core.QgsProject.instance()
+    project.removeAllMapLayers()
+    sample = [qgis_core.QgsRasterLayer(str(repo_sample / name), name) for name in ("lrhsi.tif", "hrmsi.tif")]
+    project.addMapLayers(sample)
+    qgis_core.QgsSettings().remove("CoFusion/dock")
+    bar = QgsMessageBar()
+    panel = FusePanel(bar)
+    panel.lrhsi.setLayer(sample[0])
+    panel.hrmsi.setLayer(sample[1])
+    text = panel.show_model_info()
+    assert text.startswith("The bundled demo model") and "198 hyperspectral bands" in text and "x4" in text
+    assert text.endswith("It fits this pair.") and panel.model_info.text() == text
+    panel.model.setFilePath(str(model))  # 5 + 3 bands at x2: does not fit the sample, and says why and what to do
+    text = panel.model_info.text()
+    assert "5 hyperspectral bands (450-850 nm) + 3 multispectral" in text and "does not fit this pair" in text
+    assert "Train CoFusion model, mode pair" in text
+    panel.unload()
+    project.removeAllMapLayers()
