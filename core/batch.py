@@ -68,10 +68,11 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import Canceled, CoFusionError, EmptyOutputError, InputError, OutputError
-from .fuse import DEFAULT_BATCH, check_inputs, check_predictor, output_nodata
+from .fuse import DEFAULT_BATCH, check_predictor
+from .grid import check_inputs
 from .outputs import check_output_path, remove_with_sidecar, temporary_path
 from .progress import Cancel, Progress
-from .raster import RasterWriter, read_info
+from .raster import RasterWriter, output_nodata, read_info
 from .tiling import DEFAULT_BLOCK, block_size, check_tiling, default_tiling, plan_blocks
 from .window import Window
 

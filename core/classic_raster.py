@@ -22,9 +22,9 @@ from .bands import BandView, plan_good_bands, screen_bands
 from .blocks import fill_invalid, plan_blocks, walk
 from .classic import METHODS
 from .errors import InputError
-from .fuse import check_inputs, output_nodata
+from .grid import check_inputs
 from .progress import Cancel, Progress
-from .raster import RasterReader, RasterWriter
+from .raster import RasterReader, RasterWriter, output_nodata
 
 #: Edge of a block in LR pixels, and the margin each block reads around it.
 CLASSIC_BLOCK = 256
@@ -37,7 +37,7 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
     """Fuse with the classical ``method`` (a key of ``core.classic.METHODS``) into a float32 GeoTIFF.
 
     The output has the fusion grid of ``core.grid.check_coregistration`` (the HRMSI's pixels both rasters
-    cover), all the LRHSI's bands (bad ones nodata), wavelengths and names, and ``core.fuse.output_nodata``.
+    cover), all the LRHSI's bands (bad ones nodata), wavelengths and names, and ``core.raster.output_nodata``.
     Raises InputError, GridError, OutputError with the fix, Canceled when ``cancel()`` returns True; no output is
     left on error.
     """

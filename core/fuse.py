@@ -47,10 +47,9 @@ import numpy as np
 
 from .bands import BandView, plan_model_bands, screen_bands
 from .errors import Canceled, CheckpointError, EmptyOutputError, InputError
-from .grid import FusionGrid, check_coregistration
-from .outputs import check_output_path
+from .grid import FusionGrid, check_inputs
 from .progress import Cancel, Progress
-from .raster import RasterInfo, RasterReader, RasterWriter, read_info
+from .raster import RasterInfo, RasterReader, RasterWriter, output_nodata
 from .resources import available_memory
 from .tiling import (
     DEFAULT_BLOCK,
@@ -202,22 +201,6 @@ class TileMerger:
         self.valid_pixels += int(np.count_nonzero(valid))
 
 
-def check_inputs(
-    lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out_path: str | os.PathLike,
-    model_path: str | os.PathLike | None = None,
-) -> tuple[RasterInfo, RasterInfo, FusionGrid, Path]:
-    """Read both inputs' descriptions, check the output path and the co-registration (no pixels read).
-
-    The output may be neither input, nor a file read to open one (a VRT's sources), nor ``model_path``.
-    Returns (LRHSI info, HRMSI info, fusion grid, absolute output path); raises InputError, GridError or
-    OutputError with the fix. Cheap: callers may run it before loading a model.
-    """
-    lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
-    reads = (lrhsi_path, hrmsi_path) if model_path is None else (lrhsi_path, hrmsi_path, model_path)
-    out = check_output_path(out_path, inputs=reads)
-    return lr_info, hr_info, check_coregistration(lr_info, hr_info), out
-
-
 def check_predictor(predictor: Predictor, lr_info: RasterInfo, hr_info: RasterInfo, grid: FusionGrid) -> None:
     """CheckpointError unless the predictor's multispectral band count and scale fit the HRMSI and the grid (its
     hyperspectral bands are matched to the LRHSI's by ``core.bands.plan_model_bands``)."""
@@ -232,16 +215,6 @@ def check_predictor(predictor: Predictor, lr_info: RasterInfo, hr_info: RasterIn
             f"The model was trained for scale {predictor.scale} but the HRMSI {hr_info.path} has pixels "
             f"{grid.scale} times finer than the LRHSI {lr_info.path}; {fix}."
         )
-
-
-def output_nodata(lr_info: RasterInfo) -> float:
-    """The output's nodata value: the LRHSI's when all its bands share one, else NaN."""
-    values = set(lr_info.nodata)
-    if len(values) == 1 and None not in values:
-        value = values.pop()
-        if np.isnan(value) or np.isfinite(np.float32(value)):
-            return float(np.float32(value))
-    return math.nan
 
 
 class _TileReader:

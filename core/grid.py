@@ -9,12 +9,15 @@ by an integer scale with cofusion:align_to_grid (`core.align.align_to_grid`) or 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from osgeo import osr
 
 from .errors import GridError
-from .raster import PIXEL_GEOTRANSFORM, GeoTransform, RasterInfo
+from .outputs import check_output_path
+from .raster import PIXEL_GEOTRANSFORM, GeoTransform, RasterInfo, read_info
 from .scale import MAX_SCALE, MIN_SCALE
 from .window import Window
 
@@ -220,3 +223,19 @@ def check_coregistration(lr: RasterInfo, hr: RasterInfo, tolerance: float = 0.01
     geotransform = (hr_gt[0] + hr_window.col * hr_gt[1], hr_gt[1], 0.0,
                     hr_gt[3] + hr_window.row * hr_gt[5], 0.0, hr_gt[5])
     return FusionGrid(scale, lr_window, hr_window, geotransform, hr.crs_wkt)
+
+
+def check_inputs(
+    lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out_path: str | os.PathLike,
+    model_path: str | os.PathLike | None = None,
+) -> tuple[RasterInfo, RasterInfo, FusionGrid, Path]:
+    """Read both inputs' descriptions, check the output path and the co-registration (no pixels read).
+
+    The output may be neither input, nor a file read to open one (a VRT's sources), nor ``model_path``.
+    Returns (LRHSI info, HRMSI info, fusion grid, absolute output path); raises InputError, GridError or
+    OutputError with the fix. Cheap: callers may run it before loading a model.
+    """
+    lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
+    reads = (lrhsi_path, hrmsi_path) if model_path is None else (lrhsi_path, hrmsi_path, model_path)
+    out = check_output_path(out_path, inputs=reads)
+    return lr_info, hr_info, check_coregistration(lr_info, hr_info), out

@@ -403,6 +403,17 @@ class RasterReader:
         return data, band_valid.all(axis=0)
 
 
+def output_nodata(lr_info: RasterInfo) -> float:
+    """The nodata value of a float32 output made from ``lr_info``'s raster: its value when all its bands share one,
+    else NaN (which no valid float can equal)."""
+    values = set(lr_info.nodata)
+    if len(values) == 1 and None not in values:
+        value = values.pop()
+        if np.isnan(value) or np.isfinite(np.float32(value)):
+            return float(np.float32(value))
+    return math.nan
+
+
 def read_info(path: str | os.PathLike) -> RasterInfo:
     """Describe a raster without reading its pixels (see RasterInfo); InputError when unreadable."""
     with RasterReader(path) as reader:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import Canceled, CheckpointError, InputError
-from .fuse import DEFAULT_BATCH, Cancel, FusionResult, Progress, check_inputs, fuse_raster
+from .fuse import DEFAULT_BATCH, FusionResult, fuse_raster
+from .grid import check_inputs
+from .progress import Cancel, Progress
 from .tiling import DEFAULT_BLOCK
 from .window import Window
 

@@ -9,7 +9,7 @@ multiple of the scale. Outputs: the LRHSI on the reference grid coarsened ``scal
 band (named after it, at its response-weighted centre wavelength). An LR pixel is nodata when a reference pixel
 under it is; an HRMSI pixel when its reference pixel is. Both outputs are float32 in the reference's physical units
 (its band scale and offset applied on reading, e.g. reflectance for an EnMAP Int16 x 10000 file with scale 0.0001),
-written without scale or offset, with the reference's nodata value (``core.fuse.output_nodata``).
+written without scale or offset, with the reference's nodata value (``core.raster.output_nodata``).
 
 Bad bands of the reference (``core.bands``: flagged bbl = 0, nodata everywhere or constant over the area simulated)
 hold no signal: the LRHSI keeps every band, the bad ones written as nodata with ``bbl`` = 0 so band numbers match
@@ -29,10 +29,9 @@ from .bands import BandView, plan_good_bands, screen_bands
 from .blocks import coarse_valid, fill_invalid, plan_blocks, walk
 from .degrade import _check_scale, blur_kernel, simulate
 from .errors import InputError, OutputError
-from .fuse import output_nodata
 from .outputs import check_output_path
 from .progress import Cancel, Progress
-from .raster import RasterReader, RasterWriter
+from .raster import RasterReader, RasterWriter, output_nodata
 from .srf import SpectralResponse, parse_srf
 from .window import Window
 

@@ -15,7 +15,8 @@ import pytest
 
 from cofusion import cli
 from cofusion.core.errors import CoFusionError
-from cofusion.core.fuse import check_inputs, fuse_raster
+from cofusion.core.fuse import fuse_raster
+from cofusion.core.grid import check_inputs
 
 HSI, MSI, SCALE = 5, 3, 2
 WAVELENGTHS = (450.0, 550.0, 650.0, 750.0, 850.0)

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from cofusion.core.errors import CoFusionError, InputError
-from cofusion.core.fuse import check_inputs, fuse_raster
+from cofusion.core.fuse import fuse_raster
+from cofusion.core.grid import check_inputs
 from cofusion.core.raster import read_info, read_raster, write_raster
 
 # Derandomised (the same examples on every run, so CI is repeatable), modest, with a deadline per example.

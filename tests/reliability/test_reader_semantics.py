@@ -430,7 +430,7 @@ def test_a_vsimem_path_opens():
 _FIFO_SCRIPT = """
 import sys
 from cofusion.core.errors import InputError
-from cofusion.core.fuse import check_inputs
+from cofusion.core.grid import check_inputs
 from cofusion.core.raster import read_info
 fifo, lr, out = sys.argv[1:]
 for call in (lambda: read_info(fifo), lambda: check_inputs(lr, fifo, out), lambda: check_inputs(fifo, lr, out)):
