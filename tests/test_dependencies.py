@@ -37,11 +37,18 @@ def third_party_imports() -> set[str]:
     return {m for m in found if m not in sys.stdlib_module_names and m != "cofusion"}
 
 
+#: Imported only by the batch fusion (core/batch.py), for servers, from requirements-batch.txt; never installed into
+#: QGIS's Python by the installer, and the rest of the code imports without them (tests/test_batch.py checks).
+BATCH_ONLY = {"dask", "distributed"}
+
+
 def test_every_runtime_import_is_checked_by_its_import_name():
     modules = {r.module: r for r in dependencies.runtime()}
     imported = third_party_imports()
     assert {"torch", "safetensors", "spectral", "pywt", "scipy", "numpy", "osgeo", "pyqtgraph"} <= imported
-    assert imported - QGIS_ITSELF <= set(modules), "a runtime import the installer does not check"
+    assert imported - QGIS_ITSELF - BATCH_ONLY <= set(modules), "a runtime import the installer does not check"
+    batch = (REPO / "requirements-batch.txt").read_text()
+    assert all(name in batch for name in BATCH_ONLY)
     assert modules["pywt"].name == "PyWavelets" and modules["osgeo"].name == "GDAL"
     assert not modules["numpy"].installable and not modules["osgeo"].installable  # QGIS is built on them
     assert dependencies.check_modules()[:3] == ["torch", "safetensors", "safetensors.torch"]

@@ -135,8 +135,9 @@ except CoFusionError as exc:
 @pytest.mark.parametrize("filler", ["tmpfs_of_32_KiB", "rlimit_fsize_of_32_KiB"])
 def test_a_full_disk_is_a_clear_output_error_and_leaves_nothing(big_inputs, tmp_path, request, filler):
     """The output (5 bands of 512 x 512 float32: 5 MiB raw, its first block 80 KiB) does not fit: a real full
-    filesystem (a small tmpfs, root only) and a per-process file size limit (any user) must both end in the
-    OutputError about disk space, in a child process (the limit and the mount stay out of the test process)."""
+    filesystem (a small tmpfs, root only) is refused before the first pixel (the free-space check), a per-process
+    file size limit (any user: the disk says it has room) fails while writing; both end in the OutputError about
+    disk space, in a child process (the limit and the mount stay out of the test process)."""
     folder, hook = tmp_path / "out", None
     if filler.startswith("tmpfs"):
         request.addfinalizer(_tmpfs(folder, "32k"))
@@ -147,7 +148,11 @@ def test_a_full_disk_is_a_clear_output_error_and_leaves_nothing(big_inputs, tmp_
     done = subprocess.run([sys.executable, "-c", FUSE_UPSAMPLED, str(lr), str(hr), str(folder / "fused.tif")],
                           capture_output=True, text=True, timeout=120, preexec_fn=hook)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    assert done.stdout.startswith("OutputError Writing") and "free space" in done.stdout, done.stdout
+    if filler.startswith("tmpfs"):
+        assert done.stdout.startswith("OutputError") and "of disk space but" in done.stdout, done.stdout
+        assert "free some space" in done.stdout and len(done.stdout.strip().splitlines()) == 1, done.stdout
+    else:
+        assert done.stdout.startswith("OutputError Writing") and "free space" in done.stdout, done.stdout
     assert list(folder.iterdir()) == []
 
 
