@@ -116,7 +116,8 @@ clean:
 
 # docs/screenshot.png: the QGIS desktop under Xvfb with this checkout as the plugin, in a throw-away profile; the
 # startup script tools/screenshot.py opens the sample scene, fuses it in the dock (bundled model unless
-# COFUSION_MODEL names another) and plots the spectra at a point.
+# COFUSION_MODEL names another), plots the spectra at two pinned points, then saves the toolbox searched for
+# "pansharpening" (docs/screenshot_toolbox.png) and styled Processing results (docs/screenshot_processing.png).
 SCREENSHOT := docs/screenshot.png
 .PHONY: screenshot
 screenshot: setup

@@ -2,7 +2,9 @@
 """Startup script for the QGIS desktop (``qgis --code tools/screenshot.py``, see ``make screenshot``): opens the
 sample scene, runs the fusion in the CoFusion dock, clicks a point with the spectral inspector, pins it, clicks a
 second one (the spectra view with two pinned points: a colour each, their LR pixels on the map) and saves a
-screenshot of the main window.
+screenshot of the main window; then two more beside it: ``<name>_toolbox.png``, the Processing toolbox searched
+for "pansharpening", and ``<name>_processing.png``, a GSA fusion and an assessment's SAM map run from Processing
+and loaded as QGIS loads results (true colour; a colour ramp with its legend), named after their input.
 
 Environment: COFUSION_SCREENSHOT (the PNG to write), COFUSION_SAMPLE (the folder of the sample scene),
 COFUSION_MODEL (a checkpoint; empty: the bundled model), COFUSION_OUTPUT (the fused GeoTIFF; default: a file in a
@@ -108,13 +110,50 @@ def inspect(dock) -> None:
     QTimer.singleShot(3000, save)
 
 
+def grab(path: Path) -> None:
+    """The main window into the PNG ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not iface.mainWindow().grab().save(str(path), "PNG", 9):
+        fail(f"cannot write {path}")
+    print(f"screenshot: wrote {path}", flush=True)
+
+
 @guarded
 def save() -> None:
-    """Grab the main window into the PNG and quit."""
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    if not iface.mainWindow().grab().save(str(SCREENSHOT), "PNG", 9):
-        fail(f"cannot write {SCREENSHOT}")
-    print(f"screenshot: wrote {SCREENSHOT}", flush=True)
+    """Grab the spectra view, then search the toolbox."""
+    grab(SCREENSHOT)
+    toolbox = qgis.utils.plugins["processing"].toolbox
+    toolbox.setVisible(True)
+    toolbox.searchBox.setText("pansharpening")
+    QTimer.singleShot(2000, show_toolbox)
+
+
+@guarded
+def show_toolbox() -> None:
+    """Grab the searched toolbox, then run Processing and show its styled results."""
+    grab(SCREENSHOT.with_name(f"{SCREENSHOT.stem}_toolbox.png"))
+    import processing
+
+    for layer in QgsProject.instance().mapLayers().values():
+        QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(False)
+    sample = {name: str(SAMPLE / f"{name}.tif") for name in ("lrhsi", "hrmsi", "reference")}
+    fused = processing.runAndLoadResults("cofusion:fuse_classic", {
+        "LRHSI": sample["lrhsi"], "HRMSI": sample["hrmsi"], "METHOD": "gsa", "OUTPUT": "TEMPORARY_OUTPUT"})
+    folder = Path(tempfile.mkdtemp())
+    processing.runAndLoadResults("cofusion:assess", {
+        "FUSED": fused["OUTPUT"], "REFERENCE": sample["reference"], "SCALE": 4,
+        "OUTPUT_TABLE": str(folder / "metrics.csv"), "OUTPUT_REPORT": str(folder / "report.html"),
+        "OUTPUT_SAM_MAP": "TEMPORARY_OUTPUT"})
+    QTimer.singleShot(3000, show_processing)
+
+
+@guarded
+def show_processing() -> None:
+    """Grab the styled Processing results and quit."""
+    names = [layer.name() for layer in QgsProject.instance().mapLayers().values()]
+    if not any(name.startswith("SAM (degrees)") for name in names):
+        fail(f"the SAM map was not loaded: {names}")
+    grab(SCREENSHOT.with_name(f"{SCREENSHOT.stem}_processing.png"))
     os._exit(0)  # noqa: SLF001 (QGIS 3.22 may abort while tearing down the Python plugins under Xvfb)
 
 

@@ -56,14 +56,24 @@ def unique_name(title: str, project: QgsProject | None) -> str:
     return name
 
 
+def source_name(source: str, project: QgsProject | None) -> str:
+    """How an input is called: the name of the project's layer of that file (an earlier result keeps its name),
+    else the file's name without extension."""
+    for layer in (project or QgsProject.instance()).mapLayers().values():
+        if layer.source() == source:
+            return layer.name()
+    return Path(source).stem
+
+
 def present(context: QgsProcessingContext, path: str, kind: str, title: str, source: str | None = None) -> None:
-    """If Processing will load the raster at ``path``, name it ``title`` after ``source`` (an input's file: its
-    name without extension), uniquely in the project, and style it as ``kind`` once loaded."""
+    """If Processing will load the raster at ``path``, name it ``title`` after ``source`` (an input, by
+    ``source_name``), uniquely in the project, and style it as ``kind`` once loaded."""
     if not context.willLoadLayerOnCompletion(path):
         return
     details = context.layerToLoadOnCompletionDetails(path)
-    label = f"{title} – {Path(source).stem}" if source else title
-    details.name = unique_name(label, details.project or context.project())
+    project = details.project or context.project()
+    label = f"{title} – {source_name(source, project)}" if source else title
+    details.name = unique_name(label, project)
     details.forceName = True
     processor = StyleOnLoad(kind)
     _PENDING.add(processor)

@@ -41,6 +41,17 @@ def test_fused_rasters_load_in_true_colour_named_after_their_input_once_per_run(
         assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
 
 
+def test_a_result_of_an_earlier_run_is_named_by_its_layer(project, make_pair, tmp_path):
+    lr, hr = make_pair(12)
+    fused = _load("fuse_classic", {"LRHSI": str(lr), "HRMSI": str(hr), "METHOD": "gsa",
+                                   "OUTPUT": "TEMPORARY_OUTPUT"})["OUTPUT"]  # a temporary file: OUTPUT.tif
+    reference = lr.with_name("ref.tif")
+    _load("fuse_classic", {"LRHSI": str(lr), "HRMSI": str(hr), "METHOD": "bicubic", "OUTPUT": str(reference)})
+    _load("assess", {"FUSED": fused, "REFERENCE": str(reference), "SCALE": 2, "OUTPUT_TABLE": str(tmp_path / "m.csv"),
+                     "OUTPUT_REPORT": str(tmp_path / "r.html"), "OUTPUT_SAM_MAP": "TEMPORARY_OUTPUT"})
+    assert f"SAM (degrees) – GSA fused – {lr.stem}" in _layers(project)
+
+
 def test_the_sam_map_loads_with_a_colour_ramp_and_a_legend(project, run, make_raster, tmp_path):
     reference = make_raster(data=smooth_reference(24, 24), name="reference.tif", wavelengths_nm=WAVELENGTHS,
                             geotransform=HR_GT)
