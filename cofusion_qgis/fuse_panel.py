@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The fusion part of the dock: layer and model pickers, the advanced settings, Fuse / Cancel and progress.
 
-The panel fills a ``core.service.FusionRequest`` from its widgets and runs a ``FuseTask`` in QGIS's task manager;
+The panel fills a ``core.service.FusionRequest`` from its widgets and runs a ``FuseTask`` in QGIS's task manager
+(with "Fit a model on this pair first" checked, the task first fits a model on the pair for the minutes given,
+``core.fit.fit_and_fuse``, and keeps it next to the output as ``<output stem>.model.safetensors``);
 the task's signals arrive on the main thread, where the result is added to the project with a true-colour
-rendering and ``fused(layer)`` is emitted. Settings (model, device, tile, overlap, batch and the chosen layers by
-id) are kept in QgsSettings between sessions. Errors go to the message bar with the core's message.
+rendering and ``fused(layer)`` is emitted. Settings (model, the fit and its minutes, device, tile, overlap, batch
+and the chosen layers by id) are kept in QgsSettings between sessions. Errors go to the message bar with the core's
+message.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from qgis.core import (
@@ -25,7 +29,9 @@ from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget, QgsMapCanvas, QgsMap
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QApplication,
+    QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -39,8 +45,9 @@ from qgis.PyQt.QtWidgets import (
 from ..core.fuse import DEFAULT_BATCH
 from ..core.service import DEFAULT_MODEL, DEVICES, FusionRequest
 from .environment import require_dependencies
-from .fuse_task import FuseTask
+from .fuse_task import FuseTask, fit_then_fuse
 from .fusion_area import AREAS, WHOLE, area_window, fusion_grid, qgis_process_command
+from .fusion_area import _quote as quote_argument  # the command's quoting, for the arguments it lacks
 from .i18n import tr
 
 #: Bands a layer needs to be taken for a hyperspectral one, and the most a multispectral one has (Sentinel-2: 13).
@@ -51,6 +58,16 @@ METRES = getattr(getattr(Qgis, "DistanceUnit", None), "Meters", None) or QgsUnit
 SETTINGS = "CoFusion/dock/"
 #: Tile and overlap spin boxes show 'auto' at their minimum (the core's defaults).
 AUTO_TILE, AUTO_OVERLAP = 0, -16
+#: The training budget of "Fit a model on this pair first" (minutes): its default (``core.fit.DEFAULT_FIT_MINUTES``,
+#: which needs PyTorch to import; a test checks they are equal) and its range.
+FIT_MINUTES, MIN_FIT_MINUTES, MAX_FIT_MINUTES = 5.0, 0.01, 1440.0
+
+
+def fitted_model_path(out: str | Path) -> Path:
+    """Where the panel keeps the model it fits for the output ``out``: ``<output stem>.model.safetensors`` beside
+    it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.model.safetensors")
 
 
 def raster_layers() -> list[QgsRasterLayer]:
@@ -115,6 +132,22 @@ class FusePanel(QWidget):
         inputs.addRow(tr("HRMSI"), self.hrmsi)
         inputs.addRow(tr("Reference"), self.reference)
         inputs.addRow(tr("Model"), self.model)
+        self.fit = QCheckBox(tr("Fit a model on this pair first"))
+        self.fit.setToolTip(tr("Train a model on this pair itself (pair mode: both rasters degraded by the scale), "
+                               "then fuse with it: for sensors, bands or a scale that no model at hand fits. The "
+                               "model is kept next to the output as <output name>.model.safetensors."))
+        self.fit_minutes = QDoubleSpinBox()
+        self.fit_minutes.setRange(MIN_FIT_MINUTES, MAX_FIT_MINUTES)
+        self.fit_minutes.setDecimals(2)
+        self.fit_minutes.setSingleStep(1.0)
+        self.fit_minutes.setValue(FIT_MINUTES)
+        self.fit_minutes.setSuffix(tr(" min"))
+        self.fit_minutes.setToolTip(tr("Minutes of training; reading the pair before it and the fusion after it come "
+                                       "on top."))
+        fit_row = QHBoxLayout()
+        fit_row.addWidget(self.fit, 1)
+        fit_row.addWidget(self.fit_minutes)
+        inputs.addRow("", fit_row)
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.model_info.setMinimumWidth(1)  # wraps to the panel's width instead of widening it
@@ -177,6 +210,9 @@ class FusePanel(QWidget):
         self.restore()
         QgsProject.instance().layersAdded.connect(self.fill_empty_pickers)
         self.model.fileChanged.connect(self.show_model_info)
+        self.fit.toggled.connect(self.show_model_info)
+        self.fit_minutes.valueChanged.connect(self.show_model_info)
+        self.output.fileChanged.connect(self.show_model_info)
         self.lrhsi.layerChanged.connect(self.show_model_info)
         self.hrmsi.layerChanged.connect(self.show_model_info)
         self.show_model_info()
@@ -211,6 +247,8 @@ class FusePanel(QWidget):
         self.tile.setValue(settings.value(SETTINGS + "tile", AUTO_TILE, type=int))
         self.overlap.setValue(settings.value(SETTINGS + "overlap", AUTO_OVERLAP, type=int))
         self.batch.setValue(settings.value(SETTINGS + "batch", DEFAULT_BATCH, type=int))
+        self.fit.setChecked(settings.value(SETTINGS + "fit", False, type=bool))
+        self.fit_minutes.setValue(settings.value(SETTINGS + "fit_minutes", FIT_MINUTES, type=float))
         project = QgsProject.instance()
         for key, picker in self._pickers().items():
             picker.setLayer(project.mapLayer(settings.value(SETTINGS + key, "", type=str)))
@@ -221,8 +259,10 @@ class FusePanel(QWidget):
         settings = QgsSettings()
         settings.setValue(SETTINGS + "model", self.model.filePath())
         settings.setValue(SETTINGS + "device", self.device.currentText())
-        for key, spin in (("tile", self.tile), ("overlap", self.overlap), ("batch", self.batch)):
+        for key, spin in (("tile", self.tile), ("overlap", self.overlap), ("batch", self.batch),
+                          ("fit_minutes", self.fit_minutes)):
             settings.setValue(SETTINGS + key, spin.value())
+        settings.setValue(SETTINGS + "fit", self.fit.isChecked())
         for key, picker in self._pickers().items():
             settings.setValue(SETTINGS + key, picker.currentLayer().id() if picker.currentLayer() else "")
 
@@ -251,16 +291,25 @@ class FusePanel(QWidget):
         area = self.area.currentData()
         region = None if area == WHOLE else area_window(area, fusion_grid(lrhsi.source(), hrmsi.source()),
                                                         self.canvas)
-        return FusionRequest(lrhsi.source(), hrmsi.source(), out, model=self.model.filePath() or None,
+        model = None if self.fit.isChecked() else self.model.filePath() or None  # a fit uses the model it fits
+        return FusionRequest(lrhsi.source(), hrmsi.source(), out, model=model,
                              device=self.device.currentText(), tile=tile if tile > AUTO_TILE else None,
                              overlap=overlap if overlap > AUTO_OVERLAP else None, batch=self.batch.value(),
                              region=region)
 
     def show_model_info(self, *_changed) -> str:
-        """Say what the chosen model is and whether it fits the chosen pair (and why not, with what to do); returns
-        the text shown."""
+        """Say what the chosen model is and whether it fits the chosen pair (and why not, with what to do), or that a
+        model will be fitted on the pair; returns the text shown."""
         from ..core.errors import CoFusionError
 
+        self.model.setEnabled(not self.fit.isChecked())
+        if self.fit.isChecked():
+            where = (tr("next to the output as {}").format(fitted_model_path(self.output.filePath()).name)
+                     if self.output.filePath() else tr("next to the (temporary) output as <name>.model.safetensors"))
+            text = tr("A model will be fitted on this pair ({} min of training), then the pair is fused with it; the "
+                      "model is kept {}.").format(f"{self.fit_minutes.value():g}", where)
+            self.model_info.setText(text)
+            return text
         try:
             from ..core.service import check_model_fits, describe_model
 
@@ -276,8 +325,9 @@ class FusePanel(QWidget):
                     check_model_fits(self.model.filePath() or None, lrhsi.source(), hrmsi.source())
                     text += " " + tr("It fits this pair.")
                 except CoFusionError as exc:
-                    text += " " + tr("It does not fit this pair: {} Train one on this pair: Processing Toolbox > "
-                                     "CoFusion > Train CoFusion model, mode pair.").format(exc)
+                    text += " " + tr("It does not fit this pair: {} Check 'Fit a model on this pair first', or train "
+                                     "one on this pair: Processing Toolbox > CoFusion > Train CoFusion model, mode "
+                                     "pair.").format(exc)
         self.model_info.setText(text)
         return text
 
@@ -289,14 +339,28 @@ class FusePanel(QWidget):
         except QgsProcessingException as exc:
             self.report_error(exc.args[0] if exc.args else str(exc))
             return ""
-        command = qgis_process_command(request, grid, self.output.filePath())
+        if self.fit.isChecked():
+            command = self.fit_command(request, grid)
+        else:
+            command = qgis_process_command(request, grid, self.output.filePath())
         QApplication.clipboard().setText(command)
         self.message_bar.pushMessage("CoFusion", tr("The qgis_process command is on the clipboard."),
                                      Qgis.Info, 5)
         return command
 
+    def fit_command(self, request: FusionRequest, grid) -> str:
+        """The ``qgis_process`` command of ``cofusion:fit_and_fuse`` with the request's inputs, area, device and the
+        panel's budget (the tiling is the algorithm's default)."""
+        command = qgis_process_command(replace(request, model=None, tile=None, overlap=None, batch=None), grid,
+                                       self.output.filePath())
+        model = str(fitted_model_path(self.output.filePath())) if self.output.filePath() else "TEMPORARY_OUTPUT"
+        extra = [f"MINUTES={self.fit_minutes.value():g}", f"OUTPUT_MODEL={model}"]
+        return (command.replace("cofusion:fuse -- ", "cofusion:fit_and_fuse -- ", 1) + " "
+                + " ".join(quote_argument(argument) for argument in extra))
+
     def start(self) -> None:
-        """Check the inputs and start the fusion task (the button stays disabled while it runs)."""
+        """Check the inputs and start the fusion task (the button stays disabled while it runs); with "Fit a model
+        on this pair first" checked, the task fits one first and keeps it next to the output."""
         try:
             require_dependencies()
             request = self.request()
@@ -304,7 +368,11 @@ class FusePanel(QWidget):
             self.report_error(exc.args[0] if exc.args else str(exc))
             return
         self.save()
-        self.task = FuseTask(request)
+        if self.fit.isChecked():
+            work = fit_then_fuse(fitted_model_path(request.out), self.fit_minutes.value())
+            self.task = FuseTask(request, work, tr("CoFusion: fitting a model and fusing"))
+        else:
+            self.task = FuseTask(request)
         # bound methods of main-thread objects: the worker thread's signals are queued to the main thread
         self.task.progressChanged.connect(self.show_progress)
         self.task.status.connect(self.status.setText)
@@ -314,7 +382,7 @@ class FusePanel(QWidget):
         self.fuse_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setValue(0)
-        self.status.setText(tr("Loading the model…"))
+        self.status.setText(tr("Fitting a model on the pair…") if self.fit.isChecked() else tr("Loading the model…"))
         QgsApplication.taskManager().addTask(self.task)
 
     def show_progress(self, percent: float) -> None:
@@ -351,7 +419,9 @@ class FusePanel(QWidget):
         apply_true_color(layer, read_info(path).wavelengths_nm)
         QgsProject.instance().addMapLayer(layer)
         self.progress.setValue(100)
-        self.finish(tr("Fused: {}").format(path))
+        model = getattr(getattr(self.task, "result", None), "model", None)  # a fit's FitResult names its model
+        self.finish(tr("Fused: {}").format(path) if model is None else
+                    tr("Fused with a model fitted on this pair: {}; the model: {}").format(path, model))
         self.fused.emit(layer)
 
     def unload(self) -> None:

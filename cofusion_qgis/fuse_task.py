@@ -1,15 +1,19 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The fusion as a QGIS background task: ``FuseTask`` runs the fusion service (``core.service.fuse``) in a QgsTask.
+"""The fusion as a QGIS background task: ``FuseTask`` runs the fusion service (``core.service.fuse``) in a QgsTask,
+or another of the core's fusions of a request: :func:`fit_then_fuse` makes the one that first fits a model on the
+pair (``core.fit.fit_and_fuse``).
 
-``run()`` works in a worker thread on the request's file paths only (never a live layer): it loads the model,
-fuses, and
-turns the core's progress into ``setProgress`` and ``isCanceled()`` into its cancel check. ``finished()`` runs
-on the main thread and emits ``fused(path)`` or ``failed(message)`` (the core's message as is; a cancel
-emits ``canceled``), so all GUI work happens in the slots connected to these signals. ``status(text)`` carries
+``run()`` works in a worker thread on the request's file paths only (never a live layer): it loads the model (or
+fits one), fuses, and turns the core's progress into ``setProgress`` and ``isCanceled()`` into its cancel check.
+``finished()`` runs on the main thread and emits ``fused(path)`` or ``failed(message)`` (the core's message as is; a
+cancel emits ``canceled``), so all GUI work happens in the slots connected to these signals. ``status(text)`` carries
 the core's progress text (queued to the receiver's thread). The core's warnings of the run (bad bands left out, a
 model band filled in) are kept and written to QGIS's message log ("CoFusion" tab) when it finishes.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
@@ -18,31 +22,52 @@ from ..core.service import FusionRequest
 from .core_log import forward_log
 from .i18n import tr
 
+#: A fusion of a request: ``work(request, progress=..., cancel=...)`` returning a result with ``out_path``
+#: (``core.service.fuse``'s FusionResult, ``core.fit.fit_and_fuse``'s FitResult).
+Work = Callable[..., object]
+
+
+def fit_then_fuse(model_out: str | Path, minutes: float) -> Work:
+    """The work that fits a model on the request's pair for ``minutes`` of training, keeps it at ``model_out`` and
+    fuses with it (``core.fit.fit_and_fuse``, on the request's device and threads)."""
+    def work(request, progress=None, cancel=None):
+        from ..core import fit
+
+        return fit.fit_and_fuse(request, model_out, minutes=minutes, device=request.device,
+                                threads=request.threads, progress=progress, cancel=cancel)
+
+    return work
+
 
 class FuseTask(QgsTask):
-    """Fuses as ``request`` says (``core.service.FusionRequest``), in the background."""
+    """Fuses as ``request`` says (``core.service.FusionRequest``), in the background: with ``work`` (default
+    ``core.service.fuse``), e.g. :func:`fit_then_fuse`; ``result`` is what it returned."""
 
     fused = pyqtSignal(str)
     failed = pyqtSignal(str)
     canceled = pyqtSignal()
     status = pyqtSignal(str)  # the core's progress text ('tile 3 of 12'), emitted from the worker thread
 
-    def __init__(self, request: FusionRequest) -> None:
-        super().__init__(tr("CoFusion: fusing"), QgsTask.CanCancel)
+    def __init__(self, request: FusionRequest, work: Work | None = None, title: str | None = None) -> None:
+        super().__init__(title or tr("CoFusion: fusing"), QgsTask.CanCancel)
         self.request = request
+        self.work = work
+        self.result = None
         self.error: str | None = None
         self.was_canceled = False
         self.out_path: str | None = None
         self.warnings: list[str] = []
 
     def run(self) -> bool:
-        """Worker thread: load the model and fuse; store the outcome for ``finished``. Never raises."""
+        """Worker thread: run the work (load the model and fuse, or fit one and fuse); store the outcome for
+        ``finished``. Never raises."""
         from ..core import service
         from ..core.errors import Canceled, CoFusionError
 
         try:
             with forward_log(lambda _info: None, self.warnings.append):
-                result = service.fuse(self.request, progress=self._report, cancel=self.isCanceled)
+                work = self.work or service.fuse  # looked up now: the service, as the other faces call it
+                result = work(self.request, progress=self._report, cancel=self.isCanceled)
         except Canceled:
             self.was_canceled = True
             return False
@@ -52,6 +77,7 @@ class FuseTask(QgsTask):
         except Exception as exc:  # noqa: BLE001 (an unexpected failure must reach the user, not kill QGIS)
             self.error = f"{type(exc).__name__}: {exc}"
             return False
+        self.result = result
         self.out_path = str(result.out_path)
         return True
 
