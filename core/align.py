@@ -19,7 +19,7 @@ from pathlib import Path
 
 from osgeo import gdal, osr
 
-from .blocks import plan_blocks, walk
+from .block_walk import plan_blocks, walk
 from .errors import GridError, InputError
 from .grid import nearest_scale
 from .outputs import check_output_path

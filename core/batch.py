@@ -12,7 +12,7 @@ The manifest
 The work
     Each CoFusion scene is split into full-height stripes of the output grid, ``settings.block`` HR pixels wide
     (rounded down to a multiple of the tile step and anchored at the grid origin, as the engine's own blocks:
-    ``core.tiling.plan_blocks``), and each stripe is one Dask task that fuses that region of the output grid with
+    ``core.tiling.plan_strips``), and each stripe is one Dask task that fuses that region of the output grid with
     the real engine (``core.service.fuse`` with ``FusionRequest.region``) into its own part file. The engine fuses
     any region exactly as the same pixels of a whole run (its tiles read their context from outside the region,
     and the predictor's scene statistics, ``prepare``, are fitted on the whole grid), so the parts put together
@@ -73,7 +73,7 @@ from .grid import check_inputs
 from .outputs import check_output_path, remove_with_sidecar, temporary_path
 from .progress import Cancel, Progress
 from .raster import RasterWriter, output_nodata, read_info
-from .tiling import DEFAULT_BLOCK, block_size, check_tiling, default_tiling, plan_blocks
+from .tiling import DEFAULT_BLOCK, block_size, check_tiling, default_tiling, plan_strips
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -316,7 +316,7 @@ def _plan(row: ManifestRow, manifest_dir: Path, out_dir: Path, settings: BatchSe
         if settings.batch < 1:
             raise InputError(f"Batch size {settings.batch} must be at least 1 tile.")
         stripe = block_size(settings.block, tile, overlap)
-        regions = plan_blocks(Window(0, 0, width, height), stripe)
+        regions = plan_strips(Window(0, 0, width, height), stripe)
         settings = BatchSettings(settings.device, settings.threads, tile, overlap, settings.batch, stripe)
         tiling = {"tile": tile, "overlap": overlap, "batch": settings.batch, "block": stripe,
                   "device": settings.device, "threads": settings.threads}

@@ -2,7 +2,7 @@
 """Classical fusion (``core.classic``) of two rasters, streamed in blocks: the baselines on scenes of any size.
 
 The methods work on arrays, so the output is walked in blocks of ``block`` x ``block`` LR pixels, each read with
-a margin of ``margin`` LR pixels (``core.blocks``): the bicubic kernel and the sensor blur reach less than 3 LR
+a margin of ``margin`` LR pixels (``core.block_walk``): the bicubic kernel and the sensor blur reach less than 3 LR
 pixels, so with the default margin of 4 only the fitted regression weights (GSA's intensities and gains, the
 synthetic pans of SFIM and MTF-GLP-HPM) differ from a whole-raster run: they are fitted per block, i.e. locally
 adaptive. A scene of at most one block (256 x 256 LR pixels by default) is fused exactly as a whole.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .bands import BandView, plan_good_bands, screen_bands
-from .blocks import fill_invalid, plan_blocks, walk
+from .block_walk import fill_invalid, plan_blocks, walk
 from .classic import METHODS
 from .errors import InputError
 from .grid import check_inputs

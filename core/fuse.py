@@ -60,7 +60,7 @@ from .tiling import (
     check_tiling,
     default_tiling,
     network_bytes_per_pixel,
-    plan_blocks,
+    plan_strips,
     plan_tiles,
 )
 from .window import Window
@@ -329,7 +329,7 @@ def fuse_raster(
     load = EngineLoad(int(predictor.hsi_bands), int(predictor.msi_bands), grid.scale, _activation_bytes(predictor),
                       lr_info.band_count, min(max(region.width, 1), width))
     check_engine_memory(load, tile, overlap, batch, block, align, available_memory())  # before any pixel is read
-    blocks = plan_blocks(region, block_size(block, tile, overlap))
+    blocks = plan_strips(region, block_size(block, tile, overlap))
     total = sum(len(plan_tiles(b, width, height, tile, overlap, align)) for b in blocks)
     log.info("Fusing %s + %s -> %s: x%d, %d x %d pixels, %d tiles of %d (overlap %d) in %d blocks",
              lr_info.path, hr_info.path, out, grid.scale, region.width, region.height, total, tile, overlap,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .blocks import coarse_valid, plan_blocks
+from .block_walk import coarse_valid, plan_blocks
 from .checkpoint import Checkpoint, load_checkpoint
 from .degrade import blur_kernel, spatial_degrade
 from .errors import Canceled, InputError

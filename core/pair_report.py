@@ -70,7 +70,7 @@ import numpy as np
 
 from .assess import assess_no_reference
 from .bands import describe_bands, merge_screens, screen_bands
-from .blocks import coarse_valid, fill_invalid
+from .block_walk import coarse_valid, fill_invalid
 from .classic import METHODS
 from .classic_raster import fuse_classic_raster
 from .degrade import blur_kernel, spatial_degrade

@@ -2,7 +2,7 @@
 """Wald's protocol (``core.degrade.simulate``) on a reference raster, streamed in blocks: an (LRHSI, HRMSI) pair
 of GeoTIFFs.
 
-The reference is walked in blocks of LR pixels read with a margin that covers the blur kernel (``core.blocks``),
+The reference is walked in blocks of LR pixels read with a margin that covers the blur kernel (``core.block_walk``),
 so the result equals a whole-raster simulation. The reference is cropped at its right and bottom edges to a
 multiple of the scale. Outputs: the LRHSI on the reference grid coarsened ``scale`` times (same origin, pixels
 ``scale`` times larger, the reference's wavelengths), and the HRMSI on the reference grid with one band per MSI
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .bands import BandView, plan_good_bands, screen_bands
-from .blocks import coarse_valid, fill_invalid, plan_blocks, walk
+from .block_walk import coarse_valid, fill_invalid, plan_blocks, walk
 from .degrade import _check_scale, blur_kernel, simulate
 from .errors import InputError, OutputError
 from .outputs import check_output_path

@@ -143,8 +143,10 @@ def block_size(block: int, tile: int, overlap: int) -> int:
     return block // step * step
 
 
-def plan_blocks(region: Window, block: int) -> list[Window]:
-    """Split ``region`` into full-height blocks at most ``block`` columns wide, left to right.
+def plan_strips(region: Window, block: int) -> list[Window]:
+    """Split ``region`` into full-height strips (the fusion engine's blocks) at most ``block`` columns wide, left to
+    right. (``core.block_walk.plan_blocks`` is the other planner: square blocks with a margin, for whole-array
+    algorithms.)
 
     The block grid is anchored at the raster origin (columns ``[j * block, (j + 1) * block)``), so block
     borders fall on the tile grid when ``block`` comes from :func:`block_size`.

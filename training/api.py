@@ -31,7 +31,7 @@ from scipy.optimize import nnls
 
 from .. import __version__
 from ..core.bands import BandView, merge_screens, plan_good_bands, screen_bands
-from ..core.blocks import coarse_valid, fill_invalid
+from ..core.block_walk import coarse_valid, fill_invalid
 from ..core.degrade import spatial_degrade
 from ..core.errors import InputError, OutputError
 from ..core.grid import check_coregistration

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.blocks import coarse_valid
+from ..core.block_walk import coarse_valid
 from ..core.checkpoint import Normalization
 from ..core.degrade import blur_kernel, spatial_degrade, spectral_degrade
 from ..core.errors import InputError

@@ -16,7 +16,7 @@ from cofusion.core.tiling import (
     block_size,
     check_tiling,
     default_tiling,
-    plan_blocks,
+    plan_strips,
     plan_tiles,
     tile_count,
 )
@@ -98,7 +98,7 @@ def test_block_size_is_rounded_down_to_whole_steps():
 
 @pytest.mark.parametrize("region", [Window(0, 0, 250, 190), Window(37, 21, 201, 150), Window(5, 5, 1, 1)])
 def test_blocks_are_full_height_strips_on_a_grid_anchored_at_the_origin(region):
-    blocks = plan_blocks(region, 48)
+    blocks = plan_strips(region, 48)
     count = _coverage(blocks, region.col_end, region.row_end)
     assert (count[region.row:, region.col:] == 1).all() and count.sum() == region.width * region.height
     assert all(b.width <= 48 and (b.row, b.height) == (region.row, region.height) for b in blocks)
@@ -110,7 +110,7 @@ def test_blocks_are_full_height_strips_on_a_grid_anchored_at_the_origin(region):
 def test_each_block_border_recomputes_at_most_one_tile_column(tile, overlap):
     width, height = 301, 203
     whole = Window(0, 0, width, height)
-    blocks = plan_blocks(whole, block_size(100, tile, overlap))
+    blocks = plan_strips(whole, block_size(100, tile, overlap))
     per_block = [plan_tiles(b, width, height, tile, overlap, 8) for b in blocks]
     runs = Counter(t for tiles in per_block for t in tiles)
     assert set(runs) == set(plan_tiles(whole, width, height, tile, overlap, 8))
