@@ -78,6 +78,7 @@ from .errors import Canceled, InputError
 from .grid import check_coregistration
 from .metrics import ergas, rmse_per_band, sam, sam_map, uqi
 from .outputs import check_output_path
+from .progress import Cancel, Progress
 from .raster import RasterInfo, RasterReader, RasterWriter, read_info
 from .resources import available_memory, format_bytes
 from .srf import SpectralResponse, gaussian_bands, parse_srf
@@ -85,8 +86,6 @@ from .window import Window
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
-Cancel = Callable[[], bool]
 #: ``srf_estimator(lr (C_h, h, w), hr (C_m, s h, s w), scale, valid (h, w)) -> R (C_m, C_h)``, rows summing to 1:
 #: ``training.api.estimate_srf``.
 SrfEstimator = Callable[[np.ndarray, np.ndarray, int, np.ndarray], np.ndarray]
