@@ -4,9 +4,11 @@
 Subcommands (more can be added as ``argparse`` subparsers with a ``handler``):
 
     fuse   fuse an LRHSI and an HRMSI raster into an HRHSI GeoTIFF with a CoFusion checkpoint
+    fit    fit a model on the pair (pair-mode training), then fuse the pair with it, in one step
     srf    ``srf --list``: the sensor spectral response presets, one line each (sensor, bands, wavelengths)
     wavelengths  give a hyperspectral raster without wavelength metadata those of a spectrometer's band table
     batch  fuse the pairs of a manifest on Dask (core.batch), each into a cloud-optimised GeoTIFF
+    report a quality report of a fusion of a real pair without ground truth (core.pair_report)
 
 Exit codes: 0 done, 2 a problem with the inputs, the model or the output (the message says which and how to
 fix it; nothing is left half-written), 128 + the signal's number when interrupted (130 for Ctrl-C, 143 for
@@ -163,6 +165,74 @@ def _fuse(args: argparse.Namespace, interrupts: Interrupts) -> int:
     return 0
 
 
+def _add_fit(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "fit",
+        help="fit a model on the pair (pair-mode training), then fuse the pair with it: one step",
+        description=(
+            "For a pair no model at hand fits (other sensors, bands or scale): train a CoFusion network on the "
+            "pair itself by reduced-resolution self-supervision (both rasters degraded by the scale; the MSI "
+            "response estimated from the pair), then fuse the pair at full resolution with it, and keep the model. "
+            "The model kept scores at least as well as the network's classical base (its starting point) on the "
+            "validation strip the training never sees. Nothing is kept unless both phases succeed: an error, "
+            "Ctrl-C or a signal leaves no model and no output. Sizes are in HR pixels of the output grid."
+        ),
+    )
+    parser.add_argument("--lrhsi", required=True, metavar="FILE",
+                        help="low-resolution hyperspectral raster (any format GDAL reads)")
+    parser.add_argument("--hrmsi", required=True, metavar="FILE",
+                        help="high-resolution multispectral raster on a grid that subdivides the LRHSI's")
+    parser.add_argument("--out", required=True, metavar="FILE", help="output GeoTIFF (.tif); replaced if it exists")
+    parser.add_argument("--model-out", required=True, metavar="FILE",
+                        help="the fitted model (.safetensors), its training log written beside it as .log.csv; "
+                             "replaced if it exists")
+    parser.add_argument("--minutes", type=float, metavar="MIN",
+                        help="the training budget in minutes, above 0 (the reading of the pair before it and the "
+                             "fusion after it come on top). Default 5, unless --iterations is given")
+    parser.add_argument("--iterations", type=int, metavar="N",
+                        help="a budget of training steps instead of (or with --minutes, besides) minutes")
+    parser.add_argument("--region", type=_region, metavar="COL0,ROW0,COL1,ROW1",
+                        help="fuse only this window of the output grid (HR pixels counted from the top-left of the "
+                             "area both inputs cover, end exclusive). Default: everything")
+    parser.add_argument("--train-region", type=_region, metavar="COL0,ROW0,COL1,ROW1",
+                        help="train on this window of the output grid only (same frame as --region); its validation "
+                             "strip is carved from inside it. Default: the whole pair")
+    parser.add_argument("--device", default=DEVICES[0],
+                        help="where training and fusion run: auto (a CUDA GPU when present, else the CPU), cpu, cuda "
+                             f"or cuda:N. Default {DEVICES[0]}")
+    parser.add_argument("--threads", type=_positive, metavar="N",
+                        help="CPU threads of the fusion. Default: every core available to this process (the "
+                             "training always uses every core available)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_fit)
+
+
+def _fit(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    from .core import fit
+
+    minutes = args.minutes
+    if minutes is None and args.iterations is None:
+        minutes = fit.DEFAULT_FIT_MINUTES
+    request = FusionRequest(args.lrhsi, args.hrmsi, args.out, device=args.device, threads=args.threads,
+                            region=args.region)
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    try:
+        result = fit.fit_and_fuse(request, args.model_out, minutes=minutes, iterations=args.iterations,
+                                  training_region=args.train_region, device=args.device, threads=args.threads,
+                                  progress=bar, cancel=interrupts)
+    finally:
+        if bar is not None:
+            bar.close()
+    base = result.base_metrics.get("PSNR", float("nan"))
+    kept = "the classical base itself (no step beat it)" if result.kept_base else f"step {result.steps}"
+    sys.stdout.write(
+        f"wrote {result.out_path}: {result.fusion.width} x {result.fusion.height} pixels, x{result.fusion.scale}, "
+        f"in {result.seconds:.1f} s\n"
+        f"wrote {result.model} (log {result.log}): {result.training.steps} steps, kept {kept}; validation PSNR "
+        f"{result.metrics.get('PSNR', float('nan')):.2f} dB, the classical base {base:.2f} dB\n")
+    return 0
+
+
 def _add_srf(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "srf",
@@ -278,6 +348,65 @@ def _batch(args: argparse.Namespace, interrupts: Interrupts) -> int:
     return 0 if report.ok else EXIT_ERROR
 
 
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="a quality report without ground truth for the fusion of a real pair (HTML, consistency map)",
+        description=(
+            "Assess a fused raster made from a real pair without a reference (core.pair_report): the "
+            "reduced-resolution check (both inputs degraded by the scale, fused again with the same method and "
+            "compared with the LRHSI: PSNR, SAM, ERGAS per band and overall, against plain bicubic upsampling), the "
+            "full-resolution D_lambda, D_s, QNR and HQNR, and the consistency map (the fused raster degraded by the "
+            "sensor model against the LRHSI: SAM and RMSE per LR pixel). Bands outside the HRMSI's spectral "
+            "coverage are scored apart. Writes DIR/report.html (one self-contained page), DIR/consistency.tif "
+            "and DIR/per_band.csv."
+        ),
+    )
+    parser.add_argument("--lrhsi", required=True, metavar="FILE", help="the low-resolution hyperspectral raster")
+    parser.add_argument("--hrmsi", required=True, metavar="FILE", help="the high-resolution multispectral raster")
+    parser.add_argument("--fused", required=True, metavar="FILE", help="the fused raster made from this pair")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--method", metavar="NAME",
+                     help="the classical method the fused raster was made with (as for 'fuse_classic', e.g. gsa "
+                          "or llr)")
+    how.add_argument("--model", metavar="FILE", help="the CoFusion checkpoint (.safetensors) it was made with")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the folder the report is written to (created "
+                        "if missing)")
+    parser.add_argument("--compare", default="", metavar="NAMES",
+                        help="more classical methods for the reduced-resolution check, comma-separated (e.g. "
+                             "gsa,llr); bicubic always runs")
+    parser.add_argument("--srf", metavar="SRF",
+                        help="the HRMSI's spectral response (a preset such as sentinel2a:B2,B3,B4,B8 or rgb, or a "
+                             "CSV), for the split into supported and extrapolated bands. Default: the HRMSI's band "
+                             "metadata, else estimated from the pair")
+    parser.add_argument("--device", default=DEVICES[0],
+                        help=f"where a model runs: auto, cpu, cuda or cuda:N. Default {DEVICES[0]}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    from .core.pair_report import pair_report
+    from .training.api import estimate_srf
+
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    try:
+        result = pair_report(args.lrhsi, args.hrmsi, args.fused, args.method or args.model, args.out,
+                             compare=[m for m in args.compare.split(",") if m.strip()], srf=args.srf,
+                             srf_estimator=estimate_srf, device=args.device, progress=bar, cancel=interrupts)
+    finally:
+        if bar is not None:
+            bar.close()
+    scores = "; ".join(f"{name} PSNR {c.psnr:.2f} dB, SAM {c.sam:.2f}, ERGAS {c.ergas:.2f}"
+                       for name, c in result.candidates.items())
+    sys.stdout.write(
+        f"wrote {result.html}, {result.consistency_map} and {result.per_band_csv}\n"
+        f"reduced resolution: {scores}\n"
+        f"full resolution: QNR {result.qnr['QNR']:.4f} (D_lambda {result.qnr['D_lambda']:.4f}, D_s "
+        f"{result.qnr['D_s']:.4f}), HQNR {result.hqnr:.4f}\n" + "".join(f"{line}\n" for line in result.verdict))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cofusion`` argument parser with one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -287,9 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_fuse(commands)
+    _add_fit(commands)
     _add_srf(commands)
     _add_wavelengths(commands)
     _add_batch(commands)
+    _add_report(commands)
     return parser
 
 

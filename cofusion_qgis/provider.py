@@ -10,9 +10,11 @@ from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.align_to_grid import AlignToGridAlgorithm
 from .algorithms.assess import AssessAlgorithm
+from .algorithms.assess_pair import AssessPairAlgorithm
 from .algorithms.assess_qnr import AssessQnrAlgorithm
 from .algorithms.assign_wavelengths import AssignWavelengthsAlgorithm
 from .algorithms.batch import BatchFuseAlgorithm
+from .algorithms.fit_fuse import FitAndFuseAlgorithm
 from .algorithms.fuse import FuseAlgorithm
 from .algorithms.fuse_classic import FuseClassicAlgorithm
 from .algorithms.simulate import SimulateAlgorithm
@@ -50,9 +52,9 @@ class CoFusionProvider(QgsProcessingProvider):
         return ["tif"]
 
     def loadAlgorithms(self) -> None:  # noqa: N802
-        for algorithm in (FuseAlgorithm(), FuseClassicAlgorithm(), AlignToGridAlgorithm(),
+        for algorithm in (FuseAlgorithm(), FitAndFuseAlgorithm(), FuseClassicAlgorithm(), AlignToGridAlgorithm(),
                           AssignWavelengthsAlgorithm(), TrainAlgorithm(), SimulateAlgorithm(), AssessAlgorithm(),
-                          AssessQnrAlgorithm(), BatchFuseAlgorithm()):
+                          AssessQnrAlgorithm(), BatchFuseAlgorithm(), AssessPairAlgorithm()):
             self.addAlgorithm(algorithm)
         for path, defaults in MODELS.items():
             model = QgsProcessingModelAlgorithm()

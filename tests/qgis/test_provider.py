@@ -7,8 +7,8 @@ import pytest
 pytestmark = pytest.mark.qgis
 qgis_core = pytest.importorskip("qgis.core")
 
-ALGORITHMS = {"fuse", "fuse_classic", "align_to_grid", "assign_wavelengths", "train", "simulate", "assess",
-              "assess_qnr", "batch_fuse"}
+ALGORITHMS = {"fuse", "fit_and_fuse", "fuse_classic", "align_to_grid", "assign_wavelengths", "train", "simulate",
+              "assess", "assess_qnr", "assess_pair", "batch_fuse"}
 MODELS = {"wald_benchmark"}  # graphical models shipped in resources/ (tests/qgis/test_model_file.py)
 
 
