@@ -5,11 +5,16 @@ The signal policy (``core.interrupts``) is in force before the command line's mo
 SIGTERM during start-up ends the run like one during the work.
 """
 import sys
+import warnings
 
 from .core.interrupts import Interrupts
 
 with Interrupts() as interrupts:
     try:
+        with warnings.catch_warnings():  # GDAL >= 3.9 warns until a program says which error mode it uses
+            warnings.simplefilter("ignore", FutureWarning)
+            from osgeo import gdal
+        gdal.DontUseExceptions()  # this process is ours: the mode the core works in either way (core.raster)
         from .cli import main
 
         code = main(interrupts=interrupts)

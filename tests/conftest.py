@@ -109,13 +109,15 @@ def qgis_app(tmp_path_factory):
     from qgis.PyQt.QtCore import QCoreApplication, QSettings
 
     profile = str(tmp_path_factory.mktemp("qgis-profile"))
-    # as QGIS's own start-up does: settings are an INI file under the profile folder, for QGIS's organisation
+    # QGIS_CUSTOM_CONFIG_PATH is where QGIS keeps its profiles (QGIS 3.22 to 3.44 read it when no profile folder is
+    # given); the organisation and INI format make QgsSettings a file in it, as QGIS's own start-up does
+    os.environ["QGIS_CUSTOM_CONFIG_PATH"] = profile
     QCoreApplication.setOrganizationName(qgis_core.QgsApplication.QGIS_ORGANIZATION_NAME)
     QCoreApplication.setApplicationName(qgis_core.QgsApplication.QGIS_APPLICATION_NAME)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
         QSettings.setPath(QSettings.Format.IniFormat, scope, profile)
-    app = qgis_core.QgsApplication([], False, profile)
+    app = qgis_core.QgsApplication([], False)
     app.initQgis()
     try:  # pyqtgraph's exit clean-up touches Qt items after the application is gone (a segfault at exit, 1 in 25)
         import pyqtgraph
