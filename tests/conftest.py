@@ -111,6 +111,7 @@ def qgis_app(tmp_path_factory):
     profile = str(tmp_path_factory.mktemp("qgis-profile"))
     # QGIS_CUSTOM_CONFIG_PATH is where QGIS keeps its profiles (QGIS 3.22 to 3.44 read it when no profile folder is
     # given); the organisation and INI format make QgsSettings a file in it, as QGIS's own start-up does
+    previous = os.environ.get("QGIS_CUSTOM_CONFIG_PATH")
     os.environ["QGIS_CUSTOM_CONFIG_PATH"] = profile
     QCoreApplication.setOrganizationName(qgis_core.QgsApplication.QGIS_ORGANIZATION_NAME)
     QCoreApplication.setApplicationName(qgis_core.QgsApplication.QGIS_APPLICATION_NAME)
@@ -119,6 +120,10 @@ def qgis_app(tmp_path_factory):
         QSettings.setPath(QSettings.Format.IniFormat, scope, profile)
     app = qgis_core.QgsApplication([], False)
     app.initQgis()
+    if previous is None:  # read at start-up only; child processes (qgis_process in tests) keep their own
+        del os.environ["QGIS_CUSTOM_CONFIG_PATH"]
+    else:
+        os.environ["QGIS_CUSTOM_CONFIG_PATH"] = previous
     try:  # pyqtgraph's exit clean-up touches Qt items after the application is gone (a segfault at exit, 1 in 25)
         import pyqtgraph
 

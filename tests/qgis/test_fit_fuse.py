@@ -96,7 +96,8 @@ def test_a_modeler_chain_fuses_other_scenes_with_the_fitted_model(plugin, make_p
     assert valid, issues
     pair = make_pair(32)
     names = [d.name() for d in model.destinationParameterDefinitions()]
-    files = {name: str(tmp_path / (name + (".safetensors" if name.endswith("MODEL") else ".tif"))) for name in names}
+    files = {name: str(tmp_path / (name + (".safetensors" if name.lower().endswith("model") else ".tif")))
+             for name in names}
     result = processing.run(model, {"LRHSI": str(pair[0]), "HRMSI": str(pair[1]), **files},
                             feedback=qgis_core.QgsProcessingFeedback())
     fitted, again = (next(v for k, v in result.items() if k.startswith(prefix)) for prefix in ("fit:fit_OUTPUT",

@@ -28,7 +28,7 @@ def _shape(model) -> dict:
         sources = {name: [(s.source(), s.parameterName(), s.outputChildId(), s.outputName(), s.staticValue())
                           for s in values] for name, values in child.parameterSources().items()}
         steps[child_id] = (child.algorithmId(), sources, sorted(child.modelOutputs()))
-    inputs = {d.name(): (d.type(), d.description()) for d in model.parameterDefinitions()}
+    inputs = {d.name(): (d.type(), d.description()) for d in model.parameterDefinitions() if not d.isDestination()}
     return {"inputs": inputs, "steps": steps}
 
 
