@@ -1,24 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""``python -m cofusion``: the command line (see ``cli.py``).
-
-The signal policy (``core.interrupts``) is in force before the command line's modules load, so that a Ctrl-C or a
-SIGTERM during start-up ends the run like one during the work.
-"""
+"""``python -m cofusion``: the command line (see ``cli.py``), under the signal policy from its first line
+(``core.interrupts.run_command``)."""
 import sys
-import warnings
 
-from .core.interrupts import Interrupts
+from .core.interrupts import run_command
 
-with Interrupts() as interrupts:
-    try:
-        with warnings.catch_warnings():  # GDAL >= 3.9 warns until a program says which error mode it uses
-            warnings.simplefilter("ignore", FutureWarning)
-            from osgeo import gdal
-        gdal.DontUseExceptions()  # this process is ours: the mode the core works in either way (core.raster)
-        from .cli import main
 
-        code = main(interrupts=interrupts)
-    except KeyboardInterrupt:  # a second signal before main() took over
-        sys.stderr.write("interrupted; no output was written\n")
-        code = interrupts.exit_code
-sys.exit(code)
+def _main():
+    from .cli import main
+
+    return main
+
+
+sys.exit(run_command(_main, "no output was written"))

@@ -22,8 +22,8 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Sequence
+from typing import TextIO, TypeVar
 
 from .core import service
 from .core.errors import Canceled, CoFusionError, InputError
@@ -36,6 +36,7 @@ from .core.wavelengths import SPECTROMETERS, assign_wavelengths
 from .core.window import Window
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXIT_ERROR = 2
 
@@ -69,6 +70,16 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn_at = None
+
+
+def with_progress(quiet: bool, work: Callable[[ProgressBar | None], T]) -> T:
+    """``work(bar)`` with a progress bar on stderr (None when ``quiet``), whose line is ended however it returns."""
+    bar = None if quiet else ProgressBar(sys.stderr)
+    try:
+        return work(bar)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _region(text: str) -> Window:
@@ -154,12 +165,7 @@ def _fuse(args: argparse.Namespace, interrupts: Interrupts) -> int:
     request = FusionRequest(args.lrhsi, args.hrmsi, args.out, model=args.model, device=args.device,
                             threads=args.threads, tile=args.tile, overlap=args.overlap, batch=args.batch,
                             block=args.block, region=args.region)
-    bar = None if args.quiet else ProgressBar(sys.stderr)
-    try:
-        result = service.fuse(request, progress=bar, cancel=interrupts)
-    finally:
-        if bar is not None:
-            bar.close()
+    result = with_progress(args.quiet, lambda bar: service.fuse(request, progress=bar, cancel=interrupts))
     sys.stdout.write(f"wrote {result.out_path}: {result.width} x {result.height} pixels, x{result.scale}, "
                      f"{result.tiles} tiles in {result.seconds:.1f} s\n")
     return 0
@@ -215,14 +221,9 @@ def _fit(args: argparse.Namespace, interrupts: Interrupts) -> int:
         minutes = fit.DEFAULT_FIT_MINUTES
     request = FusionRequest(args.lrhsi, args.hrmsi, args.out, device=args.device, threads=args.threads,
                             region=args.region)
-    bar = None if args.quiet else ProgressBar(sys.stderr)
-    try:
-        result = fit.fit_and_fuse(request, args.model_out, minutes=minutes, iterations=args.iterations,
-                                  training_region=args.train_region, device=args.device, threads=args.threads,
-                                  progress=bar, cancel=interrupts)
-    finally:
-        if bar is not None:
-            bar.close()
+    result = with_progress(args.quiet, lambda bar: fit.fit_and_fuse(
+        request, args.model_out, minutes=minutes, iterations=args.iterations, training_region=args.train_region,
+        device=args.device, threads=args.threads, progress=bar, cancel=interrupts))
     base = result.base_metrics.get("PSNR", float("nan"))
     kept = "the classical base itself (no step beat it)" if result.kept_base else f"step {result.steps}"
     sys.stdout.write(
@@ -389,14 +390,10 @@ def _report(args: argparse.Namespace, interrupts: Interrupts) -> int:
     from .core.pair_report import pair_report
     from .training.api import estimate_srf
 
-    bar = None if args.quiet else ProgressBar(sys.stderr)
-    try:
-        result = pair_report(args.lrhsi, args.hrmsi, args.fused, args.method or args.model, args.out,
-                             compare=[m for m in args.compare.split(",") if m.strip()], srf=args.srf,
-                             srf_estimator=estimate_srf, device=args.device, progress=bar, cancel=interrupts)
-    finally:
-        if bar is not None:
-            bar.close()
+    result = with_progress(args.quiet, lambda bar: pair_report(
+        args.lrhsi, args.hrmsi, args.fused, args.method or args.model, args.out,
+        compare=[m for m in args.compare.split(",") if m.strip()], srf=args.srf, srf_estimator=estimate_srf,
+        device=args.device, progress=bar, cancel=interrupts))
     scores = "; ".join(f"{name} PSNR {c.psnr:.2f} dB, SAM {c.sam:.2f}, ERGAS {c.ergas:.2f}"
                        for name, c in result.candidates.items())
     sys.stdout.write(

@@ -19,6 +19,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import warnings
+from collections.abc import Callable
 from typing import TextIO
 
 #: The signals an interruption may come by on this platform, by name.
@@ -73,3 +75,22 @@ class Interrupts:
         for signum, previous in self._previous.items():
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)  # None: set outside Python
         self._previous.clear()
+
+
+def run_command(load_main: Callable[[], Callable[..., int]], stopped: str) -> int:
+    """Run a command line's ``main`` under the signal policy from its first line: the policy is in force before
+    ``load_main()`` imports the command's modules (PyTorch among them), so a signal during start-up ends the run
+    like one during the work. Returns the exit code; ``stopped`` is what a second signal before ``main`` prints.
+
+    The process is the command's own, so it also says which GDAL error mode it uses (GDAL >= 3.9 prints a warning
+    until a program does; the core works in either mode, ``core.raster``)."""
+    with Interrupts() as interrupts:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                from osgeo import gdal
+            gdal.DontUseExceptions()
+            return load_main()(interrupts=interrupts)
+        except KeyboardInterrupt:  # a second signal before main() took over
+            sys.stderr.write(f"interrupted; {stopped}\n")
+            return interrupts.exit_code
