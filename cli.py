@@ -111,6 +111,14 @@ _positive = _at_least(1)
 _whole = _at_least(0)
 
 
+def _add_pair(parser: argparse.ArgumentParser) -> None:
+    """The --lrhsi and --hrmsi options of the commands that fuse a pair."""
+    parser.add_argument("--lrhsi", required=True, metavar="FILE",
+                        help="low-resolution hyperspectral raster (any format GDAL reads)")
+    parser.add_argument("--hrmsi", required=True, metavar="FILE",
+                        help="high-resolution multispectral raster on a grid that subdivides the LRHSI's")
+
+
 def _add_fuse(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "fuse",
@@ -122,10 +130,7 @@ def _add_fuse(commands: argparse._SubParsersAction) -> None:
             "pixels, i.e. pixels of the output."
         ),
     )
-    parser.add_argument("--lrhsi", required=True, metavar="FILE",
-                        help="low-resolution hyperspectral raster (any format GDAL reads)")
-    parser.add_argument("--hrmsi", required=True, metavar="FILE",
-                        help="high-resolution multispectral raster on a grid that subdivides the LRHSI's")
+    _add_pair(parser)
     parser.add_argument("--model", metavar="FILE",
                         help="CoFusion checkpoint (.safetensors) trained for these band counts and scale; default "
                              "the bundled demo model (198 AVIRIS bands + 4 multispectral bands at x4, the sample "
@@ -184,10 +189,7 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
             "Ctrl-C or a signal leaves no model and no output. Sizes are in HR pixels of the output grid."
         ),
     )
-    parser.add_argument("--lrhsi", required=True, metavar="FILE",
-                        help="low-resolution hyperspectral raster (any format GDAL reads)")
-    parser.add_argument("--hrmsi", required=True, metavar="FILE",
-                        help="high-resolution multispectral raster on a grid that subdivides the LRHSI's")
+    _add_pair(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="output GeoTIFF (.tif); replaced if it exists")
     parser.add_argument("--model-out", required=True, metavar="FILE",
                         help="the fitted model (.safetensors), its training log written beside it as .log.csv; "

@@ -55,3 +55,28 @@ def model(tmp_path_factory) -> Path:
     card = ModelCard(config=config, normalization=Normalization.identity(HSI, MSI), hsi_wavelengths_nm=WAVELENGTHS,
                      srf=tuple(tuple(row) for row in np.full((MSI, HSI), 1 / HSI)), msi_band_names=("B2", "B3", "B4"))
     return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.safetensors", build_model(config).eval(), card)
+
+
+@pytest.fixture
+def qgis_process(plugin, tmp_path):
+    """qgis_process(*arguments, timeout=120) -> CompletedProcess: ``qgis_process.bin`` (Debian's binary; the
+    wrapper passes a flag it rejects) with this checkout as the enabled plugin ``cofusion`` on QGIS_PLUGINPATH and
+    the test's packages on PYTHONPATH, in a HOME of its own. Skips where qgis_process.bin is not installed."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("qgis_process.bin") is None:
+        pytest.skip("qgis_process.bin is not installed")
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "cofusion").symlink_to(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_PLUGINPATH": str(plugin_dir),
+           "PYTHONPATH": os.pathsep.join([str(plugin_dir), *sys.path[1:]]), "HOME": str(tmp_path)}
+    subprocess.run(["qgis_process.bin", "plugins", "enable", "cofusion"], env=env, check=True, capture_output=True)
+
+    def run(*arguments: str, timeout: int = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["qgis_process.bin", *arguments], env=env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    return run

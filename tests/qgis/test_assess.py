@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,19 +64,10 @@ def test_size_mismatch_is_the_core_message_and_no_output(run, fused_and_referenc
     assert list(out.iterdir()) == []
 
 
-@pytest.mark.skipif(shutil.which("qgis_process.bin") is None, reason="qgis_process.bin is not installed")
-def test_qgis_process_assess_json(plugin, fused_and_reference, tmp_path):
+def test_qgis_process_assess_json(qgis_process, fused_and_reference, tmp_path):
     """The headless runner, with the plugin found on QGIS_PLUGINPATH: --json gives the metrics as numbers."""
-    repo = Path(__file__).resolve().parents[2]
-    plugin_dir = tmp_path / "plugins"
-    plugin_dir.mkdir()
-    (plugin_dir / "cofusion").symlink_to(repo)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_PLUGINPATH": str(plugin_dir),
-           "PYTHONPATH": os.pathsep.join([str(plugin_dir), *sys.path[1:]]), "HOME": str(tmp_path)}
-    subprocess.run(["qgis_process.bin", "plugins", "enable", "cofusion"], env=env, check=True, capture_output=True)
     args = [f"{k}={v}" for k, v in _params(*fused_and_reference, tmp_path).items()]
-    done = subprocess.run(["qgis_process.bin", "run", "cofusion:assess", "--json", "--", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = qgis_process("run", "cofusion:assess", "--json", "--", *args)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout[done.stdout.index("{"):])["results"]
     assert all(isinstance(results[m], float) for m in METRICS)

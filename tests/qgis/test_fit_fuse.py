@@ -4,10 +4,6 @@ Run, and the dock's "Fit a model on this pair first"."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,20 +102,11 @@ def test_a_modeler_chain_fuses_other_scenes_with_the_fitted_model(plugin, make_p
     np.testing.assert_array_equal(read_raster(fitted), read_raster(again))  # the model kept is the one it fused with
 
 
-@pytest.mark.skipif(shutil.which("qgis_process.bin") is None, reason="qgis_process.bin is not installed")
-def test_qgis_process_runs_fit_and_fuse(plugin, make_pair, tmp_path):
-    repo = Path(__file__).resolve().parents[2]
-    plugin_dir = tmp_path / "plugins"
-    plugin_dir.mkdir()
-    (plugin_dir / "cofusion").symlink_to(repo)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_PLUGINPATH": str(plugin_dir),
-           "PYTHONPATH": os.pathsep.join([str(plugin_dir), *sys.path[1:]]), "HOME": str(tmp_path)}
-    subprocess.run(["qgis_process.bin", "plugins", "enable", "cofusion"], env=env, check=True, capture_output=True)
+def test_qgis_process_runs_fit_and_fuse(qgis_process, make_pair, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     args = [f"{k}={v}" for k, v in _params(make_pair(32), out).items()]
-    done = subprocess.run(["qgis_process.bin", "run", "cofusion:fit_and_fuse", "--json", "--", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = qgis_process("run", "cofusion:fit_and_fuse", "--json", "--", *args, timeout=300)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout[done.stdout.index("{"):])["results"]
     assert results["PSNR"] >= results["BASE_PSNR"] and Path(results["OUTPUT_MODEL"]).is_file()
