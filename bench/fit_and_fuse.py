@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import tempfile
 import time
@@ -74,11 +75,13 @@ def main() -> int:
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
         timeline = Timeline()
+        load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         call = time.monotonic()
         result = fit.fit_and_fuse(FusionRequest(LRHSI, HRMSI, folder / "fit_and_fuse.tif", device="cpu"),
                                   folder / "houston_fitted.safetensors", minutes=args.minutes, device="cpu",
                                   progress=timeline)
         ended = time.monotonic()
+        load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         wall, imports = ended - STARTED, call - STARTED
         rows = [{"method": "fit_and_fuse (CoFusion fitted on the pair)", "seconds": ended - call,
                  **assess_no_reference(result.out_path, LRHSI, HRMSI)}]
@@ -104,7 +107,8 @@ def main() -> int:
         f"step-0 validation: the trainer asks for a cancel only from then on), {training_wall:.1f} s to the end of "
         f"the training ({result.training.steps} steps), {fused_seconds:.1f} s of fusion "
         f"({result.fusion.width} x {result.fusion.height} pixels, x{result.fusion.scale}; the progress bar assumed "
-        f"{guess:.1f} s and gave the training {100 * result.training_share:.1f} % of the bar).",
+        f"{guess:.1f} s and gave the training {100 * result.training_share:.1f} % of the bar). Load average (1 min) "
+        f"{load_before:.1f} at the call, {load_after:.1f} at its end, on {os.cpu_count()} cores.",
         f"Training's own validation (PSNR on the validation strip of the pair degraded by x{result.fusion.scale}, "
         f"never trained on; its log): the classical base at step 0 {float(base['val_psnr']):.2f} dB (SAM "
         f"{float(base['val_sam']):.2f} deg); the model kept, step {best['step']}, {float(best['val_psnr']):.2f} dB "

@@ -17,11 +17,12 @@ All or nothing: the training writes to a hidden temporary model beside ``model_o
 (``core.outputs.temporary_path``), which becomes ``model_out`` (and its log ``<model_out stem>.log.csv``) only when
 the fusion has written its output. A cancel at any moment (the trainer asks before every step, though not during
 its start-up before the first one: reading the pair, the MSI response, the base, the band weights and the step-0
-validation, 6.5 s on the Houston pair; the engine before every batch of tiles and between the strips of its
-pre-passes; this function between the phases and while it checks the area to fuse), a second signal
-(KeyboardInterrupt) or any error removes the temporary model and every file the trainer writes beside it
-(``training.trainer.files_written``); the engine removes its own temporary output. While a run writes
-``model_out``, its lock file (``training.trainer.run_lock``) keeps a second run from writing the same model.
+validation, 3 s on the Houston pair on 2 quiet cores, up to 99 s with other processes on them; the engine before
+every batch of tiles and between the strips of its pre-passes; this function between the phases and while it checks
+the area to fuse), a second signal (KeyboardInterrupt) or any error removes the temporary model and every file the
+trainer writes beside it (``training.trainer.files_written``); the engine removes its own temporary output. While a
+run writes ``model_out``, its lock file (``training.trainer.run_lock``) keeps a second run from writing the same
+model.
 
 What the fit guarantees: the trainer validates the untrained network before its first step, and an untrained
 network is its classical base (its head is zero-initialised: the 'blend' base, the mean of GSA and LLR with the
@@ -73,15 +74,17 @@ log = logging.getLogger(__name__)
 #: the estimate of the MSI response and the fit of the classical base, and the fusion come on top).
 DEFAULT_FIT_MINUTES = 5.0
 #: Fusion throughput assumed for the progress bar's split between the phases (output pixels per second and CPU
-#: thread): the default network fitted on the Houston pair (48 + 3 bands, x4) fused its 512 x 512 pixels in 11.2 s
-#: on 2 quiet cores, about 12 000 pixels per second and thread after the start below (bench/results/fuse_speed.md:
-#: 20 000-43 000 per thread for the bare forward with 198 and 20 bands). On a GPU ten times that is assumed.
-FUSE_PIXELS_PER_SECOND_PER_THREAD = 12_000.0
+#: thread). Measured with the default network fitted on the Houston pair (48 + 3 bands, x4, 512 x 512 output
+#: pixels, 2 threads; bench/results/fit_and_fuse_houston.md): 2.3 s on 2 quiet cores (about 60 000 pixels per second
+#: and thread), 11 s and 48 s with other processes on the same cores; bench/results/fuse_speed.md: 20 000-43 000 per
+#: thread for the bare forward with 198 and 20 bands. A middle value; on a GPU ten times that is assumed.
+FUSE_PIXELS_PER_SECOND_PER_THREAD = 25_000.0
 GPU_SPEED_UP = 10.0
 #: Seconds a fusion takes whatever its size (loading the model, the band screening, the scene statistics).
-FUSE_START_SECONDS = 2.0
+FUSE_START_SECONDS = 1.0
 #: Seconds per step assumed when the budget is a number of iterations only, for the same split: the default
-#: network's steps (batch 8, 64-pixel patches) on the Houston pair took 0.9 s each on 2 quiet cores.
+#: network's steps (batch 8, 64-pixel patches) on the Houston pair took 0.64 s each on 2 quiet cores, 2.6 s with
+#: other processes on them.
 SECONDS_PER_STEP = 1.0
 #: LR rows of the area to fuse checked for valid pixels at a time, at most (and at most CHECK_VALUES values read).
 CHECK_VALUES = 1 << 22
