@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import csv
 import datetime
+import json
 import logging
 import platform
 import shlex
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -176,6 +178,31 @@ def machine() -> str:
     """One line on where the numbers were measured: CPU, cores available, torch threads."""
     return (f"{platform.processor() or platform.machine()}, {available_cpus()} cores available, "
             f"torch {torch.__version__} with {torch.get_num_threads()} threads")
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages of /proc/loadavg, e.g. "0.08 0.55 0.94" (timings beside it)."""
+    with open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): VmHWM of /proc/self/status.
+
+    Not ``ru_maxrss``: Linux carries that across fork and exec, so a child started from a large parent reports
+    the parent's size; VmHWM belongs to the address space the child's exec created.
+    """
+    with open("/proc/self/status") as status:
+        line = next(row for row in status if row.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def run_child(script: str | Path, spec: Mapping[str, object]) -> dict:
+    """Run ``python script --child JSON(spec)`` in a fresh interpreter (its own peak memory, no state of this one)
+    and return the JSON object its last line of output holds; the script's ``--child`` handler prints it."""
+    done = subprocess.run([sys.executable, str(script), "--child", json.dumps(spec)], check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def write_results(path: Path, rows: Sequence[Mapping[str, object]], columns: Mapping[str, str], *,

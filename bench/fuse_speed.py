@@ -27,15 +27,13 @@ import argparse
 import json
 import logging
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import markdown_table, write_results
+from common import markdown_table, peak_rss_mb, run_child, write_results
 from osgeo import osr
 from scipy.ndimage import gaussian_filter
 from torch.utils.flop_counter import FlopCounterMode
@@ -144,22 +142,9 @@ def child(spec: dict) -> dict:
     return result
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (MB): VmHWM of /proc/self/status.
-
-    Not ``ru_maxrss``: Linux carries that across fork and exec, so a child started from a large parent reports
-    the parent's size; VmHWM belongs to the address space the child's exec created.
-    """
-    with open("/proc/self/status") as status:
-        line = next(row for row in status if row.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
-
-
 def in_child(**spec: object) -> dict:
     """Run :func:`child` in a fresh interpreter (its own peak memory) and return its result."""
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], check=True,
-                          capture_output=True, text=True)
-    return json.loads(done.stdout.splitlines()[-1])
+    return run_child(__file__, spec)
 
 
 def end_to_end(setting: str, sizes: list[int], threads: int, folder: Path, flops: float) -> list[dict]:
