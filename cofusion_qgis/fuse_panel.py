@@ -375,7 +375,7 @@ class FusePanel(QWidget):
             self.task = FuseTask(request)
         # bound methods of main-thread objects: the worker thread's signals are queued to the main thread
         self.task.progressChanged.connect(self.show_progress)
-        self.task.status.connect(self.status.setText)
+        self.task.progress_text.connect(self.show_status)
         self.task.fused.connect(self.add_result)
         self.task.failed.connect(self.report_error)
         self.task.canceled.connect(self.canceled)
@@ -386,9 +386,20 @@ class FusePanel(QWidget):
         QgsApplication.taskManager().addTask(self.task)
 
     def show_progress(self, percent: float) -> None:
-        self.progress.setValue(int(percent))
+        if self._from_the_running_task():
+            self.progress.setValue(int(percent))
+
+    def show_status(self, text: str) -> None:
+        if self._from_the_running_task():
+            self.status.setText(text)
+
+    def _from_the_running_task(self) -> bool:
+        """Whether the signal being handled comes from the task in progress: the worker's signals are queued, so
+        some arrive after the task finished, and must not overwrite the outcome shown (or show in a later run)."""
+        return self.task is not None and self.sender() is self.task
 
     def canceled(self) -> None:
+        self.progress.setValue(0)  # not left where the work stopped: nothing of it is kept
         self.finish(tr("Canceled: no file was written."))
 
     def cancel(self) -> None:

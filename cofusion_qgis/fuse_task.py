@@ -6,9 +6,10 @@ pair (``core.fit.fit_and_fuse``).
 ``run()`` works in a worker thread on the request's file paths only (never a live layer): it loads the model (or
 fits one), fuses, and turns the core's progress into ``setProgress`` and ``isCanceled()`` into its cancel check.
 ``finished()`` runs on the main thread and emits ``fused(path)`` or ``failed(message)`` (the core's message as is; a
-cancel emits ``canceled``), so all GUI work happens in the slots connected to these signals. ``status(text)`` carries
-the core's progress text (queued to the receiver's thread). The core's warnings of the run (bad bands left out, a
-model band filled in) are kept and written to QGIS's message log ("CoFusion" tab) when it finishes.
+cancel emits ``canceled``), so all GUI work happens in the slots connected to these signals.
+``progress_text(text)`` carries the core's progress text (queued to the receiver's thread). The core's warnings of
+the run (bad bands left out, a model band filled in) are kept and written to QGIS's message log ("CoFusion" tab)
+when it finishes.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class FuseTask(QgsTask):
     fused = pyqtSignal(str)
     failed = pyqtSignal(str)
     canceled = pyqtSignal()
-    status = pyqtSignal(str)  # the core's progress text ('tile 3 of 12'), emitted from the worker thread
+    # the core's progress text ('tile 3 of 12'), emitted from the worker thread (not ``status``: QgsTask.status())
+    progress_text = pyqtSignal(str)
 
     def __init__(self, request: FusionRequest, work: Work | None = None, title: str | None = None) -> None:
         super().__init__(title or tr("CoFusion: fusing"), QgsTask.CanCancel)
@@ -81,10 +83,18 @@ class FuseTask(QgsTask):
         self.out_path = str(result.out_path)
         return True
 
+    def cancel(self) -> None:
+        """Main thread (the dock's Cancel or the task manager's): ask the work to stop, and say so in the task's
+        description. QGIS has one status, Terminated, for a failed and a canceled task (its list shows
+        "Terminated", its desktop notice "Task failed"), so the description is where QGIS shows it was canceled."""
+        if not self.isCanceled():
+            self.setDescription(tr("{}: canceled, no file written").format(self.description()))
+        super().cancel()
+
     def _report(self, fraction: float, message: str) -> None:
-        """The core's progress callable (worker thread): percent to ``setProgress``, text to ``status``."""
+        """The core's progress callable (worker thread): percent to ``setProgress``, text to ``progress_text``."""
         self.setProgress(100.0 * fraction)
-        self.status.emit(message)
+        self.progress_text.emit(message)
 
     def finished(self, result: bool) -> None:  # noqa: FBT001 (QGIS API)
         """Main thread: log the core's warnings, announce the outcome."""

@@ -186,6 +186,27 @@ def test_cancel_stops_the_task_and_leaves_no_file(qgis_app, make_pair, model, tm
     qgis_core.QgsApplication.taskManager().addTask(task)
     wait_for(lambda: outcome)
     assert outcome == ["canceled"] and list(tmp_path.glob("*fused*")) == []
+    assert task.description() == "CoFusion: fusing: canceled, no file written"  # what QGIS's task list shows
+    assert task.status() == qgis_core.QgsTask.Terminated
+
+
+def test_the_dock_shows_a_cancel_as_a_cancel(dock, make_pair, model, tmp_path):
+    lr, hr = make_pair(32)
+    for slot, path in ((dock.fusion.lrhsi, lr), (dock.fusion.hrmsi, hr)):
+        layer = qgis_core.QgsRasterLayer(str(path), path.stem)
+        qgis_core.QgsProject.instance().addMapLayer(layer)
+        slot.setLayer(layer)
+    dock.fusion.tile.setValue(32)
+    dock.fusion.overlap.setValue(0)
+    dock.fusion.model.setFilePath(str(model))
+    dock.fusion.device.setCurrentText("cpu")
+    dock.fusion.output.setFilePath(str(tmp_path / "cancelled.tif"))
+    dock.fusion.start()
+    dock.fusion.task.progressChanged.connect(lambda percent: percent > 0 and dock.fusion.cancel())
+    wait_for(lambda: dock.fusion.task is None)
+    assert dock.fusion.status.text() == "Canceled: no file was written."
+    assert dock.fusion.progress.value() == 0 and dock.fusion.fuse_button.isEnabled()
+    assert list(tmp_path.glob("cancelled*")) == []
 
 
 def test_errors_go_to_the_message_bar_with_the_core_message(dock, tmp_path):
