@@ -32,6 +32,7 @@ assets: the plots are inline SVG) with a per-band CSV and a consistency map:
    training), whose half-maximum width is taken as the central 76 % of each band's weight (the share inside the
    half-maximum width of a Gaussian). Other bands are *extrapolated*: the HRMSI carries no detail for them, and
    their scores are shown apart. Without any of these every band counts as supported and the report says so.
+   The decision is ``core.band_support``'s, the one every fused raster carries in its band metadata.
 
 Memory: the LRHSI is read whole (good bands, float32) and held with a few arrays of its size (the degraded pair,
 one reduced-resolution result at a time, the fused raster degraded to the LR grid, float64 copies inside the
@@ -69,6 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from .assess import assess_no_reference
+from .band_support import band_support, hrmsi_response
 from .bands import describe_bands, merge_screens, screen_bands
 from .block_walk import coarse_valid, fill_invalid
 from .classic import METHODS
@@ -81,7 +83,7 @@ from .outputs import check_output_path
 from .progress import Cancel, Progress
 from .raster import RasterInfo, RasterReader, RasterWriter, read_info
 from .resources import available_memory, format_bytes
-from .srf import SpectralResponse, gaussian_bands, parse_srf
+from .srf import SpectralResponse
 from .window import Window
 
 log = logging.getLogger(__name__)
@@ -95,11 +97,6 @@ BASELINE = "bicubic"
 #: A method beats bicubic when its reduced-resolution PSNR is higher by at least this (dB), its SAM is no higher
 #: and its ERGAS is lower.
 BEAT_PSNR_DB = 0.1
-#: The share of an estimated MSI band's weight taken as its half-maximum width (centred: from 12 % to 88 % of the
-#: cumulative weight): 76 % of a Gaussian's area lies within its full width at half maximum.
-SUPPORT_WEIGHT_SHARE = 0.76
-#: An HSI band is supported where an HRMSI band's response curve is at least this share of its peak (half maximum).
-SUPPORT_LEVEL = 0.5
 #: Copies of the LRHSI's float32 values held at the peak besides the QNR (the LRHSI, the degraded pair, one
 #: reduced-resolution result, the fused raster degraded to the LR grid, and the float64 copies and torch temporaries
 #: of ``core.metrics.sam_map``): 21.6 measured (peak RSS, 48 bands, 384 x 384 LR pixels), 24 used. Copies of the fused
@@ -253,7 +250,7 @@ def pair_report(lrhsi: str | os.PathLike, hrmsi: str | os.PathLike, fused: str |
         srf_source = "estimated from the pair: non-negative least squares of the HRMSI degraded to the LR grid"
         if wavelengths is not None:
             notes.extend(_judge_estimate(matrix, np.asarray(wavelengths, np.float64)[good], srf_bands))
-    supported, support_rule = _support(response, matrix, good, lr_info, srf_source)
+    supported, support_rule = _support(response, matrix, good, lr_info, srf_source, srf_bands)
     _check_cancel(cancel)
 
     scratch = out / ".tmp" / uuid.uuid4().hex[:12]
@@ -380,19 +377,11 @@ def _check_memory(lr: RasterInfo, lr_win: Window, hr_win: Window, available: int
 # --------------------------------------------------------------------------------------------- spectral support
 def _response(srf: str | SpectralResponse | None, hr: RasterInfo, lr: RasterInfo, good: list[int],
               notes: list[str]) -> tuple[SpectralResponse | None, str, np.ndarray | None]:
-    """The HRMSI's response as curves (an SRF given, or Gaussian bands of the HRMSI's metadata), where it came from,
-    and its matrix on the good LRHSI bands (None when it cannot be formed); all None when neither is known."""
-    if srf is not None and not (isinstance(srf, str) and not srf.strip()):
-        response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
-        if len(response.band_names) != hr.band_count:
-            raise InputError(f"The SRF has {len(response.band_names)} bands but the HRMSI {hr.path} has "
-                             f"{hr.band_count}; give the response of the HRMSI's bands, in its order.")
-        source = f"the SRF given, {srf if isinstance(srf, str) else 'a custom response'}"
-    elif hr.wavelengths_nm is not None and hr.fwhm_nm is not None and all(f > 0 for f in hr.fwhm_nm):
-        response = gaussian_bands(hr.wavelengths_nm, hr.fwhm_nm,
-                                  [f"B{k + 1}" for k in range(hr.band_count)])
-        source = "the HRMSI's band metadata: Gaussian bands of its centre wavelengths and FWHM"
-    else:
+    """The HRMSI's response as curves (``core.band_support.hrmsi_response``: an SRF given, or Gaussian bands of the
+    HRMSI's metadata), where it came from, and its matrix on the good LRHSI bands (None when it cannot be formed);
+    all None when neither is known."""
+    response, source = hrmsi_response(srf, hr)
+    if response is None:
         if hr.wavelengths_nm is not None:
             notes.append("The HRMSI has band centres but no FWHM: its response was not taken from its metadata.")
         return None, "none known", None
@@ -447,66 +436,18 @@ def _judge_estimate(matrix: np.ndarray, centres: np.ndarray, names: Sequence[str
 
 
 def _support(response: SpectralResponse | None, matrix: np.ndarray | None, good: list[int], lr: RasterInfo,
-             source: str) -> tuple[np.ndarray, str]:
-    """Per LRHSI band, True when an HRMSI band responds at half its peak or more at its centre (module docstring),
-    and the rule in words."""
-    supported = np.ones(lr.band_count, bool)
-    if lr.wavelengths_nm is None:
-        return supported, "The LRHSI carries no wavelengths: every band counts as supported."
-    centres = np.asarray(lr.wavelengths_nm, np.float64)
-    if response is not None:
-        intervals = _half_maximum(response)
-        how = f"an HRMSI band's response is at least half its peak (the response: {source})"
-    elif matrix is not None:
-        intervals = _weight_intervals(matrix, centres[good])
-        how = (f"it lies within the central {SUPPORT_WEIGHT_SHARE:.0%} of an HRMSI band's weight (the share of a "
-               f"Gaussian inside its full width at half maximum; the response: {source})")
-    else:
-        return supported, ("The HRMSI's spectral response is unknown (no SRF given, no band wavelengths and FWHM, no "
-                           "estimate): every band counts as supported. Give an SRF to split the bands.")
-    supported = np.array([any(a <= c <= b for a, b in intervals) for c in centres])
-    spans = ", ".join(f"{a:.0f}-{b:.0f} nm" for a, b in _merge(intervals))
-    return supported, (f"A band is supported when {how}; that is {spans}. The others are extrapolated: the HRMSI "
-                       "carries no detail for them.")
-
-
-def _half_maximum(response: SpectralResponse) -> list[tuple[float, float]]:
-    """The wavelength intervals (nm) where each band's curve is at least half its peak (runs of samples)."""
-    wl = response.wavelengths_nm
-    intervals = []
-    for curve in response.responses:
-        above = curve >= SUPPORT_LEVEL * curve.max()
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(np.int8), [0]])))
-        intervals.extend((float(wl[a]), float(wl[b - 1])) for a, b in zip(edges[::2], edges[1::2]))
-    return intervals
-
-
-def _weight_intervals(matrix: np.ndarray, centres: np.ndarray) -> list[tuple[float, float]]:
-    """Per MSI band of ``matrix`` (C_m, bands), the wavelengths between which the central SUPPORT_WEIGHT_SHARE of
-    its weight lies (linear in the cumulative weight between band centres)."""
-    order = np.argsort(centres)
-    wl = centres[order]
-    low, high = (1 - SUPPORT_WEIGHT_SHARE) / 2, (1 + SUPPORT_WEIGHT_SHARE) / 2
-    intervals = []
-    for row in np.asarray(matrix, np.float64):
-        weights = np.clip(row[order], 0, None)
-        if not weights.sum() > 0:
-            continue
-        cumulative = np.cumsum(weights) / weights.sum()
-        first = int(np.searchsorted(cumulative, low))
-        last = int(np.searchsorted(cumulative, high))
-        intervals.append((float(wl[min(first, len(wl) - 1)]), float(wl[min(last, len(wl) - 1)])))
-    return intervals
-
-
-def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    merged: list[list[float]] = []
-    for a, b in sorted(intervals):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return [(a, b) for a, b in merged]
+             source: str, msi_bands: Sequence[str]) -> tuple[np.ndarray, str]:
+    """Per LRHSI band, True when an HRMSI band responds at half its peak or more at its centre
+    (``core.band_support``; every band when that cannot be decided), and the rule in words."""
+    wavelengths = lr.wavelengths_nm
+    split = band_support(wavelengths, response=response, matrix=matrix,
+                         matrix_wavelengths_nm=None if wavelengths is None else [wavelengths[b] for b in good],
+                         msi_band_names=msi_bands, source=source, tried="no SRF given, no band wavelengths and FWHM, "
+                         "no estimate")
+    if split.supported is None:
+        return np.ones(lr.band_count, bool), (f"{split.how}: every band counts as supported." +
+                                              ("" if wavelengths is None else " Give an SRF to split the bands."))
+    return np.array(split.supported), split.rule
 
 
 # -------------------------------------------------------------------------------------- the degraded pair
