@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Running a CoFusion checkpoint on tiles: device choice, normalisation, precision, threads.
+"""Running a CoFusion checkpoint on tiles: normalisation, the scene pre-pass, the device's precision.
 
 :class:`NetworkPredictor` implements the tiler's ``Predictor`` protocol (core/fuse.py): numpy tiles in the
 rasters' own units in, numpy tiles out. Nothing here knows about rasters or files beyond the checkpoint.
@@ -17,41 +17,17 @@ import torch
 from .block_walk import coarse_valid, plan_blocks
 from .checkpoint import Checkpoint, load_checkpoint
 from .degrade import blur_kernel, spatial_degrade
+
+# DEVICES, available_cpus, resolve_device: re-exported (training.trainer, core.fit, core.batch, bench/ import them).
+from .device import DEVICES, available_cpus, compute_plan, configure_cpu_threads, resolve_device  # noqa: F401
 from .errors import Canceled, InputError
 from .injection import SceneMoments
 from .model.prior import DetailInjection
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
 #: Block edge (LR pixels) of the pass that fits a base's GSA weights on a scene.
 PREPARE_BLOCK = 256
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU -> InputError with the fix."""
-    if name not in DEVICES and not name.startswith("cuda:"):
-        raise InputError(f"device '{name}' is not one of {DEVICES} (or 'cuda:N').")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was asked for but PyTorch sees no CUDA GPU here; use device 'auto' or 'cpu' "
-                         "(or install a CUDA build of PyTorch).")
-    return torch.device(name)
-
-
-def available_cpus() -> int:
-    """The cores this process may run on: its CPU affinity where the OS has one (Linux), else every core."""
-    if hasattr(os, "sched_getaffinity"):  # absent on Windows and macOS
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def configure_cpu_threads(threads: int | None = None) -> int:
-    """Use every core this process may run on (or ``threads``) for intra-op parallelism; returns the count."""
-    count = threads or available_cpus()
-    torch.set_num_threads(count)
-    return count
 
 
 class NetworkPredictor:
@@ -59,13 +35,15 @@ class NetworkPredictor:
 
     Inputs and outputs are float32 in the rasters' own units; normalisation uses the checkpoint's training
     statistics only (never the tile's), so nodata handling and tiling cannot shift the result. A model whose base
-    includes GSA ('gsa', 'blend') needs :meth:`prepare` on the scene first (the engine calls it). On CUDA the
-    forward runs under float16 autocast; on the CPU in float32 with channels-last memory layout.
+    includes GSA ('gsa', 'blend') needs :meth:`prepare` on the scene first (the engine calls it). The device and
+    the forward's precision are the device name's ``core.device.ComputePlan`` (``self.plan``): float16 autocast on
+    CUDA, float32 on the CPU; channels-last memory layout.
     """
 
     def __init__(self, checkpoint: Checkpoint, device: str = "auto", threads: int | None = None) -> None:
         self.checkpoint = checkpoint
-        self.device = resolve_device(device)
+        self.plan = compute_plan(device)
+        self.device = self.plan.device
         if self.device.type == "cpu":
             configure_cpu_threads(threads)
         config = checkpoint.card.config
@@ -81,7 +59,7 @@ class NetworkPredictor:
         self._stats = [torch.from_numpy(a).to(self.device).view(1, -1, 1, 1)
                        for a in (hsi_mean, hsi_std, msi_mean, msi_std)]
         self.model = checkpoint.model.to(self.device, memory_format=torch.channels_last).eval()
-        log.info("CoFusion model %s on %s", checkpoint.path, self.device)
+        log.info("CoFusion model %s on %s", checkpoint.path, self.plan.describe())
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto",
@@ -129,7 +107,7 @@ class NetworkPredictor:
 
     def __call__(self, lr: np.ndarray, hr: np.ndarray) -> np.ndarray:
         hsi_mean, hsi_std, msi_mean, msi_std = self._stats
-        with torch.inference_mode(), torch.autocast("cuda", enabled=self.device.type == "cuda"):
+        with torch.inference_mode(), self.plan.inference_autocast():
             lr_t = (self._to_device(lr) - hsi_mean) / hsi_std
             hr_t = (self._to_device(hr) - msi_mean) / msi_std
             out = self.model(lr_t, hr_t).float() * hsi_std + hsi_mean
