@@ -15,17 +15,20 @@ One decision for every consumer: the quality report (``core.pair_report``) score
 fused raster (``core.fuse``, ``core.classic_raster``) carries it in its band metadata (:meth:`BandSupport.
 band_metadata`, :meth:`BandSupport.dataset_metadata`): per band ``COFUSION_DETAIL`` = ``measured`` or
 ``extrapolated`` and ``COFUSION_DETAIL_REASON``, one line; at dataset level ``COFUSION_DETAIL_RULE``, what the
-marking means and the response it rests on, or why no band is marked.
+marking means and the response it rests on, or why no band is marked. :func:`read_marking` reads them back (to
+carry them onto a raster assembled from fused parts, or to show them).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from osgeo import gdal
 
 from .errors import InputError
-from .raster import RasterInfo
+from .raster import RasterInfo, spectral_band_numbers
 from .srf import SpectralResponse, gaussian_bands, parse_srf
 
 #: An HSI band is supported where an HRMSI band's response curve is at least this share of its peak (half maximum).
@@ -75,12 +78,13 @@ class BandSupport:
     def dataset_metadata(self) -> dict[str, str]:
         """The fused raster's dataset item ``COFUSION_DETAIL_RULE``."""
         if self.supported is None:
-            return {RULE_ITEM: f"No band is marked measured or extrapolated: {self.how}. Give the HRMSI's spectral "
+            why = self.how[:1].lower() + self.how[1:]
+            return {RULE_ITEM: f"No band is marked measured or extrapolated: {why}. Give the HRMSI's spectral "
                                "response (an SRF preset such as 'rgb' or 'sentinel2a:B2,B3,B4,B8', or a CSV) to "
                                "mark them."}
-        return {RULE_ITEM: f"Per band {DETAIL_ITEM}: '{MEASURED}' when {self.how} ({self.spans}): the HRMSI measured "
-                           f"its spatial detail; '{EXTRAPOLATED}' otherwise: its detail is carried over from the "
-                           "covered wavelengths (regressed or learned), not measured."}
+        return {RULE_ITEM: f"Per band {DETAIL_ITEM}: '{MEASURED}' when {self.how}, i.e. at {self.spans}: the HRMSI "
+                           f"measured its spatial detail; '{EXTRAPOLATED}' otherwise: its detail is carried over from "
+                           "the covered wavelengths (regressed or learned), not measured."}
 
     def band_metadata(self) -> list[dict[str, str]] | None:
         """Per LRHSI band its ``COFUSION_DETAIL`` and ``COFUSION_DETAIL_REASON`` items; None when undecided."""
@@ -154,13 +158,33 @@ def fusion_support(lr: RasterInfo, hr: RasterInfo, *, srf: str | SpectralRespons
                    matrix: np.ndarray | None = None, matrix_wavelengths_nm: Sequence[float] | None = None,
                    msi_band_names: Sequence[str] | None = None, matrix_source: str = "") -> BandSupport:
     """The split a fused raster of ``lr`` + ``hr`` carries: by the SRF given, else the HRMSI's band metadata
-    (:func:`hrmsi_response`), else ``matrix`` (a model card's response, see :func:`band_support`), else none."""
+    (:func:`hrmsi_response`), else ``matrix`` (a model card's response, see :func:`band_support`; ``matrix_source``
+    names the card, empty when there is none), else none."""
     response, source = hrmsi_response(srf, hr)
     if response is not None:
         return band_support(lr.wavelengths_nm, response=response, source=source)
-    tried = f"no SRF given, {source} in the HRMSI's band metadata, no response in a model card"
+    tried = f"no SRF given, {source} in the HRMSI's band metadata" + (", no response in the model card" if
+                                                                     matrix_source else "")
     return band_support(lr.wavelengths_nm, matrix=matrix, matrix_wavelengths_nm=matrix_wavelengths_nm,
                         msi_band_names=msi_band_names, source=matrix_source, tried=tried)
+
+
+def read_marking(path: str | os.PathLike) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The marking a raster carries (its ``COFUSION_DETAIL_RULE`` item, and per spectral band its
+    ``COFUSION_DETAIL`` and ``COFUSION_DETAIL_REASON`` items, empty where a band has none), as
+    :meth:`BandSupport.dataset_metadata` and :meth:`BandSupport.band_metadata` give them: to carry it onto a raster
+    made from this one, or to show it."""
+    try:  # the bindings raise or return None, as the process's exception mode says (core.raster)
+        ds = gdal.OpenEx(os.fspath(path), gdal.OF_RASTER | gdal.OF_READONLY)
+    except RuntimeError:
+        ds = None
+    if ds is None:
+        raise InputError(f"{path}: GDAL cannot open it ({gdal.GetLastErrorMsg()}); give a fused raster.")
+    rule = ds.GetMetadataItem(RULE_ITEM)
+    per_band = [{k: v for k in (DETAIL_ITEM, REASON_ITEM) for v in [ds.GetRasterBand(n).GetMetadataItem(k)]
+                 if v is not None} for n in spectral_band_numbers(ds)]
+    ds = None
+    return ({} if rule is None else {RULE_ITEM: rule}), per_band
 
 
 def _half_maximum(response: SpectralResponse) -> list[Interval]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .band_support import fusion_support
 from .bands import BandView, plan_good_bands, screen_bands
 from .block_walk import fill_invalid, plan_blocks, walk
 from .classic import METHODS
@@ -25,6 +26,7 @@ from .errors import InputError
 from .grid import check_inputs
 from .progress import Cancel, Progress
 from .raster import RasterReader, RasterWriter, output_nodata
+from .srf import SpectralResponse
 
 #: Edge of a block in LR pixels, and the margin each block reads around it.
 CLASSIC_BLOCK = 256
@@ -32,18 +34,22 @@ CLASSIC_MARGIN = 16  # LR pixels: llr reaches 8 (two 5 x 5 windows, the blur, bi
 
 
 def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out_path: str | os.PathLike,
-                        method: str, *, block: int = CLASSIC_BLOCK, margin: int = CLASSIC_MARGIN,
-                        progress: Progress | None = None, cancel: Cancel | None = None) -> Path:
+                        method: str, *, srf: str | SpectralResponse | None = None, block: int = CLASSIC_BLOCK,
+                        margin: int = CLASSIC_MARGIN, progress: Progress | None = None,
+                        cancel: Cancel | None = None) -> Path:
     """Fuse with the classical ``method`` (a key of ``core.classic.METHODS``) into a float32 GeoTIFF.
 
     The output has the fusion grid of ``core.grid.check_coregistration`` (the HRMSI's pixels both rasters
-    cover), all the LRHSI's bands (bad ones nodata), wavelengths and names, and ``core.raster.output_nodata``.
+    cover), all the LRHSI's bands (bad ones nodata), wavelengths and names, ``core.raster.output_nodata``, and per
+    band whether its detail is measured or extrapolated (``core.band_support.fusion_support``: by ``srf``, the
+    HRMSI's response, a preset or CSV spec or a SpectralResponse; None: by the HRMSI's band metadata, else unmarked).
     Raises InputError, GridError, OutputError with the fix, Canceled when ``cancel()`` returns True; no output is
     left on error.
     """
     if method not in METHODS:
         raise InputError(f"Unknown classical fusion method {method!r}: choose one of {', '.join(METHODS)}.")
-    lr_info, _hr_info, grid, out = check_inputs(lrhsi_path, hrmsi_path, out_path)
+    lr_info, hr_info, grid, out = check_inputs(lrhsi_path, hrmsi_path, out_path)
+    support = fusion_support(lr_info, hr_info, srf=srf)
     s, lr_area, hr_area = grid.scale, grid.lr_window, grid.hr_window
     nodata = output_nodata(lr_info)
     blocks = plan_blocks(lr_area.width, lr_area.height, block, margin)
@@ -53,7 +59,8 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
         with RasterWriter(out, width=hr_area.width, height=hr_area.height, band_count=lr_info.band_count,
                           geotransform=grid.geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
                           wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
-                          band_names=lr_info.band_names, bbl=bands.bbl, cancel=cancel) as writer:
+                          band_names=lr_info.band_names, bbl=bands.bbl, metadata=support.dataset_metadata(),
+                          band_metadata=support.band_metadata(), cancel=cancel) as writer:
             for blk in walk(blocks, f"{method} fusion", progress, cancel):
                 lr, lr_valid = lr_reader.read_valid(blk.read.within(lr_area))
                 hr, hr_valid = hr_reader.read_valid(blk.read.scaled(s).within(hr_area))

@@ -45,7 +45,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .bands import BandView, plan_model_bands, screen_bands
+from .band_support import BandSupport, fusion_support
+from .bands import BandPlan, BandView, plan_model_bands, screen_bands
 from .errors import Canceled, CheckpointError, EmptyOutputError, InputError
 from .grid import FusionGrid, check_inputs
 from .progress import Cancel, Progress
@@ -308,7 +309,8 @@ def fuse_raster(
     with it).
     region: a window of the output grid (HR pixels, see ``check_inputs``) to fuse into its own file; its
     pixels equal the same pixels of a whole run. The output carries the HR grid, the CRS, the LRHSI's
-    wavelengths, FWHM and band names, and a nodata value (``output_nodata``).
+    wavelengths, FWHM and band names, a nodata value (``output_nodata``), and per band whether its detail is
+    measured or extrapolated (``_support``).
     Raises InputError / GridError / OutputError / CheckpointError with the fix, InputError when the settings need
     more memory than is available (``core.tiling.check_engine_memory``) or no output pixel is valid, Canceled
     when ``cancel()`` returns True; on any error no output file is left.
@@ -349,10 +351,12 @@ def fuse_raster(
                               progress=lambda f, m: report(screened * f, m))
         bands = plan_model_bands(screen, lr_info, predictor.hsi_bands, getattr(predictor, "wavelengths_nm", None))
         lr_reader = BandView(lr_file, bands)
+        support = _support(predictor, lr_info, hr_info, bands)
         with RasterWriter(out, width=region.width, height=region.height, band_count=lr_info.band_count,
                           geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
                           wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
-                          band_names=lr_info.band_names, bbl=bands.bbl, cancel=cancel) as writer:
+                          band_names=lr_info.band_names, bbl=bands.bbl, metadata=support.dataset_metadata(),
+                          band_metadata=support.band_metadata(), cancel=cancel) as writer:
             def write(working: np.ndarray, col: int, row: int) -> None:
                 writer.write(bands.expand(working, nodata), col, row)
 
@@ -386,6 +390,18 @@ def fuse_raster(
     log.info("Fused %s in %.1f s (%d tiles predicted)", out, seconds, predicted)
     report(1.0, "done")
     return FusionResult(out, grid.scale, region.width, region.height, predicted, seconds)
+
+
+def _support(predictor: Predictor, lr_info: RasterInfo, hr_info: RasterInfo, bands: BandPlan) -> BandSupport:
+    """The output's measured / extrapolated bands (``core.band_support.fusion_support``): by the HRMSI's band
+    metadata, else by the response in a CoFusion network's model card (its columns are the model's bands, which
+    read the LRHSI bands ``bands.sources``), else unmarked."""
+    card = getattr(getattr(predictor, "checkpoint", None), "card", None)
+    matrix = None if card is None or card.srf is None else np.asarray(card.srf, np.float64)
+    return fusion_support(lr_info, hr_info, matrix=matrix, matrix_wavelengths_nm=bands.pick(lr_info.wavelengths_nm),
+                          msi_band_names=None if card is None else card.msi_band_names,
+                          matrix_source="" if card is None else
+                          f"the model card's, {card.provenance.get('srf') or 'origin not recorded'}")
 
 
 def _call_prepare(prepare: Callable[..., None], *args: object, **extras: object) -> None:

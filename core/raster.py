@@ -24,7 +24,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -465,9 +465,10 @@ class RasterWriter:
     compressed and stored again for each part). Every band gets `nodata`, a description (its name, or
     "band N (W nm)"), and, with wavelengths, both the EnMAP-Box items `wavelength`, `wavelength_units`=Nanometers,
     `fwhm` (nm) and GDAL's IMAGERY items `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (um); with `bbl`, the item `bbl`
-    (1 good, 0 bad: EnMAP-Box's bad band list). Bands get no scale or offset (GDAL's defaults, 1 and 0): the
-    values written are the values every reader gets, so callers write physical values (as `RasterReader.read`
-    gives them) and neither QGIS nor this module rescales them; the fused, simulated and aligned rasters are all
+    (1 good, 0 bad: EnMAP-Box's bad band list); with `band_metadata`, its items per band and with `metadata` at
+    dataset level (GDAL's default domain: e.g. ``core.band_support``'s measured / extrapolated marking). Bands get
+    no scale or offset (GDAL's defaults, 1 and 0): the values written are the values every reader gets, so callers
+    write physical values (as `RasterReader.read` gives them) and neither QGIS nor this module rescales them; the fused, simulated and aligned rasters are all
     float32 in the physical units of their inputs.
 
     The pixels go to a hidden temporary file beside `path` (".NAME.<random>.tmp.tif"), created on entering
@@ -493,6 +494,8 @@ class RasterWriter:
         fwhm_nm: Sequence[float] | None = None,
         band_names: Sequence[str] | None = None,
         bbl: Sequence[bool] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        band_metadata: Sequence[Mapping[str, str]] | None = None,
         dtype: str = "float32",
         cancel: Callable[[], bool] | None = None,
     ) -> None:
@@ -515,6 +518,8 @@ class RasterWriter:
         self.fwhm_nm = _per_band(fwhm_nm, self.band_count, "fwhm_nm")
         self.band_names = _per_band(band_names, self.band_count, "band_names")
         self.bbl = _per_band(bbl, self.band_count, "bbl")
+        self.metadata = dict(metadata or {})
+        self.band_metadata = _per_band(band_metadata, self.band_count, "band_metadata")
         self._cancel = cancel
         check_free_space(self.path, self.width * self.height * self.band_count * np.dtype(self.dtype).itemsize)
         self._temp = temporary_path(self.path)
@@ -554,6 +559,10 @@ class RasterWriter:
                                        None if self.fwhm_nm is None else self.fwhm_nm[i])
             if self.bbl is not None:
                 band.SetMetadataItem("bbl", "1" if self.bbl[i] else "0")
+            for key, value in (self.band_metadata[i] if self.band_metadata is not None else {}).items():
+                band.SetMetadataItem(key, value)
+        for key, value in self.metadata.items():
+            ds.SetMetadataItem(key, value)
         return ok
 
     def _band_description(self, index: int) -> str:

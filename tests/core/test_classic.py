@@ -166,3 +166,38 @@ def test_non_finite_values_are_refused():
     lr[0, 1, 1] = np.nan
     with pytest.raises(InputError, match="nodata"):
         fuse_classic("gsa", lr, np.ones((1, 8, 8)), 2)
+
+
+def _detail(path) -> tuple[dict, list]:
+    """The fused raster's dataset metadata and its bands' COFUSION_DETAIL items (None where a band has none)."""
+    from osgeo import gdal
+
+    ds = gdal.Open(str(path))
+    return ds.GetMetadata(), [ds.GetRasterBand(b + 1).GetMetadataItem("COFUSION_DETAIL") for b in range(ds.RasterCount)]
+
+
+def test_a_classical_fusion_marks_the_bands_outside_the_hrmsi_coverage_extrapolated(make_raster, tmp_path):
+    from cofusion.core.band_support import fusion_support, read_marking
+    from cofusion.core.classic_raster import fuse_classic_raster
+    from cofusion.core.raster import read_info
+
+    wavelengths = tuple(400.0 + 100.0 * k for k in range(22))  # 400-2500 nm
+    lr = make_raster(22, 8, 8, wavelengths_nm=wavelengths, fwhm_nm=(10.0,) * 22,
+                     geotransform=(500000.0, 40.0, 0.0, 5000000.0, 0.0, -40.0))
+    hr = make_raster(3, 32, 32, geotransform=(500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0))  # an RGB, no metadata
+    marked = fuse_classic_raster(lr, hr, tmp_path / "rgb.tif", "gsa", srf="rgb")
+    metadata, detail = _detail(marked)
+    # the generic RGB responds at half its peak from 415 to 650 nm: 500 and 600 nm measured, 400 and 700-2500 not
+    assert detail == ["extrapolated", "measured", "measured"] + ["extrapolated"] * 19
+    assert "415-650 nm" in metadata["COFUSION_DETAIL_RULE"] and "rgb" in metadata["COFUSION_DETAIL_RULE"]
+    split = fusion_support(read_info(lr), read_info(hr), srf="rgb")
+    assert read_marking(marked) == (split.dataset_metadata(), split.band_metadata())  # what the writer was given
+    # no SRF and no band metadata in the HRMSI: no band marked, and the dataset says why
+    unmarked = fuse_classic_raster(lr, hr, tmp_path / "unknown.tif", "gsa")
+    metadata, detail = _detail(unmarked)
+    assert detail == [None] * 22 and read_marking(unmarked)[1] == [{}] * 22
+    assert metadata["COFUSION_DETAIL_RULE"].startswith("No band is marked measured or extrapolated: the HRMSI's "
+                                                       "spectral response is unknown")
+    with pytest.raises(InputError, match="The SRF has 4 bands"):
+        fuse_classic_raster(lr, hr, tmp_path / "s2.tif", "gsa", srf="sentinel2a")
+    assert not (tmp_path / "s2.tif").exists()

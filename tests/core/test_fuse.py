@@ -366,3 +366,27 @@ def test_the_merger_writes_each_pixel_once_in_aligned_chunks():
     # a valid 0 stays distinguishable from the nodata value 0
     assert (canvas.pixels > 0).all() and (canvas.pixels < 1e-30).all()
     assert merger.valid_pixels == 600 * 600
+
+
+def test_a_network_marks_its_bands_by_the_response_in_its_model_card(make_raster, tmp_path):
+    from types import SimpleNamespace
+
+    from cofusion.core.srf import parse_srf
+
+    lr, hr = _pair(make_raster, 2)  # 450-850 nm; an HRMSI without band metadata
+    predictor = Analytic(upsampled_lr, 2)
+    out = fuse_raster(lr, hr, tmp_path / "plain.tif", predictor, tile=8, overlap=2).out_path
+    ds = gdal.Open(str(out))
+    assert [ds.GetRasterBand(b + 1).GetMetadataItem("COFUSION_DETAIL") for b in range(5)] == [None] * 5
+    assert ds.GetMetadataItem("COFUSION_DETAIL_RULE").startswith("No band is marked")
+    card = SimpleNamespace(srf=parse_srf("rgb").matrix(WAVELENGTHS), msi_band_names=("blue", "green", "red"),
+                           provenance={"srf": "rgb"})
+    predictor.checkpoint = SimpleNamespace(card=card)
+    out = fuse_raster(lr, hr, tmp_path / "card.tif", predictor, tile=8, overlap=2).out_path
+    ds = gdal.Open(str(out))
+    bands = [ds.GetRasterBand(b + 1) for b in range(5)]
+    # the RGB's weight lies at 450, 550 and 650 nm: 750 and 850 nm are extrapolated
+    assert [b.GetMetadataItem("COFUSION_DETAIL") for b in bands] == ["measured"] * 3 + ["extrapolated"] * 2
+    assert "red's weight" in bands[2].GetMetadataItem("COFUSION_DETAIL_REASON")
+    assert "the model card's, rgb" in ds.GetMetadataItem("COFUSION_DETAIL_RULE")
+    ds = bands = None

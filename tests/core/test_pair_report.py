@@ -225,6 +225,16 @@ def test_nodata_pixels_and_bad_bands_are_left_out(tmp_path):
     assert np.isfinite(angles).sum() == result.consistency["pixels"] > 0.9 * angles.size
 
 
+def test_the_fused_rasters_band_metadata_splits_the_bands_as_the_report_does(scene, gsa_report):
+    from osgeo import gdal
+
+    ds = gdal.Open(str(scene["gsa"]))
+    detail = [ds.GetRasterBand(b + 1).GetMetadataItem("COFUSION_DETAIL") for b in range(ds.RasterCount)]
+    ds = None
+    assert [d == "measured" for d in detail] == gsa_report[0].supported.tolist() == SUPPORTED.tolist()
+    assert set(detail) == {"measured", "extrapolated"}
+
+
 def test_an_estimated_response_is_used_plotted_and_judged(scene, tmp_path):
     from cofusion.training.api import estimate_srf
 
