@@ -44,7 +44,7 @@ from ..core.srf import SpectralResponse, parse_srf
 from ..core.tiling import network_bytes_per_pixel
 from ..core.window import Window
 from .data import PairSource, ReferenceSource, split_validation
-from .trainer import TrainResult, TrainSettings, files_written, patch_for, run_lock, train
+from .trainer import TrainResult, TrainSettings, canceled_before_start, files_written, patch_for, run_lock, train
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ TRAIN_STEP_BYTES = 512 * 2 ** 20
 def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralResponse, scale: int,
                     out: str | os.PathLike, *, region: Window | None = None,
                     settings: TrainSettings | None = None, progress: Progress | None = None,
-                    cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
+                    cancel: Cancel | None = None, restart: bool = False,
+                    init: str | os.PathLike | None = None) -> TrainResult:
     """Train from HR hyperspectral reference scenes by simulating (LRHSI, HRMSI) pairs on the fly.
 
     Args:
@@ -82,17 +83,22 @@ def train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralR
         scale: HR pixels per LR pixel of the simulated pairs, an integer from 2 to 8 (3: EnMAP with Sentinel-2).
         region: HR pixel window used from every scene (the whole scene when None); the validation strip is
             carved from the first scene's region.
+        init: a model to fine-tune instead of training from scratch (``trainer.train``).
+
+    ``cancel()`` is asked after each scene is read and by the trainer's start-up: a cancel before the first step
+    leaves no file.
     """
-    out = _check_model_output(out, [*hsi_paths, srf])
+    out = _check_model_output(out, [*hsi_paths, srf, init])
     with run_lock(out):  # before any raster is read: a second run writing the same model is refused at once
         return _train_reference(hsi_paths, srf, scale, out, region=region, settings=settings, progress=progress,
-                                cancel=cancel, restart=restart)
+                                cancel=cancel, restart=restart, init=init)
 
 
 def _train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | SpectralResponse, scale: int,
                      out: str | os.PathLike, *, region: Window | None = None,
                      settings: TrainSettings | None = None, progress: Progress | None = None,
-                     cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
+                     cancel: Cancel | None = None, restart: bool = False,
+                     init: str | os.PathLike | None = None) -> TrainResult:
     out = Path(out)
     settings = settings or TrainSettings()
     align = check_patch(settings, scale)
@@ -125,6 +131,7 @@ def _train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | Spectral
     for info, window in zip(infos, windows):
         with RasterReader(info.path) as reader:
             data, valid = _valid_part(*BandView(reader, bands).read_valid(window), info.path, align)
+        _check_cancel(cancel, f"reading {info.path}")
         train_box, val_box = split_validation(valid.shape[0], valid.shape[1], align, texture=data.mean(axis=0),
                                               valid=valid)
         scenes.append(_crop(data, train_box))
@@ -142,30 +149,36 @@ def _train_reference(hsi_paths: Sequence[str | os.PathLike], srf: str | Spectral
                                      srf=srf if isinstance(srf, str) else "custom"),
                        "bad_bands": bands.describe(first.wavelengths_nm)},
     }
-    return train(source, settings, out, card_info, progress, cancel, restart)
+    return train(source, settings, out, card_info, progress, cancel, restart, init)
 
 
 def train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out: str | os.PathLike, *,
                srf: str | SpectralResponse | None = None, region: Window | None = None,
                settings: TrainSettings | None = None, progress: Progress | None = None,
-               cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
+               cancel: Cancel | None = None, restart: bool = False,
+               init: str | os.PathLike | None = None) -> TrainResult:
     """Train on a real co-registered pair by reduced-resolution self-supervision, for use at full resolution.
 
     Args:
         srf: the MSI response (preset, CSV or SpectralResponse) stored in the checkpoint; None estimates it from
             the pair (non-negative least squares, :func:`estimate_srf`).
         region: training window in HRMSI pixels (the whole common area when None), snapped inward to LR pixels.
+        init: a model to fine-tune instead of training from scratch (``trainer.train``).
+
+    ``cancel()`` is asked after each raster is read, after the MSI response is estimated and by the trainer's
+    start-up: a cancel before the first step leaves no file.
     """
-    out = _check_model_output(out, [lrhsi_path, hrmsi_path, srf])
+    out = _check_model_output(out, [lrhsi_path, hrmsi_path, srf, init])
     with run_lock(out):  # before any raster is read: a second run writing the same model is refused at once
         return _train_pair(lrhsi_path, hrmsi_path, out, srf=srf, region=region, settings=settings,
-                           progress=progress, cancel=cancel, restart=restart)
+                           progress=progress, cancel=cancel, restart=restart, init=init)
 
 
 def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out: str | os.PathLike, *,
                 srf: str | SpectralResponse | None = None, region: Window | None = None,
                 settings: TrainSettings | None = None, progress: Progress | None = None,
-                cancel: Cancel | None = None, restart: bool = False) -> TrainResult:
+                cancel: Cancel | None = None, restart: bool = False,
+                init: str | os.PathLike | None = None) -> TrainResult:
     out = Path(out)
     settings = settings or TrainSettings()
     lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
@@ -182,8 +195,10 @@ def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, ou
     with RasterReader(lr_info.path) as reader:
         bands = plan_good_bands(screen_bands(reader, lr_window), lr_info.wavelengths_nm)
         lr, lr_valid = BandView(reader, bands).read_valid(lr_window)
+    _check_cancel(cancel, f"reading {lr_info.path}")
     with RasterReader(hr_info.path) as reader:
         hr, hr_valid = reader.read_valid(hr_window)
+    _check_cancel(cancel, f"reading {hr_info.path}")
     valid = lr_valid & coarse_valid(hr_valid, scale)
     if not valid.any():
         raise InputError("the training region of the pair is entirely nodata; choose a region with data.")
@@ -205,6 +220,7 @@ def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, ou
         response = srf if isinstance(srf, SpectralResponse) else parse_srf(srf)
         matrix = response.matrix(bands.wavelengths_nm, bands.pick(lr_info.fwhm_nm))
         names, srf_label = response.band_names, srf if isinstance(srf, str) else "custom"
+    _check_cancel(cancel, "estimating the MSI response" if srf is None else "sampling the MSI response")
     validation_valid = _crop(valid[None], val_box)[0]
     _check_validation(validation_valid, lr_info.path)
     source = PairSource(train_lr, train_hr, _crop(lr, val_box), _crop(hr, hr_val_box), scale, train_valid,
@@ -218,7 +234,13 @@ def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, ou
                                      srf=srf_label),
                        "bad_bands": bands.describe(lr_info.wavelengths_nm)},
     }
-    return train(source, settings, out, card_info, progress, cancel, restart)
+    return train(source, settings, out, card_info, progress, cancel, restart, init)
+
+
+def _check_cancel(cancel: Cancel | None, phase: str) -> None:
+    """Canceled (nothing written yet) when ``cancel()`` says so; ``phase`` is what the run was doing."""
+    if cancel is not None and cancel():
+        raise canceled_before_start(phase)
 
 
 def estimate_srf(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, valid: np.ndarray | None = None,

@@ -15,7 +15,7 @@ import time
 
 from ..core.errors import Canceled, CoFusionError
 from ..core.interrupts import Interrupts
-from ..core.model.config import BASE_ALIASES, BASES
+from ..core.model.config import AUTO_BASE, AUTO_CANDIDATES, BASE_ALIASES, BASES
 from ..core.scale import MAX_SCALE, MIN_SCALE
 from ..core.window import Window
 from .trainer import TrainSettings
@@ -78,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--blocks", type=int, default=1, help="CoFusion blocks per pyramid level (default 1)")
         sub.add_argument("--ablation", choices=("spacam", "specam", "sscfm"),
                          help="replace this module by a plain residual block (paper Table 3)")
-        sub.add_argument("--base", choices=(*BASES, *BASE_ALIASES), default=BASES[0],
-                         help="the classical fusion of the scene that the network's head corrects: 'blend' "
-                              "(default), the mean of GSA and LLR; 'llr' ('local' is its earlier name), the local "
+        sub.add_argument("--base", choices=(AUTO_BASE, *BASES, *BASE_ALIASES), default=AUTO_BASE,
+                         help="the classical fusion of the scene that the network's head corrects: 'auto' "
+                              f"(default), the best of {', '.join(AUTO_CANDIDATES)} on the validation set, chosen "
+                              "before the first step and written in the model's card; 'blend', the mean of GSA and "
+                              "LLR; 'llr' ('local' is its earlier name), the local "
                               "linear regression of the LRHSI on the HRMSI in 5 x 5 LR-pixel windows; 'gsa', component "
                               "substitution with weights fitted on the whole scene; or 'bicubic', the upsampled "
                               "LRHSI alone, as in the paper")
@@ -98,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--ema-decay", type=float, default=0.99, metavar="D",
                          help="validate and keep an exponential moving average of the weights, decay D per step "
                               "(default 0.99; 0 keeps the raw weights)")
+        sub.add_argument("--init", metavar="MODEL.safetensors",
+                         help="fine-tune this model instead of training from scratch: it must fit the data's bands "
+                              "and scale; its architecture, base and normalisation are kept (the model options "
+                              "above are not used)")
+        sub.add_argument("--threads", type=int, metavar="N",
+                         help="CPU threads of the training (default: every core available to this process)")
         sub.add_argument("--restart", action="store_true",
                          help="ignore the resume state an interrupted run left beside --out")
     return parser
@@ -126,11 +134,11 @@ def main(argv: list[str] | None = None, interrupts: Interrupts | None = None) ->
             minutes=args.minutes,
             batch_size=args.batch, patch=args.patch, learning_rate=args.lr, schedule=args.schedule,
             validate_every=args.validate_every, seed=args.seed, band_weighting=not args.plain_l1,
-            ema_decay=args.ema_decay, device=args.device, model=model)
+            ema_decay=args.ema_decay, device=args.device, threads=args.threads, model=model)
         from . import api  # GDAL loads here, after the settings are known to be sane (TrainSettings checks them)
 
         common = {"region": args.region, "settings": settings, "progress": _ProgressLine(),
-                  "cancel": interrupts.stop_if_requested, "restart": args.restart}
+                  "cancel": interrupts.stop_if_requested, "restart": args.restart, "init": args.init}
         if args.mode == "reference":
             result = api.train_reference(args.hsi, args.srf, args.scale, args.out, **common)
         else:

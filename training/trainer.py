@@ -36,16 +36,19 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..core.checkpoint import ModelCard, save_checkpoint
+from ..core.checkpoint import Checkpoint, ModelCard, load_checkpoint, save_checkpoint
+from ..core.classic import fuse_classic
 from ..core.degrade import spatial_degrade
 from ..core.errors import Canceled, CheckpointError, InputError, OutputError
 from ..core.inference import DEVICES, configure_cpu_threads, resolve_device
 from ..core.injection import SceneMoments
 from ..core.metrics import psnr, sam, ssim_torch
 from ..core.model import ModelConfig, build_model
+from ..core.model.config import AUTO_BASE, AUTO_CANDIDATES
 from ..core.model.prior import DetailInjection
 from .data import Batch, PatchSource
 
@@ -60,9 +63,12 @@ BAND_WEIGHT_BATCHES = 8
 DEFAULT_PATCH = 64
 #: Largest ratio between two band weights: bands the base reproduces almost exactly do not take over the loss.
 BAND_WEIGHT_RATIO = 100.0
+#: The classical methods (``core.classic``) scored on the validation set beside the network (:func:`classical_scores`):
+#: the candidates a fit compares its model with (``core.fit``).
+CLASSICAL_CANDIDATES = ("gsa", "llr", "mtf_glp_hpm", "blend")
 LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "val_psnr", "val_sam", "elapsed_s")
 #: Upper bounds of the settings (far beyond any useful run; they keep a typo from allocating or running forever).
-MAX_ITERATIONS, MAX_MINUTES, MAX_BATCH, MAX_PATCH, MAX_SEED = 10**9, 10**6, 1024, 4096, 2**32 - 1
+MAX_ITERATIONS, MAX_MINUTES, MAX_BATCH, MAX_PATCH, MAX_SEED, MAX_THREADS = 10**9, 10**6, 1024, 4096, 2**32 - 1, 4096
 #: The model settings a run may give (the band counts and the scale come from the data).
 MODEL_SETTINGS = ("width", "blocks_per_level", "top_k", "wavelet", "saliency_stride", "dropout", "spacam", "specam",
                   "sscfm", "base", "domain_prototypes", "trust_falloff", "consistency_steps")
@@ -71,7 +77,8 @@ OPTIONS = {"iterations": "--iterations, ITERATIONS", "minutes": "--minutes, MINU
            "BATCH_SIZE", "patch": "--patch, PATCH_SIZE", "learning_rate": "--lr", "schedule": "--schedule",
            "validate_every": "--validate-every", "seed": "--seed", "ema_decay": "--ema-decay",
            "device": "--device, DEVICE", "width": "--width", "blocks_per_level": "--blocks", "base": "--base",
-           "domain_prototypes": "--trust-clusters", "consistency_steps": "--consistency-steps"}
+           "domain_prototypes": "--trust-clusters", "consistency_steps": "--consistency-steps",
+           "threads": "--threads"}
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,11 @@ class TrainSettings:
         ema_decay: validate and keep an exponential moving average of the weights with this decay per step
             (``torch.optim.swa_utils``); 0 keeps the raw weights.
         device: 'auto', 'cpu' or 'cuda'.
-        model: ModelConfig keyword arguments besides band counts and scale (width, blocks_per_level, ablations).
+        threads: CPU threads of the run (``core.inference.configure_cpu_threads``); None: every core this process
+            may run on.
+        model: ModelConfig keyword arguments besides band counts and scale (width, blocks_per_level, ablations);
+            ``base`` may also be "auto" (the default when left out): the candidate of
+            ``core.model.config.AUTO_CANDIDATES`` that scores best on the validation set (:func:`choose_base`).
     """
 
     iterations: int | None = 2000
@@ -111,6 +122,7 @@ class TrainSettings:
     band_weighting: bool = True
     ema_decay: float = 0.99
     device: str = "auto"
+    threads: int | None = None
     model: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -144,6 +156,8 @@ class TrainSettings:
                 "0.99, or 0 for the raw weights", high_open=True)
         if not isinstance(self.device, str) or not (self.device in DEVICES or _is_cuda_index(self.device)):
             raise InputError(f"device {self.device!r} ({OPTIONS['device']}) is not one of {DEVICES} (or 'cuda:N').")
+        if self.threads is not None:
+            _integer("threads", self.threads, 1, MAX_THREADS, "CPU threads, or leave it out for every core")
         if not isinstance(self.model, dict):
             raise InputError(f"the model settings must be a dict of ModelConfig fields, not {self.model!r}.")
         unknown = sorted(set(self.model) - set(MODEL_SETTINGS))
@@ -151,7 +165,7 @@ class TrainSettings:
             raise InputError(f"unknown model settings {unknown}; the model settings are {', '.join(MODEL_SETTINGS)} "
                              "(the band counts and the scale come from the data).")
         try:  # placeholder band counts and scale: --width 3, --blocks -1, a network too large are refused now
-            ModelConfig(3, 1, 2, **self.model)
+            ModelConfig(3, 1, 2, **_concrete(self.model))
         except InputError as exc:
             words = str(exc).split(" ", 2)
             if len(words) == 3 and words[0] in MODEL_SETTINGS:  # "width 3 must be ...": name the option too
@@ -161,13 +175,20 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished run produced: the best checkpoint, its validation metrics, the log."""
+    """What a finished run produced: the best checkpoint, its validation metrics, the log.
+
+    ``classical``: the validation PSNR (dB) and SAM (degrees) of each of CLASSICAL_CANDIDATES on the same check
+    (:func:`classical_scores`); ``base_scores``: those of the network's starting point with each candidate base when
+    the base was chosen ("auto"), else empty.
+    """
 
     checkpoint: Path
     log: Path
     steps: int
     seconds: float
     metrics: dict
+    classical: dict = field(default_factory=dict)
+    base_scores: dict = field(default_factory=dict)
 
 
 def _integer(name: str, value: object, low: int, high: int, what: str) -> None:
@@ -194,6 +215,11 @@ def _bound(value: float) -> str:
 
 def _option(name: str) -> str:
     return f" ({OPTIONS[name]})" if name in OPTIONS else ""
+
+
+def _concrete(model: dict) -> dict:
+    """The model settings with a base a network can be built with: "auto" (or none given) as its first candidate."""
+    return {**model, "base": AUTO_CANDIDATES[0]} if model.get("base", AUTO_BASE) == AUTO_BASE else model
 
 
 def _is_cuda_index(device: str) -> bool:
@@ -341,13 +367,21 @@ def _lock_message(path: Path, out: Path, holder: dict | None) -> str:
 
 def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, card_info: dict,
           progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None,
-          restart: bool = False) -> TrainResult:
+          restart: bool = False, init: str | os.PathLike | None = None) -> TrainResult:
     """Train a CoFusion network on ``source`` and keep the best checkpoint (validation PSNR) at ``out``.
 
     Args:
         card_info: ModelCard fields besides config, normalisation and metrics (wavelengths, srf, names,
             provenance).
         restart: ignore a resume state left by an interrupted run with the same settings.
+        init: a checkpoint to start from (fine-tuning) instead of a fresh network: it must fit the data's band
+            counts and scale (InputError naming what differs). Its architecture, base and normalisation are kept
+            (the weights were learned in those units, on that base), ``settings.model`` is not used; the base's
+            scene weights and the trust map are fitted on this data, as for a fresh network.
+
+    Before the first step the run scores the classical methods on the validation set (:func:`classical_scores`)
+    and, for ``base`` "auto", chooses the base (:func:`choose_base`); both go in the card's provenance
+    (``classical_validation``, ``base_choice``) and the result.
 
     During the run the best checkpoint is written to ``partial_path(out)``; it replaces ``out`` when the run ends,
     or is canceled (the best so far is kept), never earlier: a run that is killed or fails leaves an existing model
@@ -355,6 +389,8 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
 
     Raises:
         Canceled: ``cancel()`` returned True; the best checkpoint so far is at ``out`` and the resume state stays.
+            Before the first step (``cancel`` is asked at each phase of the start-up, and while the bases are
+            scored) nothing is written: no model, no log.
         OutputError: another training holds ``lock_path(out)``, or the checkpoint, the log or the resume state
             could not be written (a full disk), with the fix.
         CheckpointError: the resume state beside ``out`` is unusable (fix: delete it or pass restart).
@@ -362,10 +398,15 @@ def train(source: PatchSource, settings: TrainSettings, out: str | os.PathLike, 
     out = Path(out)
     try:
         with run_lock(out):
-            return _train(source, settings, out, card_info, progress, cancel, restart)
+            return _train(source, settings, out, card_info, progress, cancel, restart, init)
     except OSError as exc:  # the log (the checkpoint and the resume state raise OutputError themselves)
         raise OutputError(f"Writing the training log beside {out} failed: {exc.strerror or exc}. {_disk_fix(out)}") \
             from exc
+
+
+#: Provenance entries left out of a run's fingerprint: the date, and the scores measured at start-up (recomputed on
+#: resume; another thread count may change their last digits).
+_UNSTABLE = ("date", "classical_validation", "base_choice")
 
 
 def _disk_fix(out: Path) -> str:
@@ -374,29 +415,51 @@ def _disk_fix(out: Path) -> str:
 
 def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: dict,
            progress: Callable[[float, str], None] | None, cancel: Callable[[], bool] | None,
-           restart: bool) -> TrainResult:
+           restart: bool, init: str | os.PathLike | None) -> TrainResult:
     device = resolve_device(settings.device)
     if device.type == "cpu":
-        configure_cpu_threads()
-    torch.manual_seed(settings.seed)
+        configure_cpu_threads(settings.threads)
+    report = progress or (lambda _fraction, _message: None)
+    start = _StartUp(cancel, report)
+    start.check("starting")
     generator = torch.Generator().manual_seed(settings.seed)
-    config = ModelConfig(source.hsi_bands, source.msi_bands, source.scale, **settings.model)
+    start_model = None if init is None else _start_model(init, source)
+    if start_model is not None:
+        config, normalization = start_model.card.config, start_model.card.normalization
+    else:
+        config = ModelConfig(source.hsi_bands, source.msi_bands, source.scale, **_concrete(settings.model))
+        normalization = source.normalization()
     settings = replace(settings, patch=patch_for(settings.patch, config.align))
     if settings.patch % config.align:
         raise InputError(f"patch size {settings.patch} must be a multiple of {config.align} pixels.")
-    model = build_model(config).to(device)
+    stats = [torch.tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+             for v in (normalization.hsi_mean, normalization.hsi_std, normalization.msi_mean, normalization.msi_std)]
+    start.check("scoring the classical methods on the validation set")
+    classical = classical_scores(source, cancel=start.check)
+    base_scores = {}
+    if start_model is None and settings.model.get("base", AUTO_BASE) == AUTO_BASE:
+        base_scores = choose_base(config, source, stats, device, cancel=start.check)
+        config = replace(config, base=max(base_scores, key=lambda name: base_scores[name]["PSNR"]))
+        log.info("base chosen on the validation set: %s (%s)", config.base,
+                 ", ".join(f"{name} {m['PSNR']:.2f} dB" for name, m in base_scores.items()))
+    torch.manual_seed(settings.seed)
+    model = (build_model(config) if start_model is None else start_model.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
-    card = ModelCard(config=config, normalization=source.normalization(), **card_info)
-    stats = [torch.tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-             for v in (card.normalization.hsi_mean, card.normalization.hsi_std,
-                       card.normalization.msi_mean, card.normalization.msi_std)]
+    provenance = {**card_info.get("provenance", {}), "classical_validation": classical}
+    if base_scores:
+        provenance["base_choice"] = {"chosen": config.base, "candidates": base_scores}
+    if start_model is not None:
+        provenance["started_from"] = {"model": str(start_model.path), "provenance": start_model.card.provenance}
+    card = ModelCard(config=config, normalization=normalization, **{**card_info, "provenance": provenance})
     state = _RunState()
     resume, partial = resume_path(out), partial_path(out)
-    resumable = {k: v for k, v in asdict(settings).items() if k not in ("iterations", "minutes", "device")}
-    data_card = replace(card, provenance={k: v for k, v in card.provenance.items() if k != "date"})
+    resumable = {k: v for k, v in asdict(settings).items() if k not in ("iterations", "minutes", "device", "threads")}
+    data_card = replace(card, provenance={k: v for k, v in card.provenance.items() if k not in _UNSTABLE})
     fingerprint = json.dumps({"settings": resumable, "card": data_card.to_json()}, sort_keys=True)
+    start.check("fitting the classical base")
     _fit_base(model, source, stats)  # the base and the trust map are functions of the data: refitted on resume
+    start.check("fitting the trust map")
     _fit_domain(model, source, stats, settings.seed)
     averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay))
                 if settings.ema_decay else None)
@@ -412,58 +475,70 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
     autocast = _autocast(device)
     started = time.monotonic() - state.elapsed
     if not state.step and settings.band_weighting:  # measured once, on the untrained network; resumed after
+        start.check("weighing the bands")
         state.band_weights = band_weights(model, source, stats, device, settings).tolist()
     weights = None if state.band_weights is None else torch.tensor(state.band_weights, device=device)
-    with open(log_csv, "a" if state.step else "w", newline="") as log_file:
-        writer = csv.writer(log_file)
-        if not state.step:  # the starting point (the base alone) is a candidate too
-            writer.writerow(LOG_COLUMNS)
-            metrics = _keep_if_best(kept, card, source, stats, device, state, partial)
-            writer.writerow([0, "", "", "", "", metrics["PSNR"], metrics["SAM"], round(time.monotonic() - started, 2)])
-        loop_started, loop_first_step = time.monotonic(), state.step  # the step rate of this run, for the ETA
-        while True:
-            elapsed = time.monotonic() - started
-            fraction = _budget_fraction(settings, state.step, elapsed)
-            if fraction >= 1.0:
-                break
-            if cancel is not None and cancel():
-                _publish(partial, out)
-                raise Canceled("training canceled; the best checkpoint so far is kept"
-                               f"{' at ' + str(out) if out.exists() else ''}, and rerunning resumes.")
-            for group in optimizer.param_groups:
-                group["lr"] = settings.learning_rate * learning_rate_factor(settings, fraction, state.step)
-            model.train()
-            batch = source.sample(settings.batch_size, settings.patch, generator)
-            with autocast:
-                loss, l1, ssim_value = _loss(model, _to(batch, device), stats, source.value_range, weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
-            optimizer.step()
-            if averaged is not None:
-                averaged.update_parameters(model)
-            state.step += 1
-            row = [state.step, optimizer.param_groups[0]["lr"], loss.item(), l1.item(), ssim_value.item(), "", ""]
-            last = _budget_fraction(settings, state.step, time.monotonic() - started) >= 1.0
-            if state.step % settings.validate_every == 0 or last:
-                state.elapsed = time.monotonic() - started
+    start.check("validating the starting point")
+    try:
+        with open(log_csv, "a" if state.step else "w", newline="") as log_file:
+            writer = csv.writer(log_file)
+            if not state.step:  # the starting point (the base alone) is a candidate too
+                writer.writerow(LOG_COLUMNS)
                 metrics = _keep_if_best(kept, card, source, stats, device, state, partial)
-                row[5:7] = [metrics["PSNR"], metrics["SAM"]]
-                _save_resume(resume, fingerprint, model, optimizer, generator, state, averaged)
-            writer.writerow(row + [round(time.monotonic() - started, 2)])
-            log_file.flush()
-            if progress is not None:
-                now = time.monotonic()
-                eta = eta_seconds(settings, state.step, now - started, now - loop_started,
-                                  state.step - loop_first_step)
-                progress(min(_budget_fraction(settings, state.step, now - started), 1.0), _status(state, row[2], eta))
+                writer.writerow([0, "", "", "", "", metrics["PSNR"], metrics["SAM"],
+                                 round(time.monotonic() - started, 2)])
+            loop_started, loop_first_step = time.monotonic(), state.step  # the step rate of this run, for the ETA
+            while True:
+                elapsed = time.monotonic() - started
+                fraction = _budget_fraction(settings, state.step, elapsed)
+                if fraction >= 1.0:
+                    break
+                if cancel is not None and cancel():
+                    if not state.step:  # nothing trained: the starting point is no model of this run's
+                        raise canceled_before_start("validating the starting point")
+                    _publish(partial, out)
+                    raise Canceled("training canceled; the best checkpoint so far is kept"
+                                   f"{' at ' + str(out) if out.exists() else ''}, and rerunning resumes.")
+                for group in optimizer.param_groups:
+                    group["lr"] = settings.learning_rate * learning_rate_factor(settings, fraction, state.step)
+                model.train()
+                batch = source.sample(settings.batch_size, settings.patch, generator)
+                with autocast:
+                    loss, l1, ssim_value = _loss(model, _to(batch, device), stats, source.value_range, weights)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+                optimizer.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
+                state.step += 1
+                row = [state.step, optimizer.param_groups[0]["lr"], loss.item(), l1.item(), ssim_value.item(), "", ""]
+                last = _budget_fraction(settings, state.step, time.monotonic() - started) >= 1.0
+                if state.step % settings.validate_every == 0 or last:
+                    state.elapsed = time.monotonic() - started
+                    metrics = _keep_if_best(kept, card, source, stats, device, state, partial)
+                    row[5:7] = [metrics["PSNR"], metrics["SAM"]]
+                    _save_resume(resume, fingerprint, model, optimizer, generator, state, averaged)
+                writer.writerow(row + [round(time.monotonic() - started, 2)])
+                log_file.flush()
+                if progress is not None:
+                    now = time.monotonic()
+                    eta = eta_seconds(settings, state.step, now - started, now - loop_started,
+                                      state.step - loop_first_step)
+                    progress(min(_budget_fraction(settings, state.step, now - started), 1.0),
+                             _status(state, row[2], eta))
+    except Canceled:
+        if not state.step:  # canceled before the first step: the files of this run go, no model is left
+            partial.unlink(missing_ok=True)
+            log_csv.unlink(missing_ok=True)
+        raise
     _publish(partial, out)  # before the resume state goes: killed in between, a rerun finds the run complete
     resume.unlink(missing_ok=True)
     seconds = time.monotonic() - started
     if progress is not None:
         progress(1.0, f"done: {state.step} steps in {seconds / 60:.1f} min, best validation "
                       f"PSNR {state.best.get('PSNR', float('nan')):.2f} dB")
-    return TrainResult(out, log_csv, state.step, seconds, state.best)
+    return TrainResult(out, log_csv, state.step, seconds, state.best, classical, base_scores)
 
 
 def validate(model: torch.nn.Module, batch: Batch, stats: list[torch.Tensor], value_range: float,
@@ -473,10 +548,89 @@ def validate(model: torch.nn.Module, batch: Batch, stats: list[torch.Tensor], va
     model.eval()
     with torch.inference_mode():
         out = _predict(model, _to(batch, device), stats).float()
-    est = (out[0] / value_range).cpu().numpy()
+    return _scores(out[0].cpu().numpy(), batch, value_range)
+
+
+def _scores(fused: np.ndarray, batch: Batch, value_range: float) -> dict:
+    """PSNR (dB) and SAM (degrees) of ``fused`` (C_h, H, W), data units, against the batch's target (batch 1), both
+    divided by ``value_range``, over its valid pixels."""
     ref = (batch.target[0] / value_range).numpy()
     mask = None if batch.valid is None else batch.valid[0].numpy()
-    return {"PSNR": psnr(ref, est, mask), "SAM": sam(ref, est, mask)}
+    return {"PSNR": psnr(ref, fused / value_range, mask), "SAM": sam(ref, fused / value_range, mask)}
+
+
+def classical_scores(source: PatchSource, cancel: Callable[[], bool] | None = None) -> dict:
+    """The validation PSNR (dB) and SAM (degrees) of each classical method of CLASSICAL_CANDIDATES: ``{name:
+    {"PSNR", "SAM"}}``, scored as :func:`validate` scores the network, on the same validation batch.
+
+    Each method (``core.classic``) fuses the validation inputs and fits its weights on them, as it does on any scene
+    it fuses (the network's base is fitted on the training part instead). In pair mode this is the reduced-resolution
+    check: the pair degraded by the scale in, the LRHSI the target. ``cancel()`` is asked before each method.
+    """
+    batch = source.validation()
+    lr, msi = batch.lr[0].numpy(), batch.msi[0].numpy()
+    scores = {}
+    for name in CLASSICAL_CANDIDATES:
+        if cancel is not None and cancel():
+            raise Canceled(f"canceled before scoring the classical method {name}")
+        scores[name] = _scores(fuse_classic(name, lr, msi, source.scale), batch, source.value_range)
+    return scores
+
+
+def choose_base(config: ModelConfig, source: PatchSource, stats: list[torch.Tensor], device: torch.device,
+                cancel: Callable[[], bool] | None = None) -> dict:
+    """The validation PSNR (dB) and SAM (degrees) of the network's starting point with each base of AUTO_CANDIDATES:
+    ``{name: {"PSNR", "SAM"}}``, in the candidates' order (the first wins ties).
+
+    The starting point is what the trainer validates at step 0: the untrained network, whose zero-initialised head
+    makes its output the base, back-projected (``core.model.net``), the base fitted on the training data
+    (:func:`_fit_base`). The trust map does not change a zero head's output, so it is left out here.
+    ``cancel()`` is asked before each candidate.
+    """
+    scores = {}
+    for name in AUTO_CANDIDATES:
+        if cancel is not None and cancel():
+            raise Canceled(f"canceled before scoring the base {name}")
+        model = build_model(replace(config, base=name, domain_prototypes=0)).to(device)
+        _fit_base(model, source, stats)
+        scores[name] = validate(model, source.validation(), stats, source.value_range, device)
+    return scores
+
+
+def _start_model(path: str | os.PathLike, source: PatchSource) -> Checkpoint:
+    """The checkpoint a run fine-tunes (``core.checkpoint.load_checkpoint``: safetensors, its card validated), after
+    checking that it fits the training data's bands and scale (InputError naming what differs and the fix)."""
+    checkpoint = load_checkpoint(path)
+    try:
+        checkpoint.check_fits(source.hsi_bands, source.msi_bands, source.scale, "the training data")
+    except CheckpointError as exc:
+        problem = str(exc).split(": ", 1)[1].split(". Use a checkpoint", 1)[0]
+        raise InputError(f"the model {path} cannot be fine-tuned on this data: {problem}; train from scratch "
+                         "(leave out the model to start from).") from exc
+    return checkpoint
+
+
+def canceled_before_start(phase: str) -> Canceled:
+    """The error of a run canceled during its start-up (``phase``: what it was doing), when nothing is written."""
+    return Canceled(f"training canceled while {phase}, before its first step; no model was written.")
+
+
+class _StartUp:
+    """The cancel check and the progress messages of a run's start-up, before its first step: each phase is
+    reported at fraction 0, and a cancel (asked at each phase and inside the long ones) raises Canceled; nothing
+    has been written then."""
+
+    def __init__(self, cancel: Callable[[], bool] | None, report: Callable[[float, str], None]) -> None:
+        self.cancel, self.report, self.phase = cancel, report, "starting"
+
+    def check(self, phase: str | None = None) -> bool:
+        """Report ``phase`` (when given) and raise Canceled if cancel says so; False otherwise (a cancel callable)."""
+        if phase is not None:
+            self.phase = phase
+            self.report(0.0, f"start-up: {phase}")
+        if self.cancel is not None and self.cancel():
+            raise canceled_before_start(self.phase)
+        return False
 
 
 @torch.no_grad()

@@ -17,6 +17,11 @@ SCHEMA_VERSION = 4  # 2: 'base' replaced the boolean 'detail_injection'; 3: trus
 BASES = ("blend", "llr", "gsa", "bicubic")
 #: Earlier names of bases, still read from model cards and accepted from scripts: the LLR base was "local".
 BASE_ALIASES = {"local": "llr"}
+#: A training setting, not a model's base: the trainer resolves it, before its first step, to the candidate of
+#: AUTO_CANDIDATES that scores best on the reduced-resolution check of the training data itself
+#: (``training.trainer.choose_base``), and the model's card holds the base chosen. The default of new trainings.
+AUTO_BASE = "auto"
+AUTO_CANDIDATES = ("blend", "llr", "gsa")
 
 # The ranges a config may take. A config also arrives from a checkpoint's card, which is untrusted input: every
 # field is checked for its type and range, and the network's size is estimated before anything is built.

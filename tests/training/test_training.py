@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Training: both modes end to end on tiny rasters, reproducibility, resume, no leakage, SRF estimation, CLI."""
 import csv
+import functools
+import itertools
 import subprocess
 import sys
 
@@ -12,11 +14,13 @@ from safetensors import safe_open
 from cofusion.core.checkpoint import load_checkpoint
 from cofusion.core.degrade import spatial_degrade
 from cofusion.core.errors import Canceled, InputError, OutputError
+from cofusion.core.model.config import AUTO_CANDIDATES
 from cofusion.core.srf import gaussian_bands
 from cofusion.training.api import estimate_srf, train_pair, train_reference
 from cofusion.training.data import Batch, PairSource, split_validation
 from cofusion.training.trainer import (
     BAND_WEIGHT_RATIO,
+    CLASSICAL_CANDIDATES,
     TrainSettings,
     _loss,
     band_weights,
@@ -48,6 +52,19 @@ def _settings(**kw):
 @pytest.fixture
 def reference(make_raster):
     return make_raster(data=_smooth_scene(), wavelengths_nm=WAVELENGTHS, name="reference.tif")
+
+
+class _StopAfter:
+    """A progress and cancel pair: ``cancel()`` answers True once ``steps`` training steps were reported."""
+
+    def __init__(self, steps):
+        self.steps, self.done = steps, 0
+
+    def progress(self, fraction, message):
+        self.done += message.startswith("step ")
+
+    def cancel(self):
+        return self.done >= self.steps
 
 
 def _state(path):
@@ -86,10 +103,10 @@ def test_resume_after_an_interruption_continues_where_it_stopped(reference, tmp_
     whole = train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "whole.safetensors",
                             settings=_settings(iterations=6, validate_every=3))
     out = tmp_path / "cut.safetensors"
-    calls = iter(range(100))
+    stop = _StopAfter(4)
     with pytest.raises(Canceled):  # interrupted after step 4: the last resume point is step 3
         train_reference([reference], "sentinel2a:B2,B3,B4", 4, out, settings=_settings(iterations=6, validate_every=3),
-                        cancel=lambda: next(calls) >= 4)
+                        progress=stop.progress, cancel=stop.cancel)
     assert resume_path(out).exists()
     resumed = train_reference([reference], "sentinel2a:B2,B3,B4", 4, out,
                               settings=_settings(iterations=6, validate_every=3))
@@ -101,9 +118,9 @@ def test_resume_after_an_interruption_continues_where_it_stopped(reference, tmp_
 
 def test_an_average_of_the_weights_is_kept_and_resumed(reference, tmp_path):
     out = tmp_path / "m.safetensors"
-    calls = iter(range(100))
-    with pytest.raises(Canceled):  # stops after step 4, the last resume point
-        train_reference([reference], "sentinel2a:B2,B3,B4", 4, out, cancel=lambda: next(calls) >= 5,
+    stop = _StopAfter(5)
+    with pytest.raises(Canceled):  # stops after step 5; the last resume point is step 4
+        train_reference([reference], "sentinel2a:B2,B3,B4", 4, out, progress=stop.progress, cancel=stop.cancel,
                         settings=_settings(iterations=6, validate_every=4, ema_decay=0.5))
     saved = torch.load(resume_path(out), weights_only=True)
     averaged, raw = saved["averaged"], saved["model"]
@@ -226,3 +243,79 @@ def test_cli_help_and_bad_region():
     bad = subprocess.run(run + ["pair", "--lrhsi", "a.tif", "--hrmsi", "b.tif", "--out", "m.safetensors",
                                 "--region", "5,5,1,1"], capture_output=True, text=True)
     assert bad.returncode == 2 and "empty" in bad.stderr
+
+
+def test_the_auto_base_is_the_best_candidate_on_the_validation_set_and_the_card_says_so(reference, tmp_path):
+    result = train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "auto.safetensors",
+                             settings=_settings(iterations=1))
+    card = load_checkpoint(result.checkpoint).card
+    choice = card.provenance["base_choice"]
+    assert set(choice["candidates"]) == set(AUTO_CANDIDATES) == set(result.base_scores)
+    best = max(AUTO_CANDIDATES, key=lambda name: result.base_scores[name]["PSNR"])
+    assert card.config.base == choice["chosen"] == best
+    start = next(csv.DictReader(open(result.log)))  # step 0 validates the network with the chosen base
+    assert float(start["val_psnr"]) == pytest.approx(result.base_scores[best]["PSNR"], abs=1e-4)
+    assert set(card.provenance["classical_validation"]) == set(CLASSICAL_CANDIDATES) == set(result.classical)
+    fixed = train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "gsa.safetensors",
+                            settings=_settings(iterations=1, model={**TINY, "base": "gsa"}))
+    fixed_card = load_checkpoint(fixed.checkpoint).card
+    assert fixed_card.config.base == "gsa" and "base_choice" not in fixed_card.provenance and not fixed.base_scores
+
+
+def test_a_cancel_during_the_start_up_leaves_no_file(reference, make_raster, tmp_path):
+    out = tmp_path / "m.safetensors"
+    asked = []  # the cancel checks of an uncanceled run up to its first step
+    stop = _StopAfter(1)
+    train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "count.safetensors",
+                    settings=_settings(iterations=1), progress=stop.progress,
+                    cancel=lambda: asked.append(stop.done) or False)
+    for path in tmp_path.glob("count.*"):
+        path.unlink()
+    checks = asked.count(0)
+    assert checks >= 10  # the reading, each classical method, each base, the band weights, the step-0 validation
+    for phase in sorted({*range(0, checks, 4), checks - 1}):  # a cancel at every fourth check, and at the last
+        with pytest.raises(Canceled, match="before its first step"):
+            train_reference([reference], "sentinel2a:B2,B3,B4", 4, out, settings=_settings(),
+                            cancel=functools.partial(next, itertools.chain([False] * phase, itertools.repeat(True))))
+        assert [p for p in tmp_path.iterdir() if p.name != reference.name] == []
+    scene = _smooth_scene(size=128)
+    lr = make_raster(data=spatial_degrade(scene, 4), wavelengths_nm=WAVELENGTHS,
+                     geotransform=(500000, 40, 0, 5000000, 0, -40))
+    hr = make_raster(data=scene[[1, 4, 6]], geotransform=(500000, 10, 0, 5000000, 0, -10))
+    before = set(tmp_path.iterdir())
+    with pytest.raises(Canceled, match="while reading"):
+        train_pair(lr, hr, out, settings=_settings(), cancel=lambda: True)
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_fine_tuning_starts_from_the_given_model_and_refuses_one_that_does_not_fit(reference, make_raster,
+                                                                                    tmp_path):
+    first = train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "first.safetensors",
+                            settings=_settings(iterations=2, model={**TINY, "base": "llr"}))
+    start = load_checkpoint(first.checkpoint)
+    tuned = train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "tuned.safetensors",
+                            settings=_settings(iterations=2, model={"width": 16}), init=first.checkpoint)
+    card = load_checkpoint(tuned.checkpoint).card
+    assert card.config == start.card.config  # the starting model's architecture and base, not the settings'
+    assert card.normalization == start.card.normalization
+    assert card.provenance["started_from"]["model"] == str(first.checkpoint)
+    step0 = float(next(csv.DictReader(open(tuned.log)))["val_psnr"])
+    assert step0 == pytest.approx(first.metrics["PSNR"], abs=1e-3)  # step 0 is the starting model itself
+    with pytest.raises(InputError, match="cannot be fine-tuned.*2 multispectral bands.*train from scratch"):
+        train_reference([reference], "sentinel2a:B2,B3", 4, tmp_path / "x.safetensors", settings=_settings(),
+                        init=first.checkpoint)
+    with pytest.raises(InputError, match="scale factor of 2.*train from scratch"):
+        train_reference([reference], "sentinel2a:B2,B3,B4", 2, tmp_path / "x.safetensors", settings=_settings(),
+                        init=first.checkpoint)
+
+
+def test_the_threads_setting_is_applied_and_checked(reference, tmp_path):
+    before = torch.get_num_threads()
+    try:
+        train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "m.safetensors",
+                        settings=_settings(iterations=1, threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(InputError, match="threads 0 .--threads"):
+        _settings(threads=0)
