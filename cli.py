@@ -209,8 +209,11 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
                         help="where training and fusion run: auto (a CUDA GPU when present, else the CPU), cpu, cuda "
                              f"or cuda:N. Default {DEVICES[0]}")
     parser.add_argument("--threads", type=_positive, metavar="N",
-                        help="CPU threads of the fusion. Default: every core available to this process (the "
-                             "training always uses every core available)")
+                        help="CPU threads of the training and the fusion. Default: every core available to this "
+                             "process")
+    parser.add_argument("--start-from", metavar="MODEL",
+                        help="fine-tune this model (.safetensors) instead of fitting a new one: it must fit the "
+                             "pair's bands and scale; its architecture and base are kept")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_fit)
 
@@ -225,14 +228,16 @@ def _fit(args: argparse.Namespace, interrupts: Interrupts) -> int:
                             region=args.region)
     result = with_progress(args.quiet, lambda bar: fit.fit_and_fuse(
         request, args.model_out, minutes=minutes, iterations=args.iterations, training_region=args.train_region,
-        device=args.device, threads=args.threads, progress=bar, cancel=interrupts))
+        device=args.device, threads=args.threads, progress=bar, cancel=interrupts, start_from=args.start_from))
     base = result.base_metrics.get("PSNR", float("nan"))
     kept = "the classical base itself (no step beat it)" if result.kept_base else f"step {result.steps}"
     sys.stdout.write(
         f"wrote {result.out_path}: {result.fusion.width} x {result.fusion.height} pixels, x{result.fusion.scale}, "
         f"in {result.seconds:.1f} s\n"
         f"wrote {result.model} (log {result.log}): {result.training.steps} steps, kept {kept}; validation PSNR "
-        f"{result.metrics.get('PSNR', float('nan')):.2f} dB, the classical base {base:.2f} dB\n")
+        f"{result.metrics.get('PSNR', float('nan')):.2f} dB, the classical base {base:.2f} dB\n"
+        + ("" if result.used == "model" else f"fused with {result.used}, which scored "
+           f"{result.classical[result.used]['PSNR']:.2f} dB on the same check, above the model\n"))
     return 0
 
 

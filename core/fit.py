@@ -15,30 +15,43 @@ pair too small, an area outside the pair or without valid data is refused in one
 
 All or nothing: the training writes to a hidden temporary model beside ``model_out``
 (``core.outputs.temporary_path``), which becomes ``model_out`` (and its log ``<model_out stem>.log.csv``) only when
-the fusion has written its output. A cancel at any moment (the trainer asks before every step, though not during
-its start-up before the first one: reading the pair, the MSI response, the base, the band weights and the step-0
-validation, 3 s on the Houston pair on 2 quiet cores, up to 99 s with other processes on them; the engine before
-every batch of tiles and between the strips of its pre-passes; this function between the phases and while it checks
-the area to fuse), a second signal (KeyboardInterrupt) or any error removes the temporary model and every file the
+the fusion has written its output. A cancel at any moment (the trainer asks before every step and at each phase of
+its start-up: after reading each raster, after the MSI response, before each classical method and each base it
+scores, before the base fit, the band weights and the step-0 validation; the engine before every batch of tiles and
+between the strips of its pre-passes; this function between the phases and while it checks the area to fuse), a
+second signal (KeyboardInterrupt) or any error removes the temporary model and every file the
 trainer writes beside it (``training.trainer.files_written``); the engine removes its own temporary output. While a
 run writes ``model_out``, its lock file (``training.trainer.run_lock``) keeps a second run from writing the same
 model.
 
-What the fit guarantees: the trainer validates the untrained network before its first step, and an untrained
-network is its classical base (its head is zero-initialised: the 'blend' base, the mean of GSA and LLR with the
-network's back-projection steps), so the starting point is a candidate like every later validation, and the model
-kept is the candidate with the highest validation PSNR (ties keep the earlier). Hence, exactly: the kept model's
-PSNR (mean over bands, on the valid pixels of the validation strip carved from the training area, which is never
-trained on, at reduced resolution: the pair degraded by its scale, the LRHSI the target) is at least that of the
-classical base on the same strip. Nothing more: not SAM, not at full resolution (no reference exists there; the
-base's GSA weights are fitted again on the full-resolution scene when fusing), not on pixels outside the strip.
-:class:`FitResult` carries both numbers (``base_metrics``, ``metrics``) and whether the base itself was kept.
+What the fit guarantees, on the check (PSNR, mean over bands, on the valid pixels of the validation strip carved
+from the training area, which is never trained on, at reduced resolution: the pair degraded by its scale, the LRHSI
+the target):
 
-Fine-tuning (starting from an existing model) is not offered: the trainer has no way to start from a checkpoint, so
-every fit starts from the classical base.
+- the network starts from the best of its bases: with the default base 'auto' the trainer scores the untrained
+  network (its head is zero-initialised, so its output is its classical base, back-projected) with each candidate
+  base (blend, llr, gsa) and keeps the best (``training.trainer.choose_base``); the starting point is a candidate
+  like every later validation, and the model kept is the candidate with the highest PSNR (ties keep the earlier),
+  so the kept model scores at least its best base;
+- the result is never worse than the best classical candidate: the trainer also scores the classical methods of
+  ``training.trainer.CLASSICAL_CANDIDATES`` (GSA, LLR, MTF-GLP-HPM, the blend; ``core.classic``, each fitted on
+  the strip's inputs as it would be on the scene) on the same strip. When the kept model scores below the best of
+  them, the fit says so (a warning, ``FitResult.used``, the card's ``fit`` provenance) and fuses the pair with
+  that classical method (``core.classic_raster``) instead of the model; the model is kept all the same, for the
+  record. Why that method and not the model with its head off (its base): the kept model scores at least its base,
+  so when it falls below a classical method its base does too. A fit with an area to fuse (``request.region``)
+  cannot fall back (the classical fusions fuse the whole pair): it fuses with the model and says so.
 
-Threads: the fusion uses ``threads`` (None: every core this process may run on, ``core.inference.available_cpus``);
-the trainer always uses every available core (``TrainSettings`` has no thread setting).
+Nothing more: not SAM, not at full resolution (no reference exists there; the base's GSA weights are fitted again
+on the full-resolution scene when fusing), not on pixels outside the strip. :class:`FitResult` carries the numbers
+(``base_metrics``, ``metrics``, ``classical``) and whether the base itself was kept.
+
+Fine-tuning: ``start_from`` names a model to start from instead of a fresh network (``training.trainer.train``'s
+``init``): it must fit the pair's multispectral bands and scale (checked from the card before any pixel is read)
+and its hyperspectral bands (checked after the band screening); its architecture, base and normalisation are kept.
+
+Threads: the training and the fusion use ``threads`` CPU threads (None: every core this process may run on,
+``core.inference.available_cpus``).
 
 PyTorch and the training package are imported when :func:`fit_and_fuse` runs, so importing this module needs NumPy
 and GDAL only, like ``core.service``.
@@ -99,7 +112,9 @@ class FitResult:
     results (``training.checkpoint`` and ``training.log`` name the kept files); metrics: the kept model's
     validation PSNR (dB) and SAM (degrees); base_metrics: the same of the starting point, the classical base;
     steps: the training step of the kept model (0: the base itself was kept); seconds: the whole run's wall
-    time; training_share: the share of the progress bar the training took.
+    time; training_share: the share of the progress bar the training took; classical: the validation PSNR and SAM
+    of each classical candidate on the same strip (``training.trainer.classical_scores``); used: what fused the
+    pair, "model" or the name of the classical method that scored above the model (``core.classic.METHODS``).
     """
 
     out_path: Path
@@ -112,6 +127,8 @@ class FitResult:
     steps: int
     seconds: float
     training_share: float
+    classical: dict
+    used: str
 
     @property
     def kept_base(self) -> bool:
@@ -130,12 +147,13 @@ class _Plan:
     grid: FusionGrid
     area: Window
     training_window: Window | None
+    start_from: str | os.PathLike | None = None
 
 
 def fit_and_fuse(request: FusionRequest, model_out: str | os.PathLike, *, minutes: float | None = DEFAULT_FIT_MINUTES,
                  iterations: int | None = None, training_region: Window | None = None, device: str = "auto",
                  threads: int | None = None, settings: TrainSettings | None = None, progress: Progress | None = None,
-                 cancel: Cancel | None = None) -> FitResult:
+                 cancel: Cancel | None = None, start_from: str | os.PathLike | None = None) -> FitResult:
     """Train a model on the pair ``request`` names (pair mode), fuse the pair with it, keep it at ``model_out``.
 
     Args:
@@ -148,25 +166,30 @@ def fit_and_fuse(request: FusionRequest, model_out: str | os.PathLike, *, minute
         training_region: the window of the output grid to train on (None: the whole pair); its validation strip
             is carved from inside it.
         device: where the training and the fusion run ('auto', 'cpu', 'cuda', 'cuda:N'; it replaces the
-            request's); threads: the fusion's CPU threads (None: every core available; replaces the request's).
+            request's); threads: the training's and the fusion's CPU threads (None: every core available; replaces
+            the request's and the settings').
         settings: a ``training.trainer.TrainSettings`` with the other training settings (batch, patch, the
-            model's width, ...); its budget and device are replaced by ``minutes``, ``iterations`` and ``device``.
+            model's width, ...); its budget, device and threads are replaced by ``minutes``, ``iterations``,
+            ``device`` and ``threads``.
         progress: ``progress(fraction, message)``: one bar over both phases (see :func:`training_share`), the
             message naming the phase, the step, the best validation PSNR and the ETA.
-        cancel: ``cancel() -> bool``, asked before every training step and every batch of tiles.
+        cancel: ``cancel() -> bool``, asked before every training step, at each phase of the training's start-up
+            and before every batch of tiles.
+        start_from: a model (.safetensors) to fine-tune instead of training from scratch (see the module
+            docstring); None trains a fresh network.
 
     Raises InputError / GridError / OutputError / CheckpointError with the fix (the checks that read no pixel,
     then the area to fuse's valid pixels, before the training starts), Canceled on cancel; on any error, cancel
     or interruption no model and no output file are left behind.
     """
     started = time.monotonic()
-    train_settings = _train_settings(settings, minutes, iterations, device)
+    train_settings = _train_settings(settings, minutes, iterations, device, threads)
     if request.model not in (None, ""):
-        raise InputError("fit_and_fuse fits a new model on the pair and fuses with it: leave the request's model "
-                         "empty (starting from an existing model, fine-tuning, is not supported), or fuse with "
+        raise InputError("fit_and_fuse fits a model on the pair and fuses with it: leave the request's model empty "
+                         "(to start from an existing model, give it as start_from, --start-from), or fuse with "
                          "that model without fitting.")
     request = replace(request, model=None, device=device, threads=threads)
-    plan = check_fit(request, model_out, train_settings, training_region)
+    plan = check_fit(request, model_out, train_settings, training_region, start_from)
     report = progress or (lambda _fraction, _message: None)
     report(0.0, "checking the area to fuse for valid pixels")
     check_area_has_data(plan, cancel)
@@ -180,10 +203,11 @@ def fit_and_fuse(request: FusionRequest, model_out: str | os.PathLike, *, minute
             training = _train(plan, temporary, train_settings, share, fuse_guess, report, cancel)
             rows = _log_rows(log_path(temporary))
             base = {k: rows[0][k] for k in ("PSNR", "SAM")} if rows and rows[0]["step"] == 0 else {}
-            steps = _stamp_card(temporary, plan, minutes, iterations, base)
+            used = _choose_fusion(plan, training)
+            steps = _stamp_card(temporary, plan, minutes, iterations, base, training.classical, used)
             if cancel is not None and cancel():
                 raise Canceled("Fit and fuse canceled after the training; no model and no output were written.")
-            fusion = _fuse(plan, temporary, share, report, cancel)
+            fusion = _fuse(plan, temporary, share, report, cancel, used)
             _move(log_path(temporary), log_path(plan.model_out))
             _move(temporary, plan.model_out, fused=fusion.out_path)
         except BaseException:
@@ -195,16 +219,17 @@ def fit_and_fuse(request: FusionRequest, model_out: str | os.PathLike, *, minute
     log.info("fit and fuse: %d steps kept of %d, validation PSNR %.2f dB (base %.2f dB), %.1f s", steps,
              training.steps, training.metrics.get("PSNR", math.nan), base.get("PSNR", math.nan), seconds)
     return FitResult(fusion.out_path, plan.model_out, log_path(plan.model_out), fusion, kept, dict(training.metrics),
-                     base, steps, seconds, share)
+                     base, steps, seconds, share, dict(training.classical), used)
 
 
 def check_fit(request: FusionRequest, model_out: str | os.PathLike, settings: TrainSettings,
-              training_region: Window | None = None) -> _Plan:
+              training_region: Window | None = None, start_from: str | os.PathLike | None = None) -> _Plan:
     """Every check of a fit that reads no pixel, with the core's own messages: the output and the model paths (the
     model is a .safetensors file, neither it nor the files written beside it is an input or the output), the
     co-registration, the area to fuse and the training area inside the output grid, the training area at least as
-    large as pair-mode training needs (see :func:`minimum_training_area`) and the device. Returns what the run
-    needs; raises InputError / GridError / OutputError."""
+    large as pair-mode training needs (see :func:`minimum_training_area`), the device, and the model to start from
+    (its card: a CoFusion model for the pair's multispectral bands and scale). Returns what the run needs; raises
+    InputError / GridError / OutputError / CheckpointError."""
     from ..training.api import _lr_window_of, check_patch
     from ..training.trainer import files_written
 
@@ -231,7 +256,25 @@ def check_fit(request: FusionRequest, model_out: str | os.PathLike, settings: Tr
     from .inference import resolve_device
 
     resolve_device(settings.device)  # 'cuda' without a GPU: refused now, not after the reading
-    return _Plan(replace(request, out=out), model_out, lr_info, hr_info, grid, area, training_window)
+    if start_from is not None:
+        _check_start_model(start_from, hr_info.band_count, grid.scale)
+    return _Plan(replace(request, out=out), model_out, lr_info, hr_info, grid, area, training_window, start_from)
+
+
+def _check_start_model(path: str | os.PathLike, msi_bands: int, scale: int) -> None:
+    """InputError naming what differs (and the fix: train from scratch) when the model ``path`` was made for another
+    number of multispectral bands or another scale; CheckpointError when it is no CoFusion model. Reads its card
+    only (its hyperspectral bands are checked by the trainer, after the band screening)."""
+    from .checkpoint import read_card
+
+    config = read_card(path).config
+    problems = [f"{what} where the model has {theirs}" for what, ours, theirs in (
+        (f"the pair has {msi_bands} multispectral bands", msi_bands, config.msi_bands),
+        (f"the pair's scale is x{scale}", scale, config.scale)) if ours != theirs]
+    if problems:
+        raise InputError(f"the model {path} cannot be fine-tuned on this pair: {'; '.join(problems)} "
+                         f"({config.msi_bands} bands, x{config.scale}); fit from scratch (leave out the model to "
+                         "start from).")
 
 
 def minimum_training_area(align: int) -> tuple[int, int]:
@@ -329,12 +372,14 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _train_settings(settings, minutes: float | None, iterations: int | None, device: str):
-    """The run's TrainSettings: ``settings`` (default TrainSettings()) with the budget and the device given; its
-    own checks refuse a budget of 0 or below, or none at all, in one line naming the option."""
+def _train_settings(settings, minutes: float | None, iterations: int | None, device: str, threads: int | None):
+    """The run's TrainSettings: ``settings`` (default TrainSettings(): base 'auto') with the budget, the device and
+    the threads given; its own checks refuse a budget of 0 or below, or none at all, in one line naming the
+    option."""
     from ..training.trainer import TrainSettings
 
-    return replace(settings or TrainSettings(), minutes=minutes, iterations=iterations, device=device)
+    return replace(settings or TrainSettings(), minutes=minutes, iterations=iterations, device=device,
+                   threads=threads)
 
 
 def _train(plan: _Plan, temporary: Path, settings, share: float, fuse_guess: float, report: Progress,
@@ -355,30 +400,61 @@ def _train(plan: _Plan, temporary: Path, settings, share: float, fuse_guess: flo
         raise Canceled("Fit and fuse canceled before the training; nothing was written.")
     try:
         return train_pair(plan.request.lrhsi, plan.request.hrmsi, temporary, region=plan.training_window,
-                          settings=settings, progress=training, cancel=cancel, restart=True)
+                          settings=settings, progress=training, cancel=cancel, restart=True, init=plan.start_from)
     except Canceled as exc:
         raise Canceled("Fit and fuse canceled while training; no model and no output were written.") from exc
 
 
-def _fuse(plan: _Plan, model: Path, share: float, report: Progress, cancel: Cancel | None) -> FusionResult:
-    """The fusion phase with the fitted model, its progress on [share, 1] of the bar with an ETA."""
+def _choose_fusion(plan: _Plan, training: TrainResult) -> str:
+    """What fuses the pair: "model", or the classical candidate that scored above the kept model on the validation
+    strip (the best of them; see the module docstring), said in a warning. An area to fuse keeps the model."""
+    if not training.classical:
+        return "model"
+    best = max(training.classical, key=lambda name: training.classical[name]["PSNR"])
+    ours, theirs = training.metrics.get("PSNR", -math.inf), training.classical[best]["PSNR"]
+    if ours >= theirs:
+        return "model"
+    if plan.request.region is not None:
+        log.warning("the fitted model scores %.2f dB on the validation strip, below %s (%.2f dB); an area to fuse was "
+                    "given and the classical fusions fuse whole pairs only, so the model fuses it all the same",
+                    ours, best, theirs)
+        return "model"
+    log.warning("the fitted model scores %.2f dB on the validation strip, below %s (%.2f dB): the pair is fused with "
+                "%s; the model is kept", ours, best, theirs, best)
+    return best
+
+
+def _fuse(plan: _Plan, model: Path, share: float, report: Progress, cancel: Cancel | None,
+          used: str = "model") -> FusionResult:
+    """The fusion phase with the fitted model (or, ``used`` naming one, the classical method), its progress on
+    [share, 1] of the bar with an ETA."""
     started = time.monotonic()
+    what = "the fitted model" if used == "model" else f"{used}, which scored above the fitted model"
 
     def fusing(fraction: float, message: str) -> None:
         elapsed = time.monotonic() - started
         eta = "" if fraction < 0.1 or fraction >= 1 else f", ETA {_duration(elapsed * (1 - fraction) / fraction)}"
-        report(share + (1 - share) * fraction, f"fusing with the fitted model (2 of 2): {message}{eta}")
+        report(share + (1 - share) * fraction, f"fusing with {what} (2 of 2): {message}{eta}")
 
-    report(share, "fusing with the fitted model (2 of 2): loading it")
+    report(share, f"fusing with {what} (2 of 2): loading it")
     try:
-        return service.fuse(replace(plan.request, model=model), progress=fusing, cancel=cancel)
+        if used == "model":
+            return service.fuse(replace(plan.request, model=model), progress=fusing, cancel=cancel)
+        from .classic_raster import fuse_classic_raster
+
+        out = fuse_classic_raster(plan.request.lrhsi, plan.request.hrmsi, plan.request.out, used, progress=fusing,
+                                  cancel=cancel)
+        window = plan.grid.hr_window
+        return FusionResult(out, plan.grid.scale, window.width, window.height, 0, time.monotonic() - started)
     except Canceled as exc:
         raise Canceled("Fit and fuse canceled while fusing; no model and no output were written.") from exc
 
 
-def _stamp_card(model: Path, plan: _Plan, minutes: float | None, iterations: int | None, base: dict) -> int:
-    """Record in the model's card that fit_and_fuse fitted it on these files (and what it fused); returns the
-    training step of the kept weights. The weights are written back unchanged."""
+def _stamp_card(model: Path, plan: _Plan, minutes: float | None, iterations: int | None, base: dict,
+                classical: dict, used: str) -> int:
+    """Record in the model's card that fit_and_fuse fitted it on these files, what it fused and with what
+    (``used``: "model" or the classical method that scored above it; ``classical``: the candidates' validation
+    scores); returns the training step of the kept weights. The weights are written back unchanged."""
     from .checkpoint import load_checkpoint, save_checkpoint
 
     checkpoint = load_checkpoint(model)
@@ -388,7 +464,8 @@ def _stamp_card(model: Path, plan: _Plan, minutes: float | None, iterations: int
         "lrhsi": str(request.lrhsi), "hrmsi": str(request.hrmsi), "fused": str(request.out),
         "fusion_region": None if request.region is None else list(plan.area),
         "training_region": None if plan.training_window is None else list(plan.training_window),
-        "minutes": minutes, "iterations": iterations, "base_validation": base}}
+        "minutes": minutes, "iterations": iterations, "base_validation": base, "classical_validation": classical,
+        "fused_with": used}}
     save_checkpoint(model, checkpoint.model, replace(card, provenance=provenance))
     return int(card.provenance.get("steps", 0))
 

@@ -177,11 +177,63 @@ def test_the_model_must_not_be_an_input_nor_the_fusion_an_existing_model(make_fi
     request = FusionRequest(lr, hr, out_dir / "fused.tif", device="cpu")
     with pytest.raises(OutputError, match=".safetensors"):
         fit.fit_and_fuse(request, out_dir / "model.pt", settings=_tiny())
-    with pytest.raises(InputError, match="fine-tuning"):
+    with pytest.raises(InputError, match="start_from, --start-from"):
         fit.fit_and_fuse(FusionRequest(lr, hr, out_dir / "f.tif", model="m.safetensors"), out_dir / "m.safetensors")
     with pytest.raises(GridError):  # the co-registration is the fusion's own check
         fit.fit_and_fuse(FusionRequest(hr, lr, out_dir / "f.tif"), out_dir / "m.safetensors", settings=_tiny())
     assert _files(out_dir) == []
+
+
+def test_a_model_below_the_best_classical_candidate_is_kept_but_the_pair_is_fused_with_that_method(
+        make_fit_pair, tmp_path, monkeypatch):
+    from cofusion.core.classic_raster import fuse_classic_raster
+    from cofusion.training import trainer
+
+    lr, hr = make_fit_pair()
+    out_dir = tmp_path / "out"
+    real = trainer.classical_scores
+
+    def gsa_far_ahead(source, cancel=None):  # the real scores, GSA's PSNR raised above anything a model reaches
+        scores = real(source, cancel)
+        return {**scores, "gsa": {**scores["gsa"], "PSNR": 500.0}}
+
+    monkeypatch.setattr(trainer, "classical_scores", gsa_far_ahead)
+    result = _fit(lr, hr, out_dir)
+    assert result.used == "gsa" and result.classical["gsa"]["PSNR"] == 500.0 and result.metrics["PSNR"] < 500.0
+    assert set(result.classical) == set(trainer.CLASSICAL_CANDIDATES)
+    assert _files(out_dir) == ["fused.tif", "model.log.csv", "model.safetensors"]  # the model is kept all the same
+    assert read_card(result.model).provenance["fit"]["fused_with"] == "gsa"
+    plain = fuse_classic_raster(lr, hr, tmp_path / "gsa.tif", "gsa")
+    np.testing.assert_array_equal(read_raster(result.out_path), read_raster(plain))
+    request = FusionRequest(lr, hr, out_dir / "part.tif", device="cpu", tile=32, overlap=0, region=Window(0, 0, 32, 32))
+    part = fit.fit_and_fuse(request, out_dir / "part.safetensors", minutes=None, iterations=2, device="cpu",
+                            settings=_tiny())
+    assert part.used == "model"  # an area to fuse: the classical fusions fuse whole pairs only
+
+
+def test_a_fit_can_start_from_a_model_that_fits_the_pair(make_fit_pair, make_raster, tmp_path):
+    import torch
+
+    lr, hr = make_fit_pair()
+    first = _fit(lr, hr, tmp_path / "out")
+    before = torch.get_num_threads()
+    try:
+        request = FusionRequest(lr, hr, tmp_path / "tuned.tif", device="cpu", tile=32, overlap=0)
+        tuned = fit.fit_and_fuse(request, tmp_path / "tuned.safetensors", minutes=None, iterations=2, device="cpu",
+                                 settings=_tiny(model={"width": 16}), start_from=first.model, threads=1)
+        assert torch.get_num_threads() == 1  # the training's and the fusion's threads
+    finally:
+        torch.set_num_threads(before)
+    card = read_card(tuned.model)
+    assert card.config == read_card(first.model).config  # its architecture and base, not the settings'
+    assert card.provenance["started_from"]["model"] == str(first.model)
+    two_bands = make_raster(data=read_raster(hr)[:2], name="hr2.tif", geotransform=HR_GT)
+    request = FusionRequest(lr, two_bands, tmp_path / "x.tif", device="cpu")
+    with pytest.raises(InputError, match="cannot be fine-tuned on this pair: the pair has 2 multispectral bands "
+                                         "where the model has 3.*fit from scratch") as raised:
+        fit.fit_and_fuse(request, tmp_path / "x.safetensors", iterations=2, device="cpu", settings=_tiny(),
+                         start_from=first.model)
+    assert "\n" not in str(raised.value) and not (tmp_path / "x.tif").exists()
 
 
 def test_the_progress_split_follows_the_expected_times():
