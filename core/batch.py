@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 from osgeo import gdal
 
+from .band_support import read_marking
 from .errors import Canceled, CoFusionError, EmptyOutputError, InputError, OutputError
 from .fuse import DEFAULT_BATCH, check_predictor
 from .grid import check_inputs
@@ -471,13 +472,15 @@ def write_mosaic(job: AssembleJob, target: Path, cancel: Cancel | None = None) -
     arguments a single-process run gives it), window by window; a stripe without a part (no valid pixel) is
     nodata. The pixels are copied as stored (GDAL's raw values: no scale, no nodata masking, so a NaN or a -0.0
     keeps its bits). Memory: one ``COPY_WINDOW`` square window of all bands."""
-    info = read_info(next(p for p in job.parts if p.exists()))
+    first = next(p for p in job.parts if p.exists())
+    info = read_info(first)
     band_count = info.band_count
     bbl = None if info.bad_band_flags is None else [not bad for bad in info.bad_band_flags]
+    marking, band_marking = read_marking(first)  # measured / extrapolated bands, as the engine wrote them
     with RasterWriter(target, width=job.width, height=job.height, band_count=band_count,
                       geotransform=job.geotransform, crs_wkt=job.crs_wkt, nodata=job.nodata,
                       wavelengths_nm=job.wavelengths_nm, fwhm_nm=job.fwhm_nm, band_names=job.band_names, bbl=bbl,
-                      cancel=cancel) as writer:
+                      metadata=marking, band_metadata=band_marking, cancel=cancel) as writer:
         for part, region in zip(job.parts, job.regions):
             source = gdal.Open(str(part)) if part.exists() else None
             if source is None and part.exists():
