@@ -26,10 +26,11 @@ from collections.abc import Callable, Sequence
 from typing import TextIO, TypeVar
 
 from .core import service
+from .core.device import DEVICES
 from .core.errors import Canceled, CoFusionError, InputError
 from .core.fuse import DEFAULT_BATCH
 from .core.interrupts import Interrupts
-from .core.service import DEVICES, FusionRequest
+from .core.service import FusionRequest
 from .core.srf import describe_presets
 from .core.tiling import DEFAULT_BLOCK, DEFAULT_OVERLAP, DEFAULT_STEP
 from .core.wavelengths import SPECTROMETERS, assign_wavelengths

@@ -42,8 +42,9 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.device import DEVICES
 from ..core.fuse import DEFAULT_BATCH
-from ..core.service import DEFAULT_MODEL, DEVICES, FusionRequest
+from ..core.service import DEFAULT_MODEL, FusionRequest
 from .environment import require_dependencies
 from .fuse_task import FuseTask, fit_then_fuse
 from .fusion_area import AREAS, WHOLE, area_window, fusion_grid, qgis_process_command

@@ -68,6 +68,7 @@ import numpy as np
 from osgeo import gdal
 
 from .band_support import read_marking
+from .device import available_cpus
 from .errors import Canceled, CoFusionError, EmptyOutputError, InputError, OutputError
 from .fuse import DEFAULT_BATCH, check_predictor
 from .grid import check_inputs
@@ -614,8 +615,6 @@ def _one_line(exc: BaseException) -> str:
 
 def local_threads(workers: int, threads_per_worker: int) -> int:
     """PyTorch threads per task in a local cluster: the cores shared by the tasks that run at once."""
-    from .inference import available_cpus
-
     return max(1, available_cpus() // max(1, workers * threads_per_worker))
 
 
@@ -633,8 +632,6 @@ def open_client(scheduler: str | None, workers: int | None, threads_per_worker: 
         except (OSError, ValueError, TypeError) as exc:
             raise InputError(f"Cannot reach the Dask scheduler at {scheduler}: {_one_line(exc)}; start it (dask "
                              "scheduler) or give the address it prints, e.g. tcp://host:8786.") from exc
-    from .inference import available_cpus
-
     count = workers or max(1, available_cpus() // max(1, threads_per_worker))
     cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=threads_per_worker,
                                        processes=processes, dashboard_address=":8787")

@@ -26,8 +26,6 @@ from .window import Window
 #: The model bundled with the plugin: the demo model of the sample scene (resources/sample), 198 AVIRIS bands
 #: + 4 multispectral bands at x4. Used when a request names no model.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.safetensors"
-#: Where a model may run: the first CUDA GPU when there is one else the CPU, the CPU, a CUDA GPU ("cuda:N" too).
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)

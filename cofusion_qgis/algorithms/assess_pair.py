@@ -17,7 +17,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core.service import DEVICES
+from ...core.device import DEVICES
 from .base import QUALITY, CoFusionAlgorithm
 from .layer_outputs import MAP, present
 from .params import CLASSIC_METHODS, SRF_HELP, choice_parameter, output_raster, progress, raster_path, srf_parameter

@@ -14,8 +14,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ...core.device import DEVICES
 from ...core.errors import Canceled
-from ...core.service import DEVICES
 from ...core.tiling import DEFAULT_BLOCK
 from .base import FUSION, CoFusionAlgorithm
 from .params import choice_parameter, optional_int

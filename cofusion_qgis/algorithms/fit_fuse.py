@@ -13,8 +13,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core.device import DEVICES
 from ...core.errors import CoFusionError
-from ...core.service import DEVICES, FusionRequest
+from ...core.service import FusionRequest
 from .base import FUSION, CoFusionAlgorithm
 from .layer_outputs import SPECTRAL, present
 from .params import (

@@ -11,8 +11,9 @@ from qgis.core import (
 )
 
 from ...core import service
+from ...core.device import DEVICES
 from ...core.fuse import DEFAULT_BATCH
-from ...core.service import DEVICES, FusionRequest, model_file
+from ...core.service import FusionRequest, model_file
 from .base import FUSION, CoFusionAlgorithm
 from .layer_outputs import SPECTRAL, present
 from .params import choice_parameter, optional_int, output_extent_window, output_raster, progress, raster_path

@@ -12,9 +12,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ...core.device import DEVICES
 from ...core.errors import CoFusionError
 from ...core.scale import MAX_SCALE, MIN_SCALE
-from ...core.service import DEVICES
 from .base import TRAINING, CoFusionAlgorithm
 from .params import (
     SRF_HELP,
