@@ -48,8 +48,9 @@ from cofusion.core.tiling import default_tiling, tile_count
 log = logging.getLogger("fuse_speed")
 
 #: name -> (HSI bands, MSI bands, scale): AVIRIS Jasper Ridge + Sentinel-2 10 m bands, CAVE + 3 Sentinel-2
-#: visible bands, ROSIS PaviaU + 4 MSI bands (the paper's efficiency setting).
-SETTINGS = {"jasper": (198, 4, 4), "cave": (20, 3, 4), "paviau": (103, 4, 4)}
+#: visible bands, ROSIS PaviaU + 4 MSI bands (the paper's efficiency setting), EnMAP 30 m + Sentinel-2 B2, B3, B4,
+#: B8 at 10 m. The one list of settings: bench/profile_forward.py reads it too.
+SETTINGS = {"jasper": (198, 4, 4), "cave": (20, 3, 4), "paviau": (103, 4, 4), "enmap": (224, 4, 3)}
 SIZES = (512, 1024, 2048)
 #: Tile sweep: tile = step + overlap with the default overlap; batches; the largest batch x tile^2 timed.
 SWEEP_STEPS = (128, 256, 512)
