@@ -29,8 +29,20 @@ def fits_matrix(*sizes: int) -> bool:
 
 
 def separable(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``rows @ x @ cols^T``: (..., H, W) with rows (H', H) and cols (W', W) -> (..., H', W')."""
-    return rows.to(x) @ (x @ cols.to(x).T)
+    """``rows @ x @ cols^T``: (..., H, W) with rows (H', H) and cols (W', W) -> (..., H', W').
+
+    A channels-last (B, C, H, W) stays channels-last (the network's layout on the CPU): its pixels are (B, H, W, C)
+    in memory, so both products run on contiguous data (along W, then along H, as in the general case), and the
+    result needs no layout copy before the next convolution.
+    """
+    rows, cols = rows.to(x), cols.to(x)
+    if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        batch, channels, height, width = x.shape
+        pixels = x.permute(0, 2, 3, 1).reshape(batch * height, width, channels)
+        along_w = torch.bmm(cols.expand(batch * height, *cols.shape), pixels)  # (B H, W', C)
+        out = rows @ along_w.view(batch, height, -1)  # (B, H', W' C)
+        return out.view(batch, rows.shape[0], cols.shape[0], channels).permute(0, 3, 1, 2)
+    return rows @ (x @ cols.T)
 
 
 @functools.lru_cache(maxsize=128)

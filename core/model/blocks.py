@@ -15,6 +15,7 @@ from .layers import (
     ResidualBlock,
     SaliencyPool,
     WaveletSplit,
+    channel_softmax,
     coordinate_update,
     depthwise_conv,
     expand_saliency,
@@ -37,8 +38,7 @@ class GatedSpatialBlock(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, features: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        gate = torch.softmax(context, dim=1) * context.shape[1]
-        return gate * self.act(self.conv(features)) + features
+        return torch.addcmul(features, channel_softmax(context), self.act(self.conv(features)), value=context.shape[1])
 
 
 class SpaCAM(nn.Module):
@@ -144,8 +144,8 @@ class SpeCAM(nn.Module):
         vectors = saliency.permute(0, 2, 3, 1).reshape(-1, channels)
         weights = self.mixing(vectors).reshape(batch, h, w, -1).permute(0, 3, 1, 2)
         weights = expand_saliency(weights, x.shape[-2:])
-        alpha = torch.sigmoid(self.alpha_logit)
-        mixed = weights * (alpha * low + (1 - alpha) * high)
+        alpha = torch.sigmoid(self.alpha_logit).to(low.dtype)
+        mixed = weights * torch.lerp(high, low, alpha)  # alpha low + (1 - alpha) high, one pass
         return self.act(self.out_conv(mixed)) + x
 
 

@@ -30,6 +30,18 @@ class LayerNorm2d(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
+def channel_softmax(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the channels of each pixel: (B, C, H, W) -> (B, C, H, W), in ``x``'s memory format.
+
+    ``torch.softmax(x, dim=1)`` on a channels-last tensor returns a contiguous (channels-first) one, and every
+    operation mixing it with the channels-last rest then runs on strided data; so channels-last input is taken as
+    the (B, H, W, C) tensor it is in memory, whose softmax over the last, contiguous axis stays channels-last.
+    """
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return torch.softmax(x.permute(0, 2, 3, 1), dim=-1).permute(0, 3, 1, 2)
+    return torch.softmax(x, dim=1)
+
+
 class DepthwiseSeparableConv(nn.Module):
     """DWConv of the paper: depthwise k x k (optionally dilated) then pointwise 1 x 1. (B, C, H, W) -> same."""
 

@@ -1,14 +1,29 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The CoFusion network: shapes, the SCM update rule and its closed form, the wavelet split, gradients,
-determinism, equivariance, ablations."""
+determinism, equivariance, ablations, and the CPU-fast forward against its plain reference formulation."""
+import contextlib
+from pathlib import Path
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
 
+from cofusion.core import degrade, resample
+from cofusion.core.checkpoint import load_checkpoint
+from cofusion.core.degrade import spatial_degrade
 from cofusion.core.errors import CheckpointError, InputError
-from cofusion.core.model import ModelConfig, build_model
+from cofusion.core.injection import LOCAL_RADIUS, LOCAL_RIDGE, InjectionWeights
+from cofusion.core.model import ModelConfig, blocks, build_model, prior
 from cofusion.core.model.blocks import SpectralCoordinateMixing
-from cofusion.core.model.layers import WaveletSplit, coordinate_update, pad_to_multiple, top_k_of_relu_outer
+from cofusion.core.model.layers import (
+    WaveletSplit,
+    coordinate_update,
+    expand_saliency,
+    pad_to_multiple,
+    top_k_of_relu_outer,
+)
+from cofusion.core.resample import upsample
 
 
 def _inputs(config: ModelConfig, lr_size=(5, 7), batch=1, seed=0):
@@ -308,3 +323,134 @@ def test_a_version_3_config_keeps_the_trust_rule_it_was_trained_with():
     assert current.trust_falloff == 3.0
     with pytest.raises(InputError, match="trust_falloff"):
         ModelConfig(10, 3, 4, trust_falloff=1.0)
+
+
+# The forward as it was written before its CPU rewrite (issue 20): the same network in the plainest formulation
+# (channels-first products, a softmax over dim 1, einsums, torch.linalg.solve), patched in for comparison.
+def _separable_reference(x, rows, cols):
+    return rows.to(x) @ (x @ cols.to(x).T)
+
+
+def _local_regression_reference(lr_hsi, hr_msi, scale, radius=LOCAL_RADIUS, ridge=LOCAL_RIDGE):
+    msi_lr = spatial_degrade(hr_msi.double(), scale)
+    x = lr_hsi.double()
+    batch, bands, rows, cols = x.shape
+
+    def window_mean(t):
+        flat = t.reshape(batch, -1, rows, cols)
+        padded = torch.nn.functional.pad(flat, (radius,) * 4, mode="replicate")
+        return torch.nn.functional.avg_pool2d(padded, 2 * radius + 1, stride=1).view(t.shape)
+
+    mean_m, mean_x = window_mean(msi_lr), window_mean(x)
+    cov_mm = window_mean(msi_lr[:, :, None] * msi_lr[:, None]) - mean_m[:, :, None] * mean_m[:, None]
+    cov_xm = window_mean(x[:, :, None] * msi_lr[:, None]) - mean_x[:, :, None] * mean_m[:, None]
+    system = cov_mm.permute(0, 3, 4, 1, 2) + ridge * torch.eye(msi_lr.shape[1], dtype=x.dtype)
+    gains = torch.linalg.solve(system, cov_xm.permute(0, 3, 4, 2, 1)).permute(0, 4, 3, 1, 2)
+    offset = window_mean(mean_x - (gains * mean_m[:, None]).sum(2))
+    gains = window_mean(gains)
+    residual = x - (gains * msi_lr[:, None]).sum(2) - offset
+    dtype = lr_hsi.dtype
+    base = upsample(residual.to(dtype), scale, "bicubic") + upsample(offset.to(dtype), scale, "bilinear")
+    for band in range(msi_lr.shape[1]):
+        base = base + upsample(gains[:, :, band].to(dtype), scale, "bilinear") * hr_msi[:, band:band + 1]
+    return base
+
+
+def _inject_reference(upsampled, hr_msi, weights):
+    intensity = torch.einsum("mc,bchw->bmhw", weights.intensity, upsampled)
+    detail = hr_msi - intensity - weights.offset.view(1, -1, 1, 1)
+    return upsampled + torch.einsum("cm,bmhw->bchw", weights.gains, detail)
+
+
+def _gated_spatial_reference(self, features, context):
+    gate = torch.softmax(context, dim=1) * context.shape[1]
+    return gate * self.act(self.conv(features)) + features
+
+
+def _specam_reference(self, x):
+    low, high = self.split(x)
+    low, high = self.act(self.low_conv(low)), self.act(self.high_conv(high))
+    saliency = torch.cat([self.pool(low), self.pool(high)], dim=1)
+    batch, channels, h, w = saliency.shape
+    weights = self.mixing(saliency.permute(0, 2, 3, 1).reshape(-1, channels)).reshape(batch, h, w, -1)
+    weights = expand_saliency(weights.permute(0, 3, 1, 2), x.shape[-2:])
+    alpha = torch.sigmoid(self.alpha_logit)
+    return self.act(self.out_conv(weights * (alpha * low + (1 - alpha) * high))) + x
+
+
+@contextlib.contextmanager
+def _reference_formulation():
+    with contextlib.ExitStack() as stack:
+        for owner, name, reference in [
+            (resample, "separable", _separable_reference), (degrade, "separable", _separable_reference),
+            (prior, "local_regression", _local_regression_reference), (prior, "inject", _inject_reference),
+            (blocks.GatedSpatialBlock, "forward", _gated_spatial_reference),
+            (blocks.SpeCAM, "forward", _specam_reference),
+        ]:
+            stack.enter_context(mock.patch.object(owner, name, reference))
+        yield
+
+
+def _randomised(config: ModelConfig, seed: int = 0):
+    """A network of ``config`` whose every parameter is moved off its initial value (the head's last layer is
+    zero-initialised: an untrained network would return its base and hide the blocks), with GSA weights set."""
+    torch.manual_seed(seed)
+    model = build_model(config)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=gen))
+    c_h, c_m = config.hsi_bands, config.msi_bands
+    model.base.set_weights(InjectionWeights(torch.rand(c_m, c_h, generator=gen) / c_h, torch.rand(c_m, generator=gen),
+                                            torch.rand(c_h, c_m, generator=gen) / c_m))
+    return model
+
+
+def _close_to_reference(out, ref, tolerance=1e-4):
+    spread = float(ref.max() - ref.min())
+    assert spread > 0
+    assert float((out - ref).abs().max()) <= tolerance * spread
+
+
+@pytest.mark.parametrize(("hsi", "msi", "scale"), [(198, 4, 4), (224, 4, 3), (20, 3, 2)])
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_the_forward_equals_its_reference_formulation_in_eval(hsi, msi, scale, layout):
+    config = ModelConfig(hsi, msi, scale)
+    model = _randomised(config).to(memory_format=layout).eval()
+    lr, hr = (t.contiguous(memory_format=layout) for t in _inputs(config, lr_size=(24, 20), batch=2))
+    with torch.inference_mode():
+        out = model(lr, hr)
+        with _reference_formulation():
+            ref = model(lr, hr)
+    _close_to_reference(out, ref)
+
+
+def test_the_bundled_checkpoint_gives_its_reference_output():
+    model = load_checkpoint(Path(__file__).resolve().parents[2] / "resources" / "models" / "default.safetensors").model
+    model = model.to(memory_format=torch.channels_last).eval()
+    lr, hr = (t.contiguous(memory_format=torch.channels_last) for t in _inputs(model.config, lr_size=(24, 24)))
+    with torch.inference_mode():
+        out = model(lr, hr)
+        with _reference_formulation():
+            ref = model(lr, hr)
+    _close_to_reference(out, ref)
+
+
+def test_training_gradients_equal_the_reference_formulations():
+    config = ModelConfig(20, 3, 4, dropout=0.0)
+    model = _randomised(config).train()
+    lr, hr = _inputs(config, lr_size=(12, 12))
+
+    def gradients():
+        model.zero_grad()
+        lr_in, hr_in = lr.clone().requires_grad_(), hr.clone().requires_grad_()
+        out = model(lr_in, hr_in)
+        (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+        return [p.grad.clone() for p in model.parameters()] + [lr_in.grad, hr_in.grad]
+
+    got = gradients()
+    with _reference_formulation():
+        expected = gradients()
+    for g, e in zip(got, expected):
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4 * float(e.abs().max()) + 1e-12)
