@@ -177,6 +177,42 @@ def _fuse(args: argparse.Namespace, interrupts: Interrupts) -> int:
     return 0
 
 
+def _add_classic(commands: argparse._SubParsersAction) -> None:
+    from .core.classic import METHODS
+
+    parser = commands.add_parser(
+        "classic",
+        help="fuse an LRHSI and an HRMSI with a classical method (GSA, LLR, MTF-GLP-HPM, ...): no model",
+        description=(
+            "Fuse a pair with a classical pansharpening method fitted on the pair itself (core.classic), streamed "
+            "in blocks: the baselines to compare CoFusion with, and the fallback where no model fits. The output "
+            "is a float32 GeoTIFF with the LRHSI's bands on the HRMSI's grid, as 'fuse' writes it."
+        ),
+    )
+    _add_pair(parser)
+    parser.add_argument("--method", required=True, choices=list(METHODS),
+                        help="gsa (Gram-Schmidt adaptive), llr (local linear regression), mtf_glp_hpm, sfim, blend "
+                             "(the mean of gsa and llr with back-projection, the network's base) or bicubic (no "
+                             "detail: the reference every method must beat)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="output GeoTIFF (.tif); replaced if it exists")
+    parser.add_argument("--srf", metavar="SRF",
+                        help="the HRMSI's spectral response (a preset such as sentinel2a:B2,B3,B4,B8 or rgb, or a "
+                             "CSV), to mark each band's detail as measured or extrapolated in the output's metadata. "
+                             "Default: the HRMSI's band metadata, else no marking")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_classic)
+
+
+def _classic(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    from .core.classic_raster import fuse_classic_raster
+
+    started = time.perf_counter()
+    out = with_progress(args.quiet, lambda bar: fuse_classic_raster(
+        args.lrhsi, args.hrmsi, args.out, args.method, srf=args.srf, progress=bar, cancel=interrupts))
+    sys.stdout.write(f"wrote {out} ({args.method}) in {time.perf_counter() - started:.1f} s\n")
+    return 0
+
+
 def _add_fit(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "fit",
@@ -421,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_fuse(commands)
+    _add_classic(commands)
     _add_fit(commands)
     _add_srf(commands)
     _add_wavelengths(commands)

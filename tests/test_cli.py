@@ -156,3 +156,27 @@ def test_a_real_checkpoint_runs_end_to_end(pair, make_raster, tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()[-1]  # after the progress bar of the band screening
     assert err.startswith("error: The model expects 5 hyperspectral bands") and "lr4.tif has 4" in err
     assert not (tmp_path / "other.tif").exists()
+
+
+def test_classic_fuses_with_a_classical_method_and_marks_the_bands(pair, tmp_path, capsys):
+    out = tmp_path / "gsa.tif"
+    assert cli.main(["classic", "--lrhsi", str(pair[0]), "--hrmsi", str(pair[1]), "--method", "gsa",
+                     "--out", str(out), "--srf", "sentinel2a:B3,B4,B8", "-q"]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {out} (gsa)")
+    info = read_info(out)
+    assert (info.band_count, info.width, info.height) == (HSI, 22, 18)
+    assert np.isfinite(read_raster(out)).all()
+    from cofusion.core.band_support import read_marking
+
+    _dataset, bands = read_marking(out)
+    detail = {nm: b["COFUSION_DETAIL"] for nm, b in zip(info.wavelengths_nm, bands)}
+    assert (detail[450.0], detail[550.0], detail[750.0], detail[850.0]) == ("extrapolated", "measured",
+                                                                             "extrapolated", "measured")
+
+
+def test_classic_refuses_an_unknown_method_in_one_line(pair, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["classic", "--lrhsi", str(pair[0]), "--hrmsi", str(pair[1]), "--method", "pca",
+                  "--out", str(tmp_path / "x.tif")])
+    assert stop.value.code == 2 and "invalid choice: 'pca'" in capsys.readouterr().err
+    assert not (tmp_path / "x.tif").exists()
