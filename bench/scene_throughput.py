@@ -25,9 +25,9 @@ One run measures, in this order, every figure as a ratio of two measurements of 
   resident memory (VmHWM), then in the same child the bare network forward on the engine's tile and batch
   (``fuse_speed.forward_seconds``): the share of the wall time outside the forward, 1 - tiles x forward time per
   tile / wall; and the forward's GFLOP/s (``fuse_speed.flops_per_pixel``) and share of the matmul peak;
-- Dask (``core.batch.run_batch``, ``python -m cofusion batch``) on a sub-scene of the same kind, whatever
-  ``--lr-size``: ``BATCH_STRIPES`` stripes of ``STRIPE_STEPS`` tile steps (x3: 1152 x 1152 HR pixels, two stripes
-  of 576), on a local cluster of 1
+- Dask (``core.batch.run_batch``, ``python -m cofusion batch``) on a sub-scene of the same kind: ``BATCH_STRIPES``
+  stripes of ``STRIPE_STEPS`` tile steps wide (x3: 1152 HR columns, two stripes of 576), as many rows or the
+  scene's when fewer (1152 x 1152 HR pixels at the default size), on a local cluster of 1
   and then 2 worker processes of 1 thread each, 1 model thread per task: output MP/s of each, their ratio, and
   whether the two cloud-optimised outputs are equal bit for bit. The cluster is started (and its workers have
   imported the engine) before the clock starts: the figure is the fusion's scaling, not the cluster's start;
@@ -119,20 +119,20 @@ def enmap_block() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.nd
     return lr, hr, centres, fwhm, srf
 
 
-def write_repeated(path: Path, block: np.ndarray, size: int, pixel_m: float, dtype: str, nodata: float,
-                   **metadata: object) -> None:
-    """``block (C, n, n)`` reflectance repeated over ``size`` x ``size`` pixels, stored as value / scale in the
+def write_repeated(path: Path, block: np.ndarray, width: int, height: int, pixel_m: float, dtype: str,
+                   nodata: float, **metadata: object) -> None:
+    """``block (C, n, n)`` reflectance repeated over ``width`` x ``height`` pixels, stored as value / scale in the
     integer ``dtype`` whose lowest value is ``nodata`` (no pixel is nodata), with GDAL scale ``REFLECTANCE_SCALE``
     (the values a reader gets are the reflectance)."""
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(CRS_EPSG)
     n = block.shape[1]
-    cols = np.arange(size) % n
-    with RasterWriter(path, width=size, height=size, band_count=block.shape[0], crs_wkt=srs.ExportToWkt(),
+    cols = np.arange(width) % n
+    with RasterWriter(path, width=width, height=height, band_count=block.shape[0], crs_wkt=srs.ExportToWkt(),
                       geotransform=(ORIGIN[0], pixel_m, 0.0, ORIGIN[1], 0.0, -pixel_m), nodata=nodata, dtype=dtype,
                       **metadata) as writer:
-        for row in range(0, size, WRITE_ROWS):
-            rows = np.arange(row, min(row + WRITE_ROWS, size)) % n
+        for row in range(0, height, WRITE_ROWS):
+            rows = np.arange(row, min(row + WRITE_ROWS, height)) % n
             stored = np.round(block[:, rows][:, :, cols] / REFLECTANCE_SCALE)
             writer.write(np.clip(stored, nodata + 1, np.iinfo(dtype).max).astype(dtype), 0, row)
     ds = gdal.Open(str(path), gdal.GA_Update)
@@ -142,14 +142,15 @@ def write_repeated(path: Path, block: np.ndarray, size: int, pixel_m: float, dty
     ds = None
 
 
-def write_scene(folder: Path, lr_size: int, blocks: tuple) -> tuple[Path, Path]:
-    """The LRHSI and HRMSI GeoTIFFs of an ``lr_size`` x ``lr_size`` LR scene (module docstring) in ``folder``."""
+def write_scene(folder: Path, width: int, height: int, blocks: tuple) -> tuple[Path, Path]:
+    """The LRHSI and HRMSI GeoTIFFs of a ``width`` x ``height`` LR scene (module docstring) in ``folder``."""
     lr, hr, centres, fwhm, _srf = blocks
     folder.mkdir(parents=True, exist_ok=True)
     paths = folder / "enmap_l2a_like.tif", folder / "sentinel2_l2a_like.tif"
-    write_repeated(paths[0], lr, lr_size, LR_PIXEL_M, "int16", LR_NODATA, wavelengths_nm=centres, fwhm_nm=fwhm,
-                   bbl=[True] * len(centres))
-    write_repeated(paths[1], hr, lr_size * SCALE, LR_PIXEL_M / SCALE, "uint16", HR_NODATA, band_names=MSI_BANDS)
+    write_repeated(paths[0], lr, width, height, LR_PIXEL_M, "int16", LR_NODATA, wavelengths_nm=centres,
+                   fwhm_nm=fwhm, bbl=[True] * len(centres))
+    write_repeated(paths[1], hr, width * SCALE, height * SCALE, LR_PIXEL_M / SCALE, "uint16", HR_NODATA,
+                   band_names=MSI_BANDS)
     return paths
 
 
@@ -209,7 +210,7 @@ def dask_runs(lr: Path, hr: Path, model: Path, folder: Path, tile: int, overlap:
     manifest = folder / "manifest.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("lrhsi", "hrmsi", "model", "output"), (lr, hr, model, "fused.tif")])
-    size = read_info(hr).width
+    info = read_info(hr)
     stripe = STRIPE_STEPS * (tile - overlap)
     settings = BatchSettings(device="cpu", threads=1, block=stripe)
     rows, outputs = [], []
@@ -228,8 +229,8 @@ def dask_runs(lr: Path, hr: Path, model: Path, folder: Path, tile: int, overlap:
             raise RuntimeError(f"the batch with {workers} worker(s) failed:\n{report.table()}")
         outputs.append(out / "fused.tif")
         rows.append({"workers": workers, "stripes": report.scenes[0].blocks, "stripe": stripe,
-                     "output": f"{size}x{size}",
-                     "seconds": seconds, "MP/s": size ** 2 / seconds / 1e6})
+                     "output": f"{info.width}x{info.height}", "seconds": seconds,
+                     "MP/s": info.width * info.height / seconds / 1e6})
         rows[-1]["speed-up"] = rows[-1]["MP/s"] / rows[0]["MP/s"]
         log.info("batch: %s", rows[-1])
     return rows, same_pixels(*outputs)
@@ -267,7 +268,7 @@ def psrt_row(case: str, lr: np.ndarray, hr: np.ndarray, scale: int) -> dict:
            "MFLOP/px": counter.get_total_flops() / PATCH ** 2 / 1e6, "output": f"{width}x{height}",
            "patches": (height // PATCH) * (width // PATCH), "seconds": seconds,
            "MP/s": height * width / seconds / 1e6}
-    row["GFLOP/s"] = row["MFLOP/px"] * row["MP/s"]
+    row["GFLOP/s"] = row["MFLOP/px"] * row["MP/s"] * 1e3
     log.info("PSRT: %s", row)
     return row
 
@@ -402,14 +403,14 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(scratch)
         start = time.perf_counter()
         blocks = enmap_block()
-        lr, hr = write_scene(folder / "scene", args.lr_size, blocks)
+        lr, hr = write_scene(folder / "scene", args.lr_size, args.lr_size, blocks)
         model = write_model(folder / "enmap_s2_x3.safetensors", blocks)
         scene = {"seconds": time.perf_counter() - start, "lr_mb": lr.stat().st_size / 1e6,
                  "hr_mb": hr.stat().st_size / 1e6}
         log.info("scene written: %s", scene)
         e2e = end_to_end(lr, hr, model, folder, args.threads)
-        batch_size = BATCH_STRIPES * STRIPE_STEPS * (e2e["tile"] - e2e["overlap"]) // SCALE  # LR pixels
-        batch_lr, batch_hr = write_scene(folder / "batch_scene", batch_size, blocks)
+        batch_width = BATCH_STRIPES * STRIPE_STEPS * (e2e["tile"] - e2e["overlap"]) // SCALE  # LR pixels
+        batch_lr, batch_hr = write_scene(folder / "batch_scene", batch_width, min(batch_width, args.lr_size), blocks)
         batch, identical = dask_runs(batch_lr, batch_hr, model, folder, e2e["tile"], e2e["overlap"])
         torch.set_num_threads(args.threads)
         psrt = [] if args.skip_psrt else psrt_rows(lr, hr)
