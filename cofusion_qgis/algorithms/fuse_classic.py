@@ -6,7 +6,15 @@ from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingPara
 
 from .base import FUSION, CoFusionAlgorithm
 from .layer_outputs import SPECTRAL, present
-from .params import CLASSIC_METHODS, choice_parameter, output_raster, progress, raster_path
+from .params import (
+    CLASSIC_METHODS,
+    SRF_HELP,
+    choice_parameter,
+    output_raster,
+    progress,
+    raster_path,
+    srf_parameter,
+)
 
 
 class FuseClassicAlgorithm(CoFusionAlgorithm):
@@ -24,8 +32,9 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
         "back-projection: the CoFusion network's own base, and what it gives untrained), or plain bicubic "
         "upsampling. No model needed: the yardstick for CoFusion. Large scenes run in blocks of 256 x 256 LR "
         "pixels with a margin; the regression weights are then fitted per block. The output keeps the HRMSI grid, "
-        "the LRHSI wavelengths and a nodata value.")
-    LRHSI, HRMSI, METHOD, OUTPUT = "LRHSI", "HRMSI", "METHOD", "OUTPUT"
+        "the LRHSI wavelengths and a nodata value, and marks each band's detail as measured (inside the HRMSI's "
+        "spectral coverage) or extrapolated in its metadata.")
+    LRHSI, HRMSI, METHOD, SRF, OUTPUT = "LRHSI", "HRMSI", "METHOD", "SRF", "OUTPUT"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
         self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
@@ -34,6 +43,9 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
                  "The HRMSI on a grid that subdivides the LRHSI's grid an integer number of times.")
         self.add(choice_parameter(self.METHOD, self.tr("Method"), CLASSIC_METHODS),
                  f"One of {', '.join(CLASSIC_METHODS)}.")
+        self.add(srf_parameter(self.SRF, self.tr("HRMSI spectral response"), optional=True),
+                 SRF_HELP + " For the output's marking of measured and extrapolated bands (COFUSION_DETAIL); empty: "
+                 "the HRMSI's band metadata, else no marking.", advanced=True)
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Fused hyperspectral raster")),
                  "The output GeoTIFF (.tif).")
 
@@ -45,6 +57,7 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
         out = fuse_classic_raster(
             lrhsi, raster_path(self, parameters, self.HRMSI, context),
             output_raster(self, parameters, self.OUTPUT, context), method,
-            progress=progress(feedback), cancel=feedback.isCanceled)
+            srf=self.parameterAsString(parameters, self.SRF, context) or None, progress=progress(feedback),
+            cancel=feedback.isCanceled)
         present(context, str(out), SPECTRAL, f"{method.upper()} fused", lrhsi)
         return {self.OUTPUT: str(out)}

@@ -65,6 +65,20 @@ def test_fuse_classic_sharpens_beyond_plain_upsampling(run, simulated, tmp_path,
     assert _fused_error(run, simulated, tmp_path, method) < 0.8 * bicubic
 
 
+def test_fuse_classic_marks_measured_and_extrapolated_bands_by_the_srf_given(run, simulated, tmp_path):
+    from cofusion.core.band_support import read_marking
+
+    out = tmp_path / "gsa.tif"
+    run("fuse_classic", {"LRHSI": str(simulated[1]), "HRMSI": str(simulated[2]), "METHOD": "gsa",
+                         "SRF": "sentinel2a:B2,B3,B4,B5", "OUTPUT": str(out)})
+    rule, bands = read_marking(out)
+    assert "sentinel2a" in rule["COFUSION_DETAIL_RULE"].lower()
+    details = [band["COFUSION_DETAIL"] for band in bands]
+    # 450 nm below B2's half-maximum edge (457 nm), 750 and 850 nm past B5's (713 nm): no detail measured there
+    assert (details[0], details[1], details[3], details[4]) == ("extrapolated", "measured", "extrapolated",
+                                                                "extrapolated")
+
+
 def test_fuse_classic_cancel_leaves_no_file(run, simulated, tmp_path):
     feedback = qgis_core.QgsProcessingFeedback()
     feedback.cancel()
