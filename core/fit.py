@@ -30,17 +30,19 @@ the target):
 
 - the network starts from the best of its bases: with the default base 'auto' the trainer scores the untrained
   network (its head is zero-initialised, so its output is its classical base, back-projected) with each candidate
-  base (blend, llr, gsa) and keeps the best (``training.trainer.choose_base``); the starting point is a candidate
-  like every later validation, and the model kept is the candidate with the highest PSNR (ties keep the earlier),
-  so the kept model scores at least its best base;
+  base (``core.model.config.AUTO_CANDIDATES``: blend, llr, gsa, bicubic) and keeps the best
+  (``training.trainer.choose_base``); the starting point is a candidate like every later validation, and the model
+  kept is the candidate with the highest PSNR (ties keep the earlier), so the kept model scores at least its best
+  base;
 - the result is never worse than the best classical candidate: the trainer also scores the classical methods of
-  ``training.trainer.CLASSICAL_CANDIDATES`` (GSA, LLR, MTF-GLP-HPM, the blend; ``core.classic``, each fitted on
-  the strip's inputs as it would be on the scene) on the same strip. When the kept model scores below the best of
-  them, the fit says so (a warning, ``FitResult.used``, the card's ``fit`` provenance) and fuses the pair with
-  that classical method (``core.classic_raster``) instead of the model; the model is kept all the same, for the
-  record. Why that method and not the model with its head off (its base): the kept model scores at least its base,
-  so when it falls below a classical method its base does too. A fit with an area to fuse (``request.region``)
-  cannot fall back (the classical fusions fuse the whole pair): it fuses with the model and says so.
+  ``training.trainer.CLASSICAL_CANDIDATES`` (GSA, LLR, MTF-GLP-HPM, the blend, bicubic; ``core.classic``, each
+  fitted on the strip's inputs as it would be on the scene) on the same strip. When the kept model scores below
+  the best of them, the fit says so (a warning, ``FitResult.used``, the card's ``fit`` provenance) and fuses the
+  pair with that classical method (``core.classic_raster``) instead of the model; the model is kept all the same,
+  for the record. Why that method and not the model with its head off (its base): the kept model scores at least
+  its base, so when it falls below a classical method its base does too. A fit with an area to fuse
+  (``request.region``) cannot fall back (the classical fusions fuse the whole pair): it fuses with the model and
+  says so.
 
 Nothing more: not SAM, not at full resolution (no reference exists there; the base's GSA weights are fitted again
 on the full-resolution scene when fusing), not on pixels outside the strip. :class:`FitResult` carries the numbers

@@ -21,7 +21,7 @@ BASE_ALIASES = {"local": "llr"}
 #: AUTO_CANDIDATES that scores best on the reduced-resolution check of the training data itself
 #: (``training.trainer.choose_base``), and the model's card holds the base chosen. The default of new trainings.
 AUTO_BASE = "auto"
-AUTO_CANDIDATES = ("blend", "llr", "gsa")
+AUTO_CANDIDATES = ("blend", "llr", "gsa", "bicubic")
 
 # The ranges a config may take. A config also arrives from a checkpoint's card, which is untrusted input: every
 # field is checked for its type and range, and the network's size is estimated before anything is built.

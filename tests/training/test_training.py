@@ -240,6 +240,7 @@ def test_cli_help_and_bad_region():
     for mode in ("reference", "pair"):
         result = subprocess.run(run + [mode, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "--iterations" in result.stdout and "--region" in result.stdout
+        assert all(option in result.stdout for option in ("--init", "--threads", "'auto'"))
     bad = subprocess.run(run + ["pair", "--lrhsi", "a.tif", "--hrmsi", "b.tif", "--out", "m.safetensors",
                                 "--region", "5,5,1,1"], capture_output=True, text=True)
     assert bad.returncode == 2 and "empty" in bad.stderr
