@@ -44,7 +44,16 @@ from ..core.srf import SpectralResponse, parse_srf
 from ..core.tiling import network_bytes_per_pixel
 from ..core.window import Window
 from .data import PairSource, ReferenceSource, split_validation
-from .trainer import TrainResult, TrainSettings, canceled_before_start, files_written, patch_for, run_lock, train
+from .trainer import (
+    TrainResult,
+    TrainSettings,
+    canceled_before_start,
+    concrete_model,
+    files_written,
+    patch_for,
+    run_lock,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +284,7 @@ def estimate_srf(lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, valid: np.n
 def _validation_bytes_per_pixel(hsi_bands: int, scale: int, settings: TrainSettings) -> float:
     """Bytes per pixel of the validation strip that the network's forward on it needs (``core.tiling``'s measured
     activations of the model ``settings`` describe, plus 3 copies of its output)."""
-    config = ModelConfig(3, 1, scale, **settings.model)
+    config = ModelConfig(3, 1, scale, **concrete_model(settings.model))
     return network_bytes_per_pixel(hsi_bands, config.width, config.saliency_stride) + 4 * hsi_bands * RESIDENT_COPIES
 
 
@@ -364,7 +373,7 @@ def _fit_patch(settings: TrainSettings, region_side: int, align: int) -> TrainSe
 def check_patch(settings: TrainSettings, scale: int) -> int:
     """The alignment of the model ``settings`` describe at ``scale``; InputError when the patch size is set and
     not a multiple of it (the rest of the settings are checked by TrainSettings itself)."""
-    align = ModelConfig(3, 1, scale, **settings.model).align
+    align = ModelConfig(3, 1, scale, **concrete_model(settings.model)).align
     if settings.patch is not None and settings.patch % align:
         lower = max(align, settings.patch // align * align)
         raise InputError(f"patch {settings.patch} (--patch, PATCH_SIZE) must be a multiple of the model's alignment, "

@@ -166,7 +166,7 @@ class TrainSettings:
             raise InputError(f"unknown model settings {unknown}; the model settings are {', '.join(MODEL_SETTINGS)} "
                              "(the band counts and the scale come from the data).")
         try:  # placeholder band counts and scale: --width 3, --blocks -1, a network too large are refused now
-            ModelConfig(3, 1, 2, **_concrete(self.model))
+            ModelConfig(3, 1, 2, **concrete_model(self.model))
         except InputError as exc:
             words = str(exc).split(" ", 2)
             if len(words) == 3 and words[0] in MODEL_SETTINGS:  # "width 3 must be ...": name the option too
@@ -218,7 +218,7 @@ def _option(name: str) -> str:
     return f" ({OPTIONS[name]})" if name in OPTIONS else ""
 
 
-def _concrete(model: dict) -> dict:
+def concrete_model(model: dict) -> dict:
     """The model settings with a base a network can be built with: "auto" (or none given) as its first candidate."""
     return {**model, "base": AUTO_CANDIDATES[0]} if model.get("base", AUTO_BASE) == AUTO_BASE else model
 
@@ -428,7 +428,7 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
     if start_model is not None:
         config, normalization = start_model.card.config, start_model.card.normalization
     else:
-        config = ModelConfig(source.hsi_bands, source.msi_bands, source.scale, **_concrete(settings.model))
+        config = ModelConfig(source.hsi_bands, source.msi_bands, source.scale, **concrete_model(settings.model))
         normalization = source.normalization()
     settings = replace(settings, patch=patch_for(settings.patch, config.align))
     if settings.patch % config.align:

@@ -248,7 +248,7 @@ def test_cli_help_and_bad_region():
 
 def test_the_auto_base_is_the_best_candidate_on_the_validation_set_and_the_card_says_so(reference, tmp_path):
     result = train_reference([reference], "sentinel2a:B2,B3,B4", 4, tmp_path / "auto.safetensors",
-                             settings=_settings(iterations=1))
+                             settings=_settings(iterations=1, model={**TINY, "base": "auto"}))  # as the CLI passes it
     card = load_checkpoint(result.checkpoint).card
     choice = card.provenance["base_choice"]
     assert set(choice["candidates"]) == set(AUTO_CANDIDATES) == set(result.base_scores)
