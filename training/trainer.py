@@ -606,14 +606,14 @@ def choose_base(config: ModelConfig, source: PatchSource, stats: list[torch.Tens
 
 
 def base_network(config: ModelConfig) -> torch.nn.Module:
-    """A fresh network that gives exactly what a fresh network of ``config`` gives, at a fraction of the cost.
+    """A network that gives what a fresh network of ``config`` gives (float rounding apart), at a fraction of the
+    cost.
 
     A fresh network's head is zero-initialised, so its output is its base, back-projected, whatever its trunk and
     its trust map (``core.model.net``: ``back_project(base + trust * head)``, the head's last layer 0). This one has
-    ``config``'s base, scale, alignment and back-projection, the narrowest trunk and no trust map: on the 47-band
-    192 x 136 timing scene its forward on the band-weight batches took about a fifth of the default network's. Its
-    base's scene weights are set as any network's (:func:`_fit_base`). Used to score the bases, weigh the bands and
-    score a fresh network's step 0, never trained.
+    ``config``'s base, scale, alignment and back-projection, the narrowest trunk and no trust map. Its base's scene
+    weights are set as any network's (:func:`_fit_base`). Used to score the bases, weigh the bands and score a fresh
+    network's step 0, never trained.
     """
     return build_model(replace(config, width=WIDTH[0], top_k=1, blocks_per_level=1, domain_prototypes=0))
 
