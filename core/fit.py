@@ -30,7 +30,7 @@ the target):
 
 - the network starts from the best of its bases: with the default base 'auto' the trainer scores the untrained
   network (its head is zero-initialised, so its output is its classical base, back-projected) with each candidate
-  base (``core.model.config.AUTO_CANDIDATES``: blend, llr, gsa, bicubic) and keeps the best
+  base (``core.model.config.AUTO_CANDIDATES``: blend, llr, gsa) and keeps the best
   (``training.trainer.choose_base``); the starting point is a candidate like every later validation, and the model
   kept is the candidate with the highest PSNR (ties keep the earlier), so the kept model scores at least its best
   base;
