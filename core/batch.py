@@ -319,7 +319,9 @@ def _plan(row: ManifestRow, manifest_dir: Path, out_dir: Path, settings: BatchSe
             raise InputError(f"Batch size {settings.batch} must be at least 1 tile.")
         stripe = block_size(settings.block, tile, overlap)
         regions = plan_strips(Window(0, 0, width, height), stripe)
-        settings = BatchSettings(settings.device, settings.threads, tile, overlap, settings.batch, stripe)
+        # the engine gets the block as given: it rounds it to the same stripe (a stripe may be narrower than a
+        # tile, which the engine refuses as a block given)
+        settings = BatchSettings(settings.device, settings.threads, tile, overlap, settings.batch, settings.block)
         tiling = {"tile": tile, "overlap": overlap, "batch": settings.batch, "block": stripe,
                   "device": settings.device, "threads": settings.threads}
         model_id = _file_identity(model)

@@ -199,6 +199,24 @@ def test_two_scenes_equal_single_process_fusions_bit_for_bit(clusters, workers, 
     assert [s.status for s in again.scenes] == ["done before", "done before"]
 
 
+def test_stripes_narrower_than_a_tile_are_fused(clusters, make_raster, tiny_model, tmp_path):
+    """Tiles of 48 with an overlap of 16 and a block of 48: the block rounds down to stripes of one step, 32
+    columns, narrower than a tile (x3's defaults, tile 336 and step 288, do the same with any block below 576).
+    The engine must take them, and the COG equal the single-process fusion."""
+    lr, hr = _scene(make_raster, "narrow", 40, seed=3)
+    reference = tmp_path / "ref.tif"
+    service.fuse(service.FusionRequest(lr, hr, reference, model=tiny_model, device="cpu", threads=1, tile=48,
+                                       overlap=16, block=48))
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = batch.BatchSettings(device="cpu", threads=1, tile=48, overlap=16, block=48)
+    report = batch.run_batch(_manifest(tmp_path / "m.csv", [(lr.name, hr.name, tiny_model, "n.tif")]), out,
+                             settings=settings, client=clusters[1])
+    assert report.ok, report.table()
+    assert report.scenes[0].blocks == 3  # 80 HR columns in stripes of 32
+    assert_same_raster(reference, out / "n.tif")
+
+
 def test_failing_pairs_are_reported_and_the_others_written(clusters, make_raster, tiny_model, tmp_path, capsys):
     good = _scene(make_raster, "good", 40, seed=1)
     shifted = make_raster(data=np.zeros((MSI, 48, 80), np.float32), name="shifted_hr.tif",
