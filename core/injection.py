@@ -101,7 +101,9 @@ def inject(upsampled: torch.Tensor, hr_msi: torch.Tensor, weights: InjectionWeig
     dtype = upsampled.dtype
     pixels = upsampled.permute(0, 2, 3, 1)  # (B, H, W, C_h): contiguous for a channels-last input
     detail = hr_msi.permute(0, 2, 3, 1) - pixels @ weights.intensity.to(dtype).T - weights.offset.to(dtype)
-    return (pixels + detail @ weights.gains.to(dtype).T).permute(0, 3, 1, 2)
+    flat = torch.addmm(pixels.reshape(-1, pixels.shape[-1]), detail.reshape(-1, detail.shape[-1]),
+                       weights.gains.to(dtype).T)  # up + detail G^T, the sum inside the product
+    return flat.view(pixels.shape).permute(0, 3, 1, 2)
 
 
 def local_regression(lr_hsi: torch.Tensor, hr_msi: torch.Tensor, scale: int, radius: int = LOCAL_RADIUS,
@@ -138,7 +140,7 @@ def local_regression(lr_hsi: torch.Tensor, hr_msi: torch.Tensor, scale: int, rad
         dtype = lr_hsi.dtype
         gains = gains.permute(3, 0, 1, 2, 4).contiguous()  # (C_m, B, h, w, C_h): each band's gains pixel-major
         base = upsample(_channel_major(residual, dtype), scale, "bicubic")
-        base = base + upsample(_channel_major(offset, dtype), scale, "bilinear")
+        base.add_(upsample(_channel_major(offset, dtype), scale, "bilinear"))
         for band in range(msi_bands):
             base.addcmul_(upsample(_channel_major(gains[band], dtype), scale, "bilinear"),
                           hr_msi[:, band:band + 1].to(dtype))
@@ -179,5 +181,5 @@ def back_project(fused: torch.Tensor, lr_hsi: torch.Tensor, scale: int, steps: i
     makes.
     """
     for _ in range(steps):
-        fused = fused + upsample(lr_hsi - spatial_degrade(fused, scale), scale, "bicubic")
+        fused = upsample(lr_hsi - spatial_degrade(fused, scale), scale, "bicubic").add_(fused)  # into the fresh one
     return fused

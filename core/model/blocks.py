@@ -146,7 +146,7 @@ class SpeCAM(nn.Module):
         weights = expand_saliency(weights, x.shape[-2:])
         alpha = torch.sigmoid(self.alpha_logit).to(low.dtype)
         mixed = weights * torch.lerp(high, low, alpha)  # alpha low + (1 - alpha) high, one pass
-        return self.act(self.out_conv(mixed)) + x
+        return self.act(self.out_conv(mixed)).add_(x)
 
 
 class SSCFM(nn.Module):
@@ -185,7 +185,7 @@ class SSCFM(nn.Module):
         attention = self.drop(select3 * m3 + (1 - select3) * m5)
         excitation = expand_saliency(self.excite(self.pool(self.norm_spe(spe))), spe.shape[-2:])
         streams = torch.cat([self.spectral_stream(spe * attention), self.spatial_stream(spa * excitation)], dim=1)
-        return spa + spe + self.fuse(streams)
+        return self.fuse(streams).add_(spa).add_(spe)  # in place into the fresh convolution output
 
 
 class CoFusionBlock(nn.Module):

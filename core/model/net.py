@@ -89,7 +89,9 @@ class CoFusionNet(nn.Module):
         hr_msi = pad_to_multiple(hr_msi, self.config.align)
 
         upsampled = upsample(lr_hsi, scale, "bicubic")
-        aligned = upsample(self.lr_embed(lr_hsi), scale, "bicubic") + self.msi_embed(hr_msi)
+        # Sums accumulate in place into a fresh operand (here and below): one pass, no new allocation of a
+        # full-resolution tensor (each costs its page faults); none of them is saved for the backward pass.
+        aligned = upsample(self.lr_embed(lr_hsi), scale, "bicubic").add_(self.msi_embed(hr_msi))
         local = [aligned]
         for encoder in self.encoders:
             local.append(encoder(F.avg_pool2d(local[-1], 2)))
@@ -98,10 +100,12 @@ class CoFusionNet(nn.Module):
             proxy = upsample(self.proxies[level](refined), 2, "bilinear")
             refined = self.levels[level](local[level] + proxy)
         base = self.base(lr_hsi, upsampled, hr_msi)
-        correction = self.head(refined + aligned)
+        correction = self.head(refined.add_(aligned))
         if self.domain is not None:  # None, not an identity, without clusters: callers test `model.domain is None`
-            correction = correction * self.domain(lr_hsi, scale)
-        fused = back_project(base + correction, lr_hsi, scale, self.config.consistency_steps)
+            fused = torch.addcmul(base, correction, self.domain(lr_hsi, scale))  # base + correction * trust
+        else:
+            fused = correction.add_(base)
+        fused = back_project(fused, lr_hsi, scale, self.config.consistency_steps)
         return fused[..., :height, :width]
 
     def _check_inputs(self, lr_hsi: torch.Tensor, hr_msi: torch.Tensor) -> None:
