@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from cofusion.core.degrade import simulate
+from cofusion.core.device import available_cpus
 from cofusion.core.errors import InputError
-from cofusion.core.inference import available_cpus
 from cofusion.core.metrics import reference_metrics
 from cofusion.core.raster import read_info, read_raster
 from cofusion.core.srf import parse_srf

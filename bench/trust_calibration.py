@@ -36,7 +36,7 @@ from train_models import train_variant
 
 from cofusion.core.checkpoint import load_checkpoint
 from cofusion.core.degrade import spatial_degrade
-from cofusion.core.inference import available_cpus
+from cofusion.core.device import available_cpus
 from cofusion.core.injection import SceneMoments, back_project
 from cofusion.core.model.domain import RADIUS_SCALE, trust_of
 from cofusion.core.resample import upsample

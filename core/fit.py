@@ -53,7 +53,7 @@ Fine-tuning: ``start_from`` names a model to start from instead of a fresh netwo
 and its hyperspectral bands (checked after the band screening); its architecture, base and normalisation are kept.
 
 Threads: the training and the fusion use ``threads`` CPU threads (None: every core this process may run on,
-``core.inference.available_cpus``).
+``core.device.available_cpus``).
 
 PyTorch and the training package are imported when :func:`fit_and_fuse` runs, so importing this module needs NumPy
 and GDAL only, like ``core.service``.
@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import service
+from .device import available_cpus, cuda_available, resolve_device
 from .errors import Canceled, EmptyOutputError, InputError, OutputError
 from .fuse import FusionResult, check_inputs
 from .grid import FusionGrid
@@ -255,8 +256,6 @@ def check_fit(request: FusionRequest, model_out: str | os.PathLike, settings: Tr
     align = check_patch(settings, grid.scale)
     lr_window = _lr_window_of(grid, training_window)
     _check_training_size(lr_window, align, grid.scale, training_region is not None)
-    from .inference import resolve_device
-
     resolve_device(settings.device)  # 'cuda' without a GPU: refused now, not after the reading
     if start_from is not None:
         _check_start_model(start_from, hr_info.band_count, grid.scale)
@@ -358,20 +357,11 @@ def training_share(settings: TrainSettings, fuse_pixels: int, device: str = "aut
 
 
 def _fuse_seconds(pixels: int, device: str, threads: int | None) -> float:
-    from .inference import available_cpus
-
     rate = FUSE_PIXELS_PER_SECOND_PER_THREAD * (threads or available_cpus())
-    if device.startswith("cuda") or (device == "auto" and _cuda_available()):
+    if device.startswith("cuda") or (device == "auto" and cuda_available()):
         rate *= GPU_SPEED_UP
     return FUSE_START_SECONDS + pixels / rate
 
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
 
 
 def _train_settings(settings, minutes: float | None, iterations: int | None, device: str, threads: int | None):

@@ -17,9 +17,7 @@ import torch
 from .block_walk import coarse_valid, plan_blocks
 from .checkpoint import Checkpoint, load_checkpoint
 from .degrade import blur_kernel, spatial_degrade
-
-# DEVICES, available_cpus, resolve_device: re-exported (training.trainer, core.fit, core.batch, bench/ import them).
-from .device import DEVICES, available_cpus, compute_plan, configure_cpu_threads, resolve_device  # noqa: F401
+from .device import compute_plan, configure_cpu_threads
 from .errors import Canceled, InputError
 from .injection import SceneMoments
 from .model.prior import DetailInjection

@@ -43,8 +43,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..core.checkpoint import Checkpoint, ModelCard, load_checkpoint, save_checkpoint
 from ..core.classic import fuse_classic
 from ..core.degrade import spatial_degrade
+from ..core.device import DEVICES, compute_plan, configure_cpu_threads, is_device_name
 from ..core.errors import Canceled, CheckpointError, InputError, OutputError
-from ..core.inference import DEVICES, configure_cpu_threads, resolve_device
 from ..core.injection import SceneMoments
 from ..core.metrics import psnr, sam, ssim_torch
 from ..core.model import ModelConfig, build_model
@@ -102,7 +102,7 @@ class TrainSettings:
         ema_decay: validate and keep an exponential moving average of the weights with this decay per step
             (``torch.optim.swa_utils``); 0 keeps the raw weights.
         device: 'auto', 'cpu' or 'cuda'.
-        threads: CPU threads of the run (``core.inference.configure_cpu_threads``); None: every core this process
+        threads: CPU threads of the run (``core.device.configure_cpu_threads``); None: every core this process
             may run on.
         model: ModelConfig keyword arguments besides band counts and scale (width, blocks_per_level, ablations);
             ``base`` may also be "auto" (the default when left out): the candidate of
@@ -155,7 +155,7 @@ class TrainSettings:
             raise InputError(f"band_weighting {self.band_weighting!r} must be true or false.")
         _number("ema_decay", self.ema_decay, 0.0, 1.0, "the decay of the weights' moving average per step, e.g. "
                 "0.99, or 0 for the raw weights", high_open=True)
-        if not isinstance(self.device, str) or not (self.device in DEVICES or _is_cuda_index(self.device)):
+        if not is_device_name(self.device):
             raise InputError(f"device {self.device!r} ({OPTIONS['device']}) is not one of {DEVICES} (or 'cuda:N').")
         if self.threads is not None:
             _integer("threads", self.threads, 1, MAX_THREADS, "CPU threads, or leave it out for every core")
@@ -221,10 +221,6 @@ def _option(name: str) -> str:
 def concrete_model(model: dict) -> dict:
     """The model settings with a base a network can be built with: "auto" (or none given) as its first candidate."""
     return {**model, "base": AUTO_CANDIDATES[0]} if model.get("base", AUTO_BASE) == AUTO_BASE else model
-
-
-def _is_cuda_index(device: str) -> bool:
-    return device.startswith("cuda:") and device[5:].isdigit()
 
 
 def patch_for(patch: int | None, align: int) -> int:
@@ -417,7 +413,8 @@ def _disk_fix(out: Path) -> str:
 def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: dict,
            progress: Callable[[float, str], None] | None, cancel: Callable[[], bool] | None,
            restart: bool, init: str | os.PathLike | None) -> TrainResult:
-    device = resolve_device(settings.device)
+    plan = compute_plan(settings.device)  # the device and the training's precision there (core.device)
+    device = plan.device
     if device.type == "cpu":
         configure_cpu_threads(settings.threads)
     report = progress or (lambda _fraction, _message: None)
@@ -476,7 +473,6 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
     log_csv = log_path(out)
     if state.step:
         _truncate_log(log_csv, state.step)
-    autocast = _autocast(device)
     started = time.monotonic() - state.elapsed
     if not state.step and settings.band_weighting:  # measured once, on the base; resumed after
         start.check("weighing the bands")
@@ -512,7 +508,7 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
                     group["lr"] = settings.learning_rate * learning_rate_factor(settings, fraction, state.step)
                 model.train()
                 batch = source.sample(settings.batch_size, settings.patch, generator)
-                with autocast:
+                with plan.training_autocast():
                     loss, l1, ssim_value = _loss(model, _to(batch, device), stats, source.value_range, weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -723,10 +719,10 @@ def _loss(model, batch: Batch, stats, value_range: float,
     """Paper eq. (8) on data scaled by value_range: L1 + 0.1 (1 - SSIM), the L1 weighted per band by ``weights``
     (C_h,) when given. Returns (loss, l1, ssim), float32 scalars.
 
-    The network runs under whatever autocast the caller opened (bfloat16 on a GPU, :func:`_autocast`); the loss
-    is computed on its float32-cast prediction with autocast off, so it is the float32 loss of that prediction
-    whatever the autocast dtype. Inside bfloat16 autocast SSIM's window sums (matrix products) would run in
-    bfloat16: a true SSIM of 0.992 came out as 0.891.
+    The network runs under whatever autocast the caller opened (bfloat16 on a GPU:
+    ``core.device.ComputePlan.training_autocast``); the loss is computed on its float32-cast prediction with autocast
+    off, so it is the float32 loss of that prediction whatever the autocast dtype. Inside bfloat16 autocast SSIM's
+    window sums (matrix products) would run in bfloat16: a true SSIM of 0.992 came out as 0.891.
     """
     prediction = _predict(model, batch, stats)
     with torch.autocast(prediction.device.type, enabled=False):
@@ -763,12 +759,6 @@ def _fit_domain(model, source: PatchSource, stats: list[torch.Tensor], seed: int
 
 def _to(batch: Batch, device: torch.device) -> Batch:
     return Batch(*(t.to(device, non_blocking=True) for t in (batch.lr, batch.msi, batch.target)), batch.valid)
-
-
-def _autocast(device: torch.device):
-    """bfloat16 autocast on a CUDA device that supports it (no loss scaling needed), else a no-op."""
-    enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def _budget_fraction(settings: TrainSettings, step: int, elapsed: float) -> float:

@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The training loss is the float32 loss of the prediction whatever the autocast dtype.
 
-The network may run under bfloat16 autocast (the GPU path, ``trainer._autocast``); L1 and SSIM must not: SSIM's
-window sums are matrix products, which autocast runs in bfloat16, and E[x^2] - E[x]^2 then cancels to noise. On
-CPU, ``torch.autocast("cpu", dtype=torch.bfloat16)`` does the same, so this runs anywhere.
+The network may run under bfloat16 autocast (the GPU path, ``core.device.ComputePlan.training_autocast``); L1 and SSIM
+must not: SSIM's window sums are matrix products, which autocast runs in bfloat16, and E[x^2] - E[x]^2 then cancels to
+noise. On CPU, ``torch.autocast("cpu", dtype=torch.bfloat16)`` does the same, so this runs anywhere.
 """
 import pytest
 import torch
