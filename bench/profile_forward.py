@@ -53,7 +53,8 @@ FLOP_OPS = {"aten::conv2d", "aten::mm", "aten::addmm", "aten::bmm", "aten::baddb
 #: are told apart by their operands' shapes in ``kind_of``).
 KINDS = {
     **dict.fromkeys(["aten::linear", "aten::addmm", "aten::mm"], "linear / mm (SCM)"),
-    **dict.fromkeys(["aten::einsum", "aten::bmm", "aten::baddbmm"], "einsum / bmm (channel mixing)"),
+    "aten::einsum": "einsum (GSA channel mixing)",
+    **dict.fromkeys(["aten::bmm", "aten::baddbmm"], "resampling (separable bmm)"),
     "aten::avg_pool2d": "avg pooling (down2, LLR windows)",
     **dict.fromkeys(["aten::max_pool2d", "aten::max_pool2d_with_indices"], "max pooling"),
     **dict.fromkeys(["aten::linalg_solve", "aten::linalg_solve_ex"], "LLR solve"),
@@ -95,9 +96,11 @@ def kind_of(event: FunctionEvent) -> str:
         if in_per_group == 1 and out_ch == shapes[0][1] and out_ch > 1:
             return f"conv depthwise {kh}x{kw}"
         return "conv 1x1" if kh == kw == 1 else f"conv dense {kh}x{kw}"
+    if event.name in ("aten::matmul", "aten::addmm") and part_of(event) == "base: GSA":
+        return "matmul (GSA channel mixing)"
     if event.name == "aten::matmul":
         dims = sorted(len(s) for s in shapes[:2])
-        return "resampling (separable matmul)" if dims[0] == 2 and dims[1] >= 3 else "matmul other"
+        return "resampling (separable matmul)" if dims[0] == 2 and dims[1] >= 3 else "matmul other (LLR systems)"
     return KINDS.get(event.name, f"other: {event.name}")
 
 
