@@ -135,8 +135,10 @@ class FusePanel(QWidget):
         inputs.addRow(tr("Model"), self.model)
         self.fit = QCheckBox(tr("Fit a model on this pair first"))
         self.fit.setToolTip(tr("Train a model on this pair itself (pair mode: both rasters degraded by the scale), "
-                               "then fuse with it: for sensors, bands or a scale that no model at hand fits. The "
-                               "model is kept next to the output as <output name>.model.safetensors."))
+                               "then fuse with it: for sensors, bands or a scale that no model at hand fits. With a "
+                               "model chosen above, that model is fine-tuned (it must fit the pair's bands and "
+                               "scale); without, one is trained from scratch. The model is kept next to the output "
+                               "as <output name>.model.safetensors."))
         self.fit_minutes = QDoubleSpinBox()
         self.fit_minutes.setRange(MIN_FIT_MINUTES, MAX_FIT_MINUTES)
         self.fit_minutes.setDecimals(2)
@@ -303,32 +305,39 @@ class FusePanel(QWidget):
         model will be fitted on the pair; returns the text shown."""
         from ..core.errors import CoFusionError
 
-        self.model.setEnabled(not self.fit.isChecked())
-        if self.fit.isChecked():
+        fitting, chosen = self.fit.isChecked(), self.model.filePath() or None
+        self.model.lineEdit().setPlaceholderText(tr("none: train from scratch") if fitting else tr("bundled model"))
+        text = ""
+        if fitting:
             where = (tr("next to the output as {}").format(fitted_model_path(self.output.filePath()).name)
                      if self.output.filePath() else tr("next to the (temporary) output as <name>.model.safetensors"))
-            text = tr("A model will be fitted on this pair ({} min of training), then the pair is fused with it; the "
-                      "model is kept {}.").format(f"{self.fit_minutes.value():g}", where)
-            self.model_info.setText(text)
-            return text
+            start = tr("from scratch") if chosen is None else tr("fine-tuning {}").format(Path(chosen).name)
+            text = tr("A model will be fitted on this pair ({} min of training, {}), then the pair is fused with it; "
+                      "the model is kept {}.").format(f"{self.fit_minutes.value():g}", start, where)
+            if chosen is None:
+                self.model_info.setText(text)
+                return text
         try:
             from ..core.service import check_model_fits, describe_model
 
-            text = describe_model(self.model.filePath() or None)
+            described = describe_model(chosen)
+            text = described if not fitting else text + " " + described
         except ImportError:  # the runtime dependencies are missing: the dock's notice says so
-            text = ""
+            pass
         except CoFusionError as exc:
-            text = str(exc)
+            text = (text + " " if text else "") + str(exc)
         else:
             lrhsi, hrmsi = self.lrhsi.currentLayer(), self.hrmsi.currentLayer()
             if lrhsi is not None and hrmsi is not None:
                 try:
-                    check_model_fits(self.model.filePath() or None, lrhsi.source(), hrmsi.source())
+                    check_model_fits(chosen, lrhsi.source(), hrmsi.source())
                     text += " " + tr("It fits this pair.")
                 except CoFusionError as exc:
-                    text += " " + tr("It does not fit this pair: {} Check 'Fit a model on this pair first', or train "
-                                     "one on this pair: Processing Toolbox > CoFusion > Train CoFusion model, mode "
-                                     "pair.").format(exc)
+                    text += " " + (tr("It cannot be fine-tuned on this pair: {} Empty the model to train one from "
+                                      "scratch.") if fitting else
+                                   tr("It does not fit this pair: {} Check 'Fit a model on this pair first', or "
+                                      "train one on this pair: Processing Toolbox > CoFusion > Train CoFusion "
+                                      "model, mode pair.")).format(exc)
         self.model_info.setText(text)
         return text
 
@@ -356,6 +365,8 @@ class FusePanel(QWidget):
                                        self.output.filePath())
         model = str(fitted_model_path(self.output.filePath())) if self.output.filePath() else "TEMPORARY_OUTPUT"
         extra = [f"MINUTES={self.fit_minutes.value():g}", f"OUTPUT_MODEL={model}"]
+        if self.model.filePath():
+            extra.append(f"START_FROM={self.model.filePath()}")
         return (command.replace("cofusion:fuse -- ", "cofusion:fit_and_fuse -- ", 1) + " "
                 + " ".join(quote_argument(argument) for argument in extra))
 
@@ -370,7 +381,8 @@ class FusePanel(QWidget):
             return
         self.save()
         if self.fit.isChecked():
-            work = fit_then_fuse(fitted_model_path(request.out), self.fit_minutes.value())
+            work = fit_then_fuse(fitted_model_path(request.out), self.fit_minutes.value(),
+                                 self.model.filePath() or None)
             self.task = FuseTask(request, work, tr("CoFusion: fitting a model and fusing"))
         else:
             self.task = FuseTask(request)

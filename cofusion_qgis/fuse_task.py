@@ -28,14 +28,15 @@ from .i18n import tr
 Work = Callable[..., object]
 
 
-def fit_then_fuse(model_out: str | Path, minutes: float) -> Work:
-    """The work that fits a model on the request's pair for ``minutes`` of training, keeps it at ``model_out`` and
-    fuses with it (``core.fit.fit_and_fuse``, on the request's device and threads)."""
+def fit_then_fuse(model_out: str | Path, minutes: float, start_from: str | Path | None = None) -> Work:
+    """The work that fits a model on the request's pair for ``minutes`` of training (fine-tuning ``start_from``
+    when given, else from scratch), keeps it at ``model_out`` and fuses with it (``core.fit.fit_and_fuse``, on the
+    request's device and threads)."""
     def work(request, progress=None, cancel=None):
         from ..core import fit
 
         return fit.fit_and_fuse(request, model_out, minutes=minutes, device=request.device,
-                                threads=request.threads, progress=progress, cancel=cancel)
+                                threads=request.threads, progress=progress, cancel=cancel, start_from=start_from)
 
     return work
 

@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -45,10 +46,14 @@ class FitAndFuseAlgorithm(CoFusionAlgorithm):
         "to recover the LRHSI; the multispectral response is estimated from the pair), then fuses the pair at full "
         "resolution with it, and keeps the model. The model kept scores at least as well (validation PSNR) as the "
         "network's classical base, its starting point, on a validation strip the training never sees. The budget "
-        "is the training's; reading the pair before it and the fusion after it come on top. Canceling, or any "
-        "error, leaves no model and no output. The model can fuse other scenes of the same sensors with 'Fuse'.")
+        "is the training's; reading the pair before it and the fusion after it come on top. The fitted model is also "
+        "scored against the classical methods (GSA, LLR, MTF-GLP-HPM, the blend, bicubic) on the same strip: where "
+        "one of them scores higher, the pair is fused with it instead, and the log says so. A model that fits the "
+        "pair's bands and scale can be fine-tuned instead of training from scratch. Canceling, or any error, leaves "
+        "no model and no output. The model can fuse other scenes of the same sensors with 'Fuse'.")
     LRHSI, HRMSI, MINUTES, ITERATIONS = "LRHSI", "HRMSI", "MINUTES", "ITERATIONS"
-    REGION, TRAINING_REGION, DEVICE = "REGION", "TRAINING_REGION", "DEVICE"
+    REGION, TRAINING_REGION, DEVICE, START_FROM, THREADS = "REGION", "TRAINING_REGION", "DEVICE", "START_FROM", \
+        "THREADS"
     OUTPUT, OUTPUT_MODEL, OUTPUT_LOG = "OUTPUT", "OUTPUT_MODEL", "OUTPUT_LOG"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
@@ -75,6 +80,12 @@ class FitAndFuseAlgorithm(CoFusionAlgorithm):
                  "written beside it as .log.csv.")
         self.add(QgsProcessingParameterNumber(self.ITERATIONS, self.tr("Iterations"), minValue=0, optional=True),
                  "Training steps; with minutes, whichever ends first. Empty or 0: no step budget.", advanced=True)
+        self.add(QgsProcessingParameterFile(self.START_FROM, self.tr("Model to fine-tune"), extension="safetensors",
+                                            optional=True),
+                 "A CoFusion model (.safetensors) with the pair's hyperspectral and multispectral band counts and "
+                 "scale, trained further on this pair instead of a fresh network; empty: train from scratch.")
+        self.add(QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads"), minValue=1, optional=True),
+                 "CPU threads of the training and the fusion; empty: every core available.", advanced=True)
         self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
                  "Where training and fusion run: auto (a CUDA GPU when present, else the CPU), cpu or cuda.",
                  advanced=True)
@@ -121,6 +132,8 @@ class FitAndFuseAlgorithm(CoFusionAlgorithm):
         model_out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         result = fit.fit_and_fuse(
             request, model_out, minutes=minutes, iterations=iterations, device=device,
+            threads=optional_int(self, parameters, self.THREADS, context),
+            start_from=self.parameterAsFile(parameters, self.START_FROM, context) or None,
             training_region=output_extent_window(self, parameters, self.TRAINING_REGION, context, lrhsi, hrmsi),
             progress=progress(feedback), cancel=feedback.isCanceled)
         present(context, str(result.out_path), SPECTRAL, "CoFusion fitted and fused", request.lrhsi)
@@ -130,6 +143,10 @@ class FitAndFuseAlgorithm(CoFusionAlgorithm):
                           f"{result.metrics.get('PSNR', float('nan')):.2f} dB (the classical base {base:.2f} dB). "
                           f"Fused {result.fusion.width} x {result.fusion.height} pixels (x{result.fusion.scale}); "
                           f"{result.seconds:.0f} s in all.")
+        if result.used != "model":
+            feedback.reportError(f"The classical method {result.used} scored above the fitted model on the "
+                                 f"validation strip, so the pair was fused with {result.used}; the model is kept.",
+                                 fatalError=False)
         return {self.OUTPUT: str(result.out_path), self.OUTPUT_MODEL: str(result.model),
                 self.OUTPUT_LOG: str(result.log), "PSNR": float(result.metrics.get("PSNR", float("nan"))),
                 "BASE_PSNR": float(base)}

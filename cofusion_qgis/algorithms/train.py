@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
@@ -47,6 +48,7 @@ class TrainAlgorithm(CoFusionAlgorithm):
     MODE, REFERENCE, LRHSI, HRMSI, SRF, SCALE = "MODE", "REFERENCE", "LRHSI", "HRMSI", "SRF", "SCALE"
     ITERATIONS, MINUTES, OUTPUT_MODEL, OUTPUT_LOG = "ITERATIONS", "MINUTES", "OUTPUT_MODEL", "OUTPUT_LOG"
     BATCH_SIZE, PATCH_SIZE, DEVICE, REGION = "BATCH_SIZE", "PATCH_SIZE", "DEVICE", "REGION"
+    INIT, THREADS = "INIT", "THREADS"
     #: The inputs each mode needs, with how the message names them.
     NEEDS = {"reference": ((REFERENCE, "REFERENCE (a high-resolution hyperspectral raster)"),
                            (SRF, "SRF (the MSI sensor, e.g. sentinel2a:B2,B3,B4,B8)")),
@@ -86,8 +88,14 @@ class TrainAlgorithm(CoFusionAlgorithm):
                                               optional=True),
                  "Edge of the training patches, a multiple of the model's alignment (16 at x2, x4, x8; 48 at x3, x6); "
                  "empty: the multiple nearest 64.", advanced=True)
+        self.add(QgsProcessingParameterFile(self.INIT, self.tr("Model to fine-tune"), extension="safetensors",
+                                            optional=True),
+                 "A CoFusion model (.safetensors) with these band counts and scale, trained further instead of a "
+                 "fresh network; empty: train from scratch.", advanced=True)
         self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
                  "Where training runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
+        self.add(QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads"), minValue=1, optional=True),
+                 "CPU threads of the training; empty: every core available.", advanced=True)
         self.addOutput(QgsProcessingOutputFile(self.OUTPUT_LOG, self.tr("Training log (CSV table)")))
         for name in ("PSNR", "SAM"):
             self.addOutput(QgsProcessingOutputNumber(name, f"Validation {name}"))
@@ -98,7 +106,8 @@ class TrainAlgorithm(CoFusionAlgorithm):
         from ...training.trainer import TrainSettings
 
         extra = {k: v for k, v in {"batch_size": optional_int(self, parameters, self.BATCH_SIZE, context),
-                                   "patch": optional_int(self, parameters, self.PATCH_SIZE, context)}.items()
+                                   "patch": optional_int(self, parameters, self.PATCH_SIZE, context),
+                                   "threads": optional_int(self, parameters, self.THREADS, context)}.items()
                  if v is not None}
         return TrainSettings(iterations=self.parameterAsInt(parameters, self.ITERATIONS, context) or None,
                              minutes=optional_double(self, parameters, self.MINUTES, context) or None,
@@ -134,7 +143,8 @@ class TrainAlgorithm(CoFusionAlgorithm):
         srf = self.parameterAsString(parameters, self.SRF, context) or None
         settings = self.train_settings(parameters, context)
         out = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
-        hooks = {"settings": settings, "progress": progress(feedback), "cancel": feedback.isCanceled}
+        hooks = {"settings": settings, "progress": progress(feedback), "cancel": feedback.isCanceled,
+                 "init": self.parameterAsFile(parameters, self.INIT, context) or None}
         missing = [label for name, label in self.NEEDS[mode] if parameters.get(name) in (None, "")]
         if missing:  # checkParameterValues says so before Run; a script may call processAlgorithm directly
             raise QgsProcessingException(f"{mode.capitalize()} mode needs {' and '.join(missing)}.")

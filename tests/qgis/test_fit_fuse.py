@@ -34,6 +34,26 @@ def test_fit_and_fuse_runs_end_to_end_and_keeps_the_model(run, make_pair, tmp_pa
         "fitted.log.csv", "fitted.safetensors", "fused.tif"]
 
 
+def test_a_fitted_model_is_fine_tuned_on_another_pair_and_the_threads_are_taken(run, make_pair, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    pair = make_pair(32)
+    model = run("fit_and_fuse", _params(pair, first))["OUTPUT_MODEL"]
+    result = run("fit_and_fuse", _params(pair, second, START_FROM=model, THREADS=1))
+    started = read_card(result["OUTPUT_MODEL"]).provenance["started_from"]
+    assert started["model"] == model and read_card(result["OUTPUT_MODEL"]).config == read_card(model).config
+    assert read_info(result["OUTPUT"]).band_count == 5
+
+
+def test_a_model_of_other_bands_is_refused_for_fine_tuning_in_one_line(run, make_pair, tmp_path):
+    from cofusion.core.service import DEFAULT_MODEL
+
+    with pytest.raises(qgis_core.QgsProcessingException, match="cannot be fine-tuned") as raised:
+        run("fit_and_fuse", _params(make_pair(32), tmp_path, START_FROM=str(DEFAULT_MODEL)))
+    assert "\n" not in str(raised.value) and not list(tmp_path.glob("fused*")) and not list(tmp_path.glob("fitted*"))
+
+
 def test_the_dialog_refuses_a_zero_budget_before_run(plugin, pair, tmp_path):
     algorithm = qgis_core.QgsApplication.processingRegistry().createAlgorithmById("cofusion:fit_and_fuse")
     context = qgis_core.QgsProcessingContext()
@@ -138,8 +158,15 @@ def test_the_dock_fits_a_model_on_the_pair_first(qgis_app, make_pair, tmp_path):
         panel.fit.setChecked(True)
         panel.fit_minutes.setValue(0.01)
         text = panel.model_info.text()
-        assert text.startswith("A model will be fitted on this pair (0.01 min of training)") and \
-            "result.model.safetensors" in text and not panel.model.isEnabled()
+        assert text.startswith("A model will be fitted on this pair (0.01 min of training, from scratch)") and \
+            "result.model.safetensors" in text and panel.model.isEnabled()  # a model chosen there is fine-tuned
+        assert panel.model.lineEdit().placeholderText() == "none: train from scratch"
+        from cofusion.core.service import DEFAULT_MODEL
+
+        panel.model.setFilePath(str(DEFAULT_MODEL))  # 198 bands at x4: not this pair's
+        text = panel.show_model_info()
+        assert "fine-tuning default.safetensors" in text and "It cannot be fine-tuned on this pair" in text
+        panel.model.setFilePath("")
         command = panel.copy_command()
         assert command.startswith("qgis_process run cofusion:fit_and_fuse -- ") and "MINUTES=0.01" in command
         assert f"OUTPUT_MODEL={tmp_path / 'result.model.safetensors'}" in command and "MODEL=" not in \
