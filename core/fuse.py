@@ -50,7 +50,7 @@ from .bands import BandPlan, BandView, plan_model_bands, screen_bands
 from .errors import Canceled, CheckpointError, EmptyOutputError, InputError
 from .grid import FusionGrid, check_inputs
 from .progress import Cancel, Progress
-from .raster import RasterInfo, RasterReader, RasterWriter, output_nodata
+from .raster import RasterInfo, RasterReader, RasterWriter, internal_tile, output_nodata
 from .resources import available_memory
 from .tiling import (
     DEFAULT_BLOCK,
@@ -136,9 +136,10 @@ class TileMerger:
       bottom-right corner thus travels right before it goes down, and nothing is counted twice;
     - the accumulator of the tile being blended, ``(C + 1) x tile x tile``.
 
-    Each final part goes to ``sink(array (C, rows, cols), col, row)`` at once: with the default step of 256
-    (and a block on the file's 256-pixel grid) every write is one whole 256 x 256 internal tile of the output
-    GeoTIFF, but for the last ones of a row or column, which reach the block's edge. Tiles may start left of
+    Each final part goes to ``sink(array (C, rows, cols), col, row)`` at once: the output GeoTIFF's internal
+    tiles divide the step (``core.raster.internal_tile``), so every write covers whole internal tiles (blocks and
+    tiles lie on the step grid of the whole output), but for the last ones of a row or column, which reach the
+    block's edge, and those of a region that does not start on the step grid. Tiles may start left of
     or above the block: their contributions outside it are dropped, their spills into it kept.
     """
 
@@ -356,7 +357,8 @@ def fuse_raster(
                           geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
                           wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
                           band_names=lr_info.band_names, bbl=bands.bbl, metadata=support.dataset_metadata(),
-                          band_metadata=support.band_metadata(), cancel=cancel) as writer:
+                          band_metadata=support.band_metadata(), cancel=cancel,
+                          tile=internal_tile(tile - overlap)) as writer:
             def write(working: np.ndarray, col: int, row: int) -> None:
                 writer.write(bands.expand(working, nodata), col, row)
 

@@ -140,6 +140,17 @@ def test_tiled_fusion_equals_the_whole_image_computation(make_raster, tmp_path, 
     np.testing.assert_allclose(fused, expected, rtol=1e-6, atol=1e-6)
 
 
+def test_the_output_is_stored_in_internal_tiles_of_the_tile_step(make_raster, tmp_path):
+    """Tile 48 with overlap 16 (step 32, not a divisor of 256): the GeoTIFF's internal tiles are 32 pixels, so each
+    is compressed and stored once. On 256-pixel tiles every internal tile was written in parts, read back and stored
+    again at the end of the file: on random values (incompressible) the file then grows past its raw size."""
+    lr, hr = _pair(make_raster, 2, lr_size=(48, 48), hr_extra=(0, 0))
+    result = fuse_raster(lr, hr, tmp_path / "out.tif", Analytic(upsampled_lr, 2), tile=48, overlap=16, block=96)
+    assert gdal.Open(str(result.out_path)).GetRasterBand(1).GetBlockSize() == [32, 32]
+    raw = 5 * result.width * result.height * 4
+    assert result.out_path.stat().st_size < 1.1 * raw
+
+
 @pytest.mark.parametrize("rule", ["hr_mean", "local"])
 def test_a_sub_window_equals_the_same_pixels_of_the_whole_run(make_raster, tmp_path, rule):
     lr, hr = _pair(make_raster, 2, lr_size=(17, 19))

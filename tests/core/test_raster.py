@@ -522,3 +522,22 @@ def test_an_invalid_crs_fails_at_creation_and_leaves_nothing(tmp_path):
     assert _files(tmp_path) == []
 
 
+
+
+def test_the_internal_tile_divides_the_writers_step():
+    from cofusion.core.raster import INTERNAL_TILE, internal_tile
+
+    assert internal_tile(256) == 256 and internal_tile(288) == 288  # x4's and x3's default tile steps
+    assert internal_tile(576) == 288 and internal_tile(2000) == 400  # at most MAX_INTERNAL_TILE (512)
+    assert internal_tile(24) == INTERNAL_TILE and internal_tile(8) == INTERNAL_TILE  # no multiple of 16 divides
+
+
+def test_a_writer_writes_the_internal_tiles_asked_for(tmp_path):
+    out = tmp_path / "t.tif"
+    with RasterWriter(out, width=100, height=60, band_count=2, geotransform=(0, 1, 0, 0, 0, -1), crs_wkt="",
+                      tile=48) as writer:
+        writer.write(np.ones((2, 60, 100), np.float32), 0, 0)
+    assert gdal.Open(str(out)).GetRasterBand(1).GetBlockSize() == [48, 48]
+    with pytest.raises(ValueError, match="multiple of 16"):
+        RasterWriter(tmp_path / "u.tif", width=10, height=10, band_count=1, geotransform=(0, 1, 0, 0, 0, -1),
+                     crs_wkt="", tile=40)
