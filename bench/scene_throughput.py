@@ -84,9 +84,8 @@ ORIGIN = (400000.0, 5800000.0)
 LR_PIXEL_M = 30.0
 #: Rows written at a time (a multiple of the writer's 256-pixel tiles).
 WRITE_ROWS = 256
-#: The Dask runs: stripes of the sub-scene, and tile steps a stripe is wide. A stripe is at least as wide as a tile
-#: (core.batch rounds the block down to a multiple of the step and the engine refuses a block narrower than the
-#: tile: at x3, tile 336 and step 288, a block of 336 fails), so one step is too narrow.
+#: The Dask runs: stripes of the sub-scene, and tile steps a stripe is wide (the tiles that straddle a stripe border
+#: are computed by both stripes, in a batch as in one process).
 BATCH_STRIPES = 2
 STRIPE_STEPS = 2
 #: HR edge of the PSRT crop of the scene (a multiple of its patch).
