@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += scene_rows
             load.append(os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"))
             verdicts.append(verdict(name, scene_rows, reference.get(name, float("nan")), refused.get(name)))
-            notes = [" ".join(__doc__.split("\n\n")[2].split()),
+            notes = [" ".join(__doc__.split("\n\n")[3].split()),
                      f"Budget {args.minutes:g} training minutes per scene, on the CPU with every core "
                      f"({os.cpu_count()}); load average (1 min) at the start and after each scene: "
                      + ", ".join(f"{v:.1f}" for v in load) + ".",
