@@ -135,19 +135,25 @@ def test_pin_and_export_csv(dock, tmp_path):
     assert plotted(dock) == {}
 
 
-def test_fuse_task_reports_progress_and_adds_a_true_colour_result(dock, make_pair, model, tmp_path, monkeypatch):
-    from cofusion.cofusion_qgis.fuse_task import FuseTask
-
-    lr, hr = make_pair(32)  # 4 tiles of 32 output pixels: progress has steps to show
+def _fuse_in_four_tiles(dock, make_pair, model) -> None:
+    """Put a 32 x 32 LR pair in the dock's pickers, with tiles of 32 output pixels (4 tiles: progress has steps to
+    show, and a cancel has tiles to stop between), ``model`` and the CPU."""
+    lr, hr = make_pair(32)
     for slot, path in ((dock.fusion.lrhsi, lr), (dock.fusion.hrmsi, hr)):
         layer = qgis_core.QgsRasterLayer(str(path), path.stem)
         qgis_core.QgsProject.instance().addMapLayer(layer)
         slot.setLayer(layer)
     dock.fusion.tile.setValue(32)
     dock.fusion.overlap.setValue(0)
-    dock.fusion.batch.setValue(1)
     dock.fusion.model.setFilePath(str(model))
     dock.fusion.device.setCurrentText("cpu")
+
+
+def test_fuse_task_reports_progress_and_adds_a_true_colour_result(dock, make_pair, model, tmp_path, monkeypatch):
+    from cofusion.cofusion_qgis.fuse_task import FuseTask
+
+    _fuse_in_four_tiles(dock, make_pair, model)
+    dock.fusion.batch.setValue(1)
     dock.fusion.output.setFilePath(str(tmp_path / "result.tif"))
     reported, shown = [], []  # what the core reports to the task; what the panel's bar shows
     report = FuseTask._report
@@ -191,15 +197,7 @@ def test_cancel_stops_the_task_and_leaves_no_file(qgis_app, make_pair, model, tm
 
 
 def test_the_dock_shows_a_cancel_as_a_cancel(dock, make_pair, model, tmp_path):
-    lr, hr = make_pair(32)
-    for slot, path in ((dock.fusion.lrhsi, lr), (dock.fusion.hrmsi, hr)):
-        layer = qgis_core.QgsRasterLayer(str(path), path.stem)
-        qgis_core.QgsProject.instance().addMapLayer(layer)
-        slot.setLayer(layer)
-    dock.fusion.tile.setValue(32)
-    dock.fusion.overlap.setValue(0)
-    dock.fusion.model.setFilePath(str(model))
-    dock.fusion.device.setCurrentText("cpu")
+    _fuse_in_four_tiles(dock, make_pair, model)
     dock.fusion.output.setFilePath(str(tmp_path / "cancelled.tif"))
     dock.fusion.start()
     dock.fusion.task.progressChanged.connect(lambda percent: percent > 0 and dock.fusion.cancel())
