@@ -16,6 +16,7 @@ its own. The QGIS plugin never installs them: QGIS's tasks cancel through their 
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -83,7 +84,11 @@ def run_command(load_main: Callable[[], Callable[..., int]], stopped: str) -> in
     like one during the work. Returns the exit code; ``stopped`` is what a second signal before ``main`` prints.
 
     The process is the command's own, so it also says which GDAL error mode it uses (GDAL >= 3.9 prints a warning
-    until a program does; the core works in either mode, ``core.raster``)."""
+    until a program does; the core works in either mode, ``core.raster``), and keeps SIGHUP from UCX: the
+    communication library some PyTorch builds load (Debian's) installs its own SIGHUP handler for a debug action
+    when it loads, which replaced the policy's, so a closed terminal did not stop the work; ``UCX_DEBUG_SIGNO=0``
+    (unless the user set it) turns that off before PyTorch is imported."""
+    os.environ.setdefault("UCX_DEBUG_SIGNO", "0")
     with Interrupts() as interrupts:
         try:
             with warnings.catch_warnings():
