@@ -11,9 +11,9 @@ here with ``echo /.whl/ >> .git/info/exclude; python3 -m pip download --no-deps 
 --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .whl gdal-wheel==3.13.3``), with
 ``.whl`` carried::
 
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && mkdir -p /tmp/pkg &&
-    ln -sfn "$PWD" /tmp/pkg/cofusion && export PYTHONPATH=/tmp/site:/tmp/pkg PYTHONUNBUFFERED=1 &&
-    python3 bench/gpu_throughput.py --out "$OUT/gpu_throughput.md"
+    python3 -m pip install -q --no-index --no-deps --target build/gpu-site .whl/*.whl && mkdir -p build/gpu-pkg &&
+    ln -sfn "$PWD" build/gpu-pkg/cofusion && export PYTHONPATH="$PWD/build/gpu-site:$PWD/build/gpu-pkg" \
+    PYTHONUNBUFFERED=1 && python3 bench/gpu_throughput.py --out "$OUT/gpu_throughput.md"
 
 Expected under 3 minutes on an H200 machine with 16 cores, start-up included (the CPU's share dominates).
 
