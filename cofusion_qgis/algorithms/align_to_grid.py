@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
 from ...core.align import RESAMPLING
 from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import FUSION, CoFusionAlgorithm
 from .layer_outputs import SPECTRAL, present
-from .params import choice_parameter, optional_int, output_raster, progress, raster_path
+from .params import (
+    choice_parameter,
+    hrmsi_parameter,
+    lrhsi_parameter,
+    optional_int,
+    output_raster,
+    progress,
+    raster_path,
+    scale_parameter,
+)
 
 
 class AlignToGridAlgorithm(CoFusionAlgorithm):
@@ -27,12 +34,10 @@ class AlignToGridAlgorithm(CoFusionAlgorithm):
     LRHSI, HRMSI, SCALE, RESAMPLING, OUTPUT = "LRHSI", "HRMSI", "SCALE", "RESAMPLING", "OUTPUT"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
-        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
+        self.add(lrhsi_parameter(self.LRHSI, self.tr),
                  "The LRHSI whose grid the output refines (it needs a CRS and a north-up grid).")
-        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
-                 "The HRMSI to warp.")
-        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=MIN_SCALE,
-                                              maxValue=MAX_SCALE, optional=True),
+        self.add(hrmsi_parameter(self.HRMSI, self.tr), "The HRMSI to warp.")
+        self.add(scale_parameter(self.SCALE, self.tr, optional=True),
                  f"LRHSI pixel size / output pixel size, an integer from {MIN_SCALE} to {MAX_SCALE}; empty: the "
                  "ratio of the two rasters' pixel sizes, rounded to the nearest scale in that range (same CRS "
                  "only).")

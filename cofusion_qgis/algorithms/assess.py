@@ -7,7 +7,6 @@ from pathlib import Path
 
 from qgis.core import (
     QgsProcessingOutputNumber,
-    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -15,7 +14,7 @@ from qgis.core import (
 
 from .base import QUALITY, CoFusionAlgorithm
 from .layer_outputs import MAP, present
-from .params import optional_double, output_raster, raster_path
+from .params import fused_parameter, html_report_parameter, optional_double, output_raster, raster_path
 from .tables import TABLE_HELP, metrics_table_parameter, write_metrics_table
 
 #: The metrics returned as numbers (core.metrics.reference_metrics).
@@ -46,8 +45,7 @@ class AssessAlgorithm(CoFusionAlgorithm):
     OUTPUT_TABLE, OUTPUT_REPORT, OUTPUT_SAM_MAP = "OUTPUT_TABLE", "OUTPUT_REPORT", "OUTPUT_SAM_MAP"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
-        self.add(QgsProcessingParameterRasterLayer(self.FUSED, self.tr("Fused raster")),
-                 "The fused high-resolution hyperspectral raster.")
+        self.add(fused_parameter(self.FUSED, self.tr), "The fused high-resolution hyperspectral raster.")
         self.add(QgsProcessingParameterRasterLayer(self.REFERENCE, self.tr("Reference raster")),
                  "The true high-resolution hyperspectral raster: same size and bands as the fused one.")
         self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=1, defaultValue=4),
@@ -57,9 +55,7 @@ class AssessAlgorithm(CoFusionAlgorithm):
                  "The value that maps to 1 before the metrics (e.g. 10000 for scaled reflectance); empty: the "
                  "reference's largest value.", advanced=True)
         self.add(metrics_table_parameter(self.OUTPUT_TABLE, self.tr("Metrics table")), TABLE_HELP)
-        self.add(QgsProcessingParameterFileDestination(self.OUTPUT_REPORT, self.tr("HTML report"),
-                                                       fileFilter="HTML files (*.html)"),
-                 "An HTML page with the inputs and the metrics.")
+        self.add(html_report_parameter(self.OUTPUT_REPORT, self.tr), "An HTML page with the inputs and the metrics.")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT_SAM_MAP, self.tr("SAM error map")),
                  "The spectral angle between fused and reference spectra at every pixel, in degrees.")
         for name in METRICS:

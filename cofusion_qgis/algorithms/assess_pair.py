@@ -12,15 +12,25 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
-    QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
-from ...core.device import DEVICES
 from .base import QUALITY, CoFusionAlgorithm
 from .layer_outputs import MAP, present
-from .params import CLASSIC_METHODS, SRF_HELP, choice_parameter, output_raster, progress, raster_path, srf_parameter
+from .params import (
+    CLASSIC_METHODS,
+    DEVICE_HELP,
+    SRF_HELP,
+    device_parameter,
+    fused_parameter,
+    hrmsi_parameter,
+    html_report_parameter,
+    lrhsi_parameter,
+    output_raster,
+    progress,
+    raster_path,
+    srf_parameter,
+)
 
 #: The full-resolution indices of the fused raster and the reduced-resolution scores of the method, as results.
 INDICES = ("QNR", "D_lambda", "D_s", "HQNR")
@@ -48,11 +58,9 @@ class AssessPairAlgorithm(CoFusionAlgorithm):
     OUTPUT_REPORT, OUTPUT_MAP = "OUTPUT_REPORT", "OUTPUT_MAP"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
-        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
-                 "The LRHSI the fusion started from.")
-        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
-                 "The HRMSI the fusion started from.")
-        self.add(QgsProcessingParameterRasterLayer(self.FUSED, self.tr("Fused raster")),
+        self.add(lrhsi_parameter(self.LRHSI, self.tr), "The LRHSI the fusion started from.")
+        self.add(hrmsi_parameter(self.HRMSI, self.tr), "The HRMSI the fusion started from.")
+        self.add(fused_parameter(self.FUSED, self.tr),
                  "The fused raster made from this pair (by 'Fuse' or 'Fuse (classical baselines)').")
         self.add(QgsProcessingParameterEnum(self.METHOD, self.tr("Classical method it was fused with"),
                                             options=list(CLASSIC_METHODS), optional=True, usesStaticStrings=True),
@@ -62,8 +70,7 @@ class AssessPairAlgorithm(CoFusionAlgorithm):
                                             extension="safetensors", optional=True),
                  "The CoFusion checkpoint (.safetensors) the fused raster was made with, when no METHOD is given; "
                  "both empty: the model bundled with the plugin.")
-        self.add(QgsProcessingParameterFileDestination(self.OUTPUT_REPORT, self.tr("HTML report"),
-                                                       fileFilter="HTML files (*.html)"),
+        self.add(html_report_parameter(self.OUTPUT_REPORT, self.tr),
                  "One self-contained HTML page: the verdict against bicubic, the summary, per-band plots, the "
                  "supported and extrapolated bands. A per-band CSV (NAME_per_band.csv) is written beside it.")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT_MAP, self.tr("Consistency map")),
@@ -75,8 +82,7 @@ class AssessPairAlgorithm(CoFusionAlgorithm):
         self.add(srf_parameter(self.SRF, self.tr("HRMSI spectral response"), optional=True),
                  SRF_HELP + " For the split into supported and extrapolated bands; empty: the HRMSI's band metadata "
                  "(wavelength and FWHM), else a response estimated from the pair.", advanced=True)
-        self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
-                 "Where a model runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
+        self.add(device_parameter(self.DEVICE, self.tr), "Where a model runs: " + DEVICE_HELP, advanced=True)
         for name in INDICES:
             self.addOutput(QgsProcessingOutputNumber(name, f"{name} (full resolution)"))
         for name in REDUCED:

@@ -2,10 +2,10 @@
 """``cofusion:assess_qnr``: no-reference quality of a fusion of a real pair (D_lambda, D_s, QNR)."""
 from __future__ import annotations
 
-from qgis.core import QgsProcessingOutputNumber, QgsProcessingParameterRasterLayer
+from qgis.core import QgsProcessingOutputNumber
 
 from .base import QUALITY, CoFusionAlgorithm
-from .params import raster_path
+from .params import fused_parameter, hrmsi_parameter, lrhsi_parameter, raster_path
 from .tables import TABLE_HELP, metrics_table_parameter, write_metrics_table
 
 INDICES = ("D_lambda", "D_s", "QNR")
@@ -25,12 +25,9 @@ class AssessQnrAlgorithm(CoFusionAlgorithm):
     FUSED, LRHSI, HRMSI, OUTPUT_TABLE = "FUSED", "LRHSI", "HRMSI", "OUTPUT_TABLE"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
-        self.add(QgsProcessingParameterRasterLayer(self.FUSED, self.tr("Fused raster")),
-                 "The fused raster, as 'Fuse' wrote it from this pair.")
-        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
-                 "The LRHSI the fusion started from.")
-        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
-                 "The HRMSI the fusion started from.")
+        self.add(fused_parameter(self.FUSED, self.tr), "The fused raster, as 'Fuse' wrote it from this pair.")
+        self.add(lrhsi_parameter(self.LRHSI, self.tr), "The LRHSI the fusion started from.")
+        self.add(hrmsi_parameter(self.HRMSI, self.tr), "The HRMSI the fusion started from.")
         self.add(metrics_table_parameter(self.OUTPUT_TABLE, self.tr("Quality table")), TABLE_HELP)
         for name in INDICES:
             self.addOutput(QgsProcessingOutputNumber(name, name))

@@ -14,11 +14,10 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ...core.device import DEVICES
 from ...core.errors import Canceled
 from ...core.tiling import DEFAULT_BLOCK
 from .base import FUSION, CoFusionAlgorithm
-from .params import choice_parameter, optional_int
+from .params import DEVICE_HELP, device_parameter, optional_int, overlap_parameter, tile_size_parameter
 
 
 class BatchFuseAlgorithm(CoFusionAlgorithm):
@@ -50,13 +49,10 @@ class BatchFuseAlgorithm(CoFusionAlgorithm):
                  "a scheduler.")
         self.add(QgsProcessingParameterString(self.SCHEDULER, self.tr("Dask scheduler address"), optional=True),
                  "A running Dask scheduler, e.g. tcp://host:8786. Empty: a local cluster in this process.")
-        self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
-                 "Where the model runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
-        self.add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (HR pixels)"), minValue=16,
-                                              optional=True),
+        self.add(device_parameter(self.DEVICE, self.tr), "Where the model runs: " + DEVICE_HELP, advanced=True)
+        self.add(tile_size_parameter(self.TILE_SIZE, self.tr),
                  "As for 'Fuse (CoFusion network)'. Empty: 288.", advanced=True)
-        self.add(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (HR pixels)"), minValue=0,
-                                              optional=True),
+        self.add(overlap_parameter(self.OVERLAP, self.tr),
                  "As for 'Fuse (CoFusion network)'. Empty: 32.", advanced=True)
         self.add(QgsProcessingParameterNumber(self.BLOCK_SIZE, self.tr("Stripe width (HR pixels)"), minValue=16,
                                               defaultValue=DEFAULT_BLOCK),

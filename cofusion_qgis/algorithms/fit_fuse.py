@@ -6,27 +6,32 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterExtent,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
-from ...core.device import DEVICES
 from ...core.errors import CoFusionError
 from ...core.service import FusionRequest
 from .base import FUSION, CoFusionAlgorithm
 from .layer_outputs import SPECTRAL, present
 from .params import (
-    choice_parameter,
+    DEVICE_HELP,
+    HRMSI_HELP,
+    LRHSI_HELP,
+    device_parameter,
+    fine_tune_parameter,
+    fuse_area_parameter,
+    fused_output_parameter,
+    hrmsi_parameter,
+    lrhsi_parameter,
     optional_double,
     optional_int,
     output_extent_window,
     output_raster,
     progress,
     raster_path,
+    threads_parameter,
+    training_area_parameter,
 )
 
 #: The training budget's default (minutes), ``core.fit.DEFAULT_FIT_MINUTES``: a test checks that they are equal
@@ -57,37 +62,31 @@ class FitAndFuseAlgorithm(CoFusionAlgorithm):
     OUTPUT, OUTPUT_MODEL, OUTPUT_LOG = "OUTPUT", "OUTPUT_MODEL", "OUTPUT_LOG"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
-        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
-                 "The LRHSI (e.g. EnMAP, PRISMA), with its band wavelengths in the metadata.")
-        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
-                 "The HRMSI (e.g. Sentinel-2) on a grid that subdivides the LRHSI's grid an integer number of times "
-                 "(use 'Align to LRHSI grid' first if it does not).")
+        self.add(lrhsi_parameter(self.LRHSI, self.tr), LRHSI_HELP)
+        self.add(hrmsi_parameter(self.HRMSI, self.tr), HRMSI_HELP)
         self.add(QgsProcessingParameterNumber(self.MINUTES, self.tr("Training budget (minutes)"),
                                               type=QgsProcessingParameterNumber.Double,
                                               defaultValue=DEFAULT_MINUTES),
                  "Wall-clock minutes of training, above 0 (5 fits a model in about 6 minutes on two CPU cores); "
                  "0: no time budget, then give iterations.")
-        self.add(QgsProcessingParameterExtent(self.REGION, self.tr("Area to fuse"), optional=True),
+        self.add(fuse_area_parameter(self.REGION, self.tr),
                  "Fuse only this extent (any CRS); empty: the whole area both inputs cover.")
-        self.add(QgsProcessingParameterExtent(self.TRAINING_REGION, self.tr("Training area"), optional=True),
+        self.add(training_area_parameter(self.TRAINING_REGION, self.tr),
                  "Train on this extent only (any CRS); the validation strip is carved from inside it. Empty: the whole "
                  "pair.")
-        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Fused hyperspectral raster")),
-                 "The output GeoTIFF (.tif).")
+        self.add(fused_output_parameter(self.OUTPUT, self.tr), "The output GeoTIFF (.tif).")
         self.add(QgsProcessingParameterFileDestination(self.OUTPUT_MODEL, self.tr("Fitted model"),
                                                        fileFilter="CoFusion model (*.safetensors)"),
                  "The fitted model (.safetensors), for 'Fuse' on other scenes of these sensors; its training log is "
                  "written beside it as .log.csv.")
         self.add(QgsProcessingParameterNumber(self.ITERATIONS, self.tr("Iterations"), minValue=0, optional=True),
                  "Training steps; with minutes, whichever ends first. Empty or 0: no step budget.", advanced=True)
-        self.add(QgsProcessingParameterFile(self.START_FROM, self.tr("Model to fine-tune"), extension="safetensors",
-                                            optional=True),
+        self.add(fine_tune_parameter(self.START_FROM, self.tr),
                  "A CoFusion model (.safetensors) with the pair's hyperspectral and multispectral band counts and "
                  "scale, trained further on this pair instead of a fresh network; empty: train from scratch.")
-        self.add(QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads"), minValue=1, optional=True),
+        self.add(threads_parameter(self.THREADS, self.tr),
                  "CPU threads of the training and the fusion; empty: every core available.", advanced=True)
-        self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
-                 "Where training and fusion run: auto (a CUDA GPU when present, else the CPU), cpu or cuda.",
+        self.add(device_parameter(self.DEVICE, self.tr), "Where training and fusion run: " + DEVICE_HELP,
                  advanced=True)
         self.addOutput(QgsProcessingOutputFile(self.OUTPUT_LOG, self.tr("Training log (CSV table)")))
         for name, label in (("PSNR", "Validation PSNR of the fitted model"),

@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
 from ...core import service
-from ...core.device import DEVICES
 from ...core.fuse import DEFAULT_BATCH
 from ...core.service import FusionRequest, model_file
 from .base import FUSION, CoFusionAlgorithm
 from .layer_outputs import SPECTRAL, present
-from .params import choice_parameter, optional_int, output_extent_window, output_raster, progress, raster_path
+from .params import (
+    DEVICE_HELP,
+    HRMSI_HELP,
+    LRHSI_HELP,
+    device_parameter,
+    fuse_area_parameter,
+    fused_output_parameter,
+    hrmsi_parameter,
+    lrhsi_parameter,
+    optional_int,
+    output_extent_window,
+    output_raster,
+    overlap_parameter,
+    progress,
+    raster_path,
+    tile_size_parameter,
+)
 
 
 class FuseAlgorithm(CoFusionAlgorithm):
@@ -34,33 +46,26 @@ class FuseAlgorithm(CoFusionAlgorithm):
     TILE_SIZE, OVERLAP, BATCH_SIZE, DEVICE, REGION = "TILE_SIZE", "OVERLAP", "BATCH_SIZE", "DEVICE", "REGION"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
-        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
-                 "The LRHSI (e.g. EnMAP, PRISMA), with its band wavelengths in the metadata.")
-        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
-                 "The HRMSI (e.g. Sentinel-2) on a grid that subdivides the LRHSI's grid an integer number of times "
-                 "(use 'Align to LRHSI grid' first if it does not).")
+        self.add(lrhsi_parameter(self.LRHSI, self.tr), LRHSI_HELP)
+        self.add(hrmsi_parameter(self.HRMSI, self.tr), HRMSI_HELP)
         self.add(QgsProcessingParameterFile(self.MODEL, self.tr("CoFusion model"), extension="safetensors",
                                             optional=True),
                  "A CoFusion checkpoint (.safetensors) trained for these band counts and scale; empty: the model "
                  "bundled with the plugin.")
-        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Fused hyperspectral raster")),
-                 "The output GeoTIFF (.tif).")
-        self.add(QgsProcessingParameterExtent(self.REGION, self.tr("Area to fuse"), optional=True),
+        self.add(fused_output_parameter(self.OUTPUT, self.tr), "The output GeoTIFF (.tif).")
+        self.add(fuse_area_parameter(self.REGION, self.tr),
                  "Fuse only this extent (any CRS: the map canvas, a layer's or a polygon's extent); its pixels equal "
                  "those of a whole run. Empty: the whole area both inputs cover.")
-        self.add(QgsProcessingParameterNumber(self.TILE_SIZE, self.tr("Tile size (HR pixels)"), minValue=16,
-                                              optional=True),
+        self.add(tile_size_parameter(self.TILE_SIZE, self.tr),
                  "Edge of the square tiles the model runs on, in output pixels; a multiple of the model's "
                  "alignment (16). Empty: 288.", advanced=True)
-        self.add(QgsProcessingParameterNumber(self.OVERLAP, self.tr("Tile overlap (HR pixels)"), minValue=0,
-                                              optional=True),
+        self.add(overlap_parameter(self.OVERLAP, self.tr),
                  "Output pixels shared by neighbouring tiles, blended smoothly; a multiple of the alignment, at "
                  "most half the tile. Empty: 32.", advanced=True)
         self.add(QgsProcessingParameterNumber(self.BATCH_SIZE, self.tr("Batch size (tiles)"), minValue=1,
                                               defaultValue=DEFAULT_BATCH),
                  "Tiles per model call: more is faster on a GPU and needs more memory.", advanced=True)
-        self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
-                 "Where the model runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
+        self.add(device_parameter(self.DEVICE, self.tr), "Where the model runs: " + DEVICE_HELP, advanced=True)
 
     def execute(self, parameters, context, feedback) -> dict:
         lrhsi, hrmsi = (raster_path(self, parameters, name, context) for name in (self.LRHSI, self.HRMSI))

@@ -2,14 +2,15 @@
 """``cofusion:fuse_classic``: classical fusion baselines (MTF-GLP-HPM, GSA, SFIM, bicubic, LLR), streamed in blocks."""
 from __future__ import annotations
 
-from qgis.core import QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer
-
 from .base import FUSION, CoFusionAlgorithm
 from .layer_outputs import SPECTRAL, present
 from .params import (
     CLASSIC_METHODS,
     SRF_HELP,
     choice_parameter,
+    fused_output_parameter,
+    hrmsi_parameter,
+    lrhsi_parameter,
     output_raster,
     progress,
     raster_path,
@@ -37,17 +38,15 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
     LRHSI, HRMSI, METHOD, SRF, OUTPUT = "LRHSI", "HRMSI", "METHOD", "SRF", "OUTPUT"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
-        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster")),
-                 "The LRHSI.")
-        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster")),
+        self.add(lrhsi_parameter(self.LRHSI, self.tr), "The LRHSI.")
+        self.add(hrmsi_parameter(self.HRMSI, self.tr),
                  "The HRMSI on a grid that subdivides the LRHSI's grid an integer number of times.")
         self.add(choice_parameter(self.METHOD, self.tr("Method"), CLASSIC_METHODS),
                  f"One of {', '.join(CLASSIC_METHODS)}.")
         self.add(srf_parameter(self.SRF, self.tr("HRMSI spectral response"), optional=True),
                  SRF_HELP + " For the output's marking of measured and extrapolated bands (COFUSION_DETAIL); empty: "
                  "the HRMSI's band metadata, else no marking.", advanced=True)
-        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Fused hyperspectral raster")),
-                 "The output GeoTIFF (.tif).")
+        self.add(fused_output_parameter(self.OUTPUT, self.tr), "The output GeoTIFF (.tif).")
 
     def execute(self, parameters, context, feedback) -> dict:
         from ...core.classic_raster import fuse_classic_raster

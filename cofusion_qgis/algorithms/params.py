@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Parameter handling shared by the algorithms: rasters by path, optional numbers, devices, the MSI spectral
-response, feedback."""
+"""Parameter handling shared by the algorithms: the declarations of the parameters two or more algorithms take
+(same name, label and constraints everywhere, which models and qgis_process scripts rely on), rasters by path,
+optional numbers, the MSI spectral response, feedback."""
 from __future__ import annotations
 
 import os
@@ -13,11 +14,19 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
+from ...core.device import DEVICES
 from ...core.grid import bounds_window, check_coregistration
 from ...core.raster import read_info
+from ...core.scale import MAX_SCALE, MIN_SCALE
 from ...core.window import Window
 
 # The classical methods' names, which the parameters offer before core.classic can be imported (it needs PyTorch,
@@ -93,6 +102,90 @@ def srf_parameter(name: str, label: str, default: str | None = None,
     parameter = QgsProcessingParameterString(name, label, defaultValue=default, optional=optional)
     parameter.setMetadata({"widget_wrapper": {"class": f"{__package__}.srf_widget.SrfWidgetWrapper"}})
     return parameter
+
+
+#: ``tr``: the algorithm's ``tr`` (``CoFusionAlgorithm.tr``), which translates a label.
+Translate = Callable[[str], str]
+
+#: The choices of DEVICE, for its help after "Where ... runs: ".
+DEVICE_HELP = "auto (a CUDA GPU when present, else the CPU), cpu or cuda."
+#: The inputs' help where a network fuses them ('Fuse', 'Fit a model on the pair and fuse').
+LRHSI_HELP = "The LRHSI (e.g. EnMAP, PRISMA), with its band wavelengths in the metadata."
+HRMSI_HELP = ("The HRMSI (e.g. Sentinel-2) on a grid that subdivides the LRHSI's grid an integer number of times "
+              "(use 'Align to LRHSI grid' first if it does not).")
+
+
+def lrhsi_parameter(name: str, tr: Translate, optional: bool = False) -> QgsProcessingParameterRasterLayer:
+    """The low-resolution hyperspectral input raster."""
+    return QgsProcessingParameterRasterLayer(name, tr("Low-resolution hyperspectral raster"), optional=optional)
+
+
+def hrmsi_parameter(name: str, tr: Translate, optional: bool = False) -> QgsProcessingParameterRasterLayer:
+    """The high-resolution multispectral input raster."""
+    return QgsProcessingParameterRasterLayer(name, tr("High-resolution multispectral raster"), optional=optional)
+
+
+def reference_parameter(name: str, tr: Translate, optional: bool = False) -> QgsProcessingParameterRasterLayer:
+    """The high-resolution hyperspectral reference raster (Wald's protocol)."""
+    return QgsProcessingParameterRasterLayer(name, tr("Hyperspectral reference raster"), optional=optional)
+
+
+def fused_parameter(name: str, tr: Translate) -> QgsProcessingParameterRasterLayer:
+    """A fused raster to assess."""
+    return QgsProcessingParameterRasterLayer(name, tr("Fused raster"))
+
+
+def fused_output_parameter(name: str, tr: Translate) -> QgsProcessingParameterRasterDestination:
+    """The fused hyperspectral GeoTIFF a fusion writes."""
+    return QgsProcessingParameterRasterDestination(name, tr("Fused hyperspectral raster"))
+
+
+def scale_parameter(name: str, tr: Translate, optional: bool = False) -> QgsProcessingParameterNumber:
+    """The scale factor (HR pixels per LR pixel along each axis), MIN_SCALE to MAX_SCALE; default 4, none when
+    ``optional``."""
+    return QgsProcessingParameterNumber(name, tr("Scale factor"), minValue=MIN_SCALE, maxValue=MAX_SCALE,
+                                        defaultValue=None if optional else 4, optional=optional)
+
+
+def fuse_area_parameter(name: str, tr: Translate) -> QgsProcessingParameterExtent:
+    """The optional extent a fusion is restricted to."""
+    return QgsProcessingParameterExtent(name, tr("Area to fuse"), optional=True)
+
+
+def training_area_parameter(name: str, tr: Translate) -> QgsProcessingParameterExtent:
+    """The optional extent a training is restricted to."""
+    return QgsProcessingParameterExtent(name, tr("Training area"), optional=True)
+
+
+def tile_size_parameter(name: str, tr: Translate) -> QgsProcessingParameterNumber:
+    """The optional edge of the model's tiles, in HR pixels (at least 16)."""
+    return QgsProcessingParameterNumber(name, tr("Tile size (HR pixels)"), minValue=16, optional=True)
+
+
+def overlap_parameter(name: str, tr: Translate) -> QgsProcessingParameterNumber:
+    """The optional overlap of neighbouring tiles, in HR pixels."""
+    return QgsProcessingParameterNumber(name, tr("Tile overlap (HR pixels)"), minValue=0, optional=True)
+
+
+def fine_tune_parameter(name: str, tr: Translate) -> QgsProcessingParameterFile:
+    """The optional CoFusion model (.safetensors) a training starts from."""
+    return QgsProcessingParameterFile(name, tr("Model to fine-tune"), extension="safetensors", optional=True)
+
+
+def threads_parameter(name: str, tr: Translate) -> QgsProcessingParameterNumber:
+    """The optional number of CPU threads (at least 1)."""
+    return QgsProcessingParameterNumber(name, tr("CPU threads"), minValue=1, optional=True)
+
+
+def device_parameter(name: str, tr: Translate) -> QgsProcessingParameterEnum:
+    """The device the network runs on, one of ``core.device.DEVICES`` (default the first, auto); help: "Where ...
+    runs: " + DEVICE_HELP."""
+    return choice_parameter(name, tr("Device"), DEVICES)
+
+
+def html_report_parameter(name: str, tr: Translate) -> QgsProcessingParameterFileDestination:
+    """The HTML report a quality assessment writes."""
+    return QgsProcessingParameterFileDestination(name, tr("HTML report"), fileFilter="HTML files (*.html)")
 
 
 def optional_double(alg: QgsProcessingAlgorithm, parameters: dict, name: str,

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
-from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import SIMULATION, CoFusionAlgorithm
 from .layer_outputs import SPECTRAL, present
-from .params import SRF_HELP, output_raster, progress, raster_path, srf_parameter
+from .params import SRF_HELP, output_raster, progress, raster_path, reference_parameter, scale_parameter, srf_parameter
 
 
 class SimulateAlgorithm(CoFusionAlgorithm):
@@ -29,12 +26,11 @@ class SimulateAlgorithm(CoFusionAlgorithm):
     OUTPUT_LRHSI, OUTPUT_HRMSI = "OUTPUT_LRHSI", "OUTPUT_HRMSI"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
-        self.add(QgsProcessingParameterRasterLayer(self.REFERENCE, self.tr("Hyperspectral reference raster")),
+        self.add(reference_parameter(self.REFERENCE, self.tr),
                  "The high-resolution hyperspectral reference, with band wavelengths in its metadata.")
         self.add(srf_parameter(self.SRF, self.tr("MSI spectral response"), default="sentinel2a:B2,B3,B4,B8"),
                  SRF_HELP + " An imaging spectrometer (enmap, prisma, desis, emit) simulates that sensor's bands.")
-        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=MIN_SCALE,
-                                              maxValue=MAX_SCALE, defaultValue=4),
+        self.add(scale_parameter(self.SCALE, self.tr),
                  "Reference pixels per LRHSI pixel along each axis, 2 to 8 (3: EnMAP or PRISMA with Sentinel-2 10 m).")
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT_LRHSI, self.tr("Simulated LRHSI")),
                  "The simulated low-resolution hyperspectral GeoTIFF.")

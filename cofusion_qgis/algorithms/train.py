@@ -6,26 +6,30 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterExtent,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer,
 )
 
-from ...core.device import DEVICES
 from ...core.errors import CoFusionError
-from ...core.scale import MAX_SCALE, MIN_SCALE
 from .base import TRAINING, CoFusionAlgorithm
 from .params import (
+    DEVICE_HELP,
     SRF_HELP,
     choice_parameter,
+    device_parameter,
     extent_window,
+    fine_tune_parameter,
+    hrmsi_parameter,
+    lrhsi_parameter,
     optional_double,
     optional_int,
     progress,
     raster_path,
+    reference_parameter,
+    scale_parameter,
     srf_parameter,
+    threads_parameter,
+    training_area_parameter,
 )
 
 MODES = ("pair", "reference")
@@ -58,19 +62,15 @@ class TrainAlgorithm(CoFusionAlgorithm):
         self.add(choice_parameter(self.MODE, self.tr("Mode"), MODES),
                  "pair: train on a real LRHSI + HRMSI pair; reference: simulate pairs from a hyperspectral "
                  "reference.")
-        self.add(QgsProcessingParameterRasterLayer(self.REFERENCE, self.tr("Hyperspectral reference raster"),
-                                                   optional=True),
+        self.add(reference_parameter(self.REFERENCE, self.tr, optional=True),
                  "Reference mode: the high-resolution hyperspectral scene, with band wavelengths.")
-        self.add(QgsProcessingParameterRasterLayer(self.LRHSI, self.tr("Low-resolution hyperspectral raster"),
-                                                   optional=True), "Pair mode: the LRHSI.")
-        self.add(QgsProcessingParameterRasterLayer(self.HRMSI, self.tr("High-resolution multispectral raster"),
-                                                   optional=True), "Pair mode: the co-registered HRMSI.")
+        self.add(lrhsi_parameter(self.LRHSI, self.tr, optional=True), "Pair mode: the LRHSI.")
+        self.add(hrmsi_parameter(self.HRMSI, self.tr, optional=True), "Pair mode: the co-registered HRMSI.")
         self.add(srf_parameter(self.SRF, self.tr("MSI spectral response"), optional=True),
                  SRF_HELP + " Required in reference mode; in pair mode, empty estimates it from the pair.")
-        self.add(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale factor"), minValue=MIN_SCALE,
-                                              maxValue=MAX_SCALE, defaultValue=4),
+        self.add(scale_parameter(self.SCALE, self.tr),
                  "Reference mode: HR pixels per LR pixel of the simulated pairs (pair mode takes the pair's).")
-        self.add(QgsProcessingParameterExtent(self.REGION, self.tr("Training area"), optional=True),
+        self.add(training_area_parameter(self.REGION, self.tr),
                  "Train on this extent only (any CRS: a layer's extent, the map canvas, a drawn rectangle); the "
                  "validation strip is carved from inside it. Empty: the whole scene.")
         self.add(QgsProcessingParameterNumber(self.ITERATIONS, self.tr("Iterations"), minValue=0,
@@ -88,13 +88,11 @@ class TrainAlgorithm(CoFusionAlgorithm):
                                               optional=True),
                  "Edge of the training patches, a multiple of the model's alignment (16 at x2, x4, x8; 48 at x3, x6); "
                  "empty: the multiple nearest 64.", advanced=True)
-        self.add(QgsProcessingParameterFile(self.INIT, self.tr("Model to fine-tune"), extension="safetensors",
-                                            optional=True),
+        self.add(fine_tune_parameter(self.INIT, self.tr),
                  "A CoFusion model (.safetensors) with these band counts and scale, trained further instead of a "
                  "fresh network; empty: train from scratch.", advanced=True)
-        self.add(choice_parameter(self.DEVICE, self.tr("Device"), DEVICES),
-                 "Where training runs: auto (a CUDA GPU when present, else the CPU), cpu or cuda.", advanced=True)
-        self.add(QgsProcessingParameterNumber(self.THREADS, self.tr("CPU threads"), minValue=1, optional=True),
+        self.add(device_parameter(self.DEVICE, self.tr), "Where training runs: " + DEVICE_HELP, advanced=True)
+        self.add(threads_parameter(self.THREADS, self.tr),
                  "CPU threads of the training; empty: every core available.", advanced=True)
         self.addOutput(QgsProcessingOutputFile(self.OUTPUT_LOG, self.tr("Training log (CSV table)")))
         for name in ("PSNR", "SAM"):

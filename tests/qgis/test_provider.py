@@ -38,3 +38,28 @@ def test_a_missing_package_is_named_with_a_command_that_leaves_qgis_packages_alo
     message = str(raised.value)
     assert "lacks: torch" in message and "dependencies.py install --target" in message
     assert "pip install" not in message and "\n" not in message
+
+
+#: The labels of the parameters several algorithms take (``algorithms.params``' factories): models and
+#: qgis_process scripts name them, so they stay the same everywhere and from release to release.
+SHARED_LABELS = {"LRHSI": "Low-resolution hyperspectral raster", "HRMSI": "High-resolution multispectral raster",
+                 "FUSED": "Fused raster", "DEVICE": "Device", "THREADS": "CPU threads",
+                 "TILE_SIZE": "Tile size (HR pixels)", "OVERLAP": "Tile overlap (HR pixels)"}
+
+
+def test_the_parameters_several_algorithms_take_are_declared_alike(plugin):
+    provider = qgis_core.QgsApplication.processingRegistry().providerById("cofusion")
+    seen = {name: [] for name in SHARED_LABELS}
+    for algorithm in provider.algorithms():
+        for parameter in algorithm.parameterDefinitions():
+            if parameter.name() in seen and algorithm.name() in ALGORITHMS:
+                seen[parameter.name()].append((algorithm.name(), parameter))
+    for name, label in SHARED_LABELS.items():
+        assert len(seen[name]) >= 2, name
+        for algorithm, parameter in seen[name]:
+            assert parameter.description() == label, (algorithm, name)
+            assert parameter.type() == seen[name][0][1].type(), (algorithm, name)
+    for algorithm, device in seen["DEVICE"]:
+        assert device.options() == ["auto", "cpu", "cuda"] and device.defaultValue() == "auto", algorithm
+        assert device.flags() & qgis_core.QgsProcessingParameterDefinition.FlagAdvanced, algorithm
+        assert device.help().startswith("Where ") and device.help().endswith(", cpu or cuda."), algorithm
