@@ -23,13 +23,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TextIO, TypeVar
+from typing import TypeVar
 
 from .core import service
 from .core.device import DEVICES
 from .core.errors import Canceled, CoFusionError, InputError
 from .core.fuse import DEFAULT_BATCH
 from .core.interrupts import Interrupts
+from .core.progress import ProgressBar
 from .core.service import FusionRequest
 from .core.srf import describe_presets
 from .core.tiling import DEFAULT_BLOCK, DEFAULT_OVERLAP, DEFAULT_STEP
@@ -40,37 +41,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXIT_ERROR = 2
-
-
-class ProgressBar:
-    """A one-line progress bar on a text stream, redrawn in place with a carriage return.
-
-    Called as ``progress(fraction, message)``; redraws at most every ``interval`` seconds (and always at 1).
-    """
-
-    def __init__(self, stream: TextIO, width: int = 30, interval: float = 0.2) -> None:
-        self.stream, self.width, self.interval = stream, width, interval
-        self.started = time.monotonic()
-        self._drawn_at: float | None = None
-
-    def __call__(self, fraction: float, message: str) -> None:
-        now = time.monotonic()
-        if fraction < 1.0 and self._drawn_at is not None and now - self._drawn_at < self.interval:
-            return
-        filled = round(self.width * fraction)
-        elapsed = int(now - self.started)
-        line = (f"\r[{'#' * filled}{'.' * (self.width - filled)}] {100 * fraction:3.0f}%  "
-                f"{elapsed // 60}:{elapsed % 60:02d}  {message}")
-        self.stream.write(f"{line:<79}")
-        self.stream.flush()
-        self._drawn_at = now
-
-    def close(self) -> None:
-        """End the bar's line (if anything was drawn)."""
-        if self._drawn_at is not None:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn_at = None
 
 
 def with_progress(quiet: bool, work: Callable[[ProgressBar | None], T]) -> T:

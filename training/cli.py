@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 
 from ..core.errors import Canceled, CoFusionError
 from ..core.interrupts import Interrupts
 from ..core.model.config import AUTO_BASE, AUTO_CANDIDATES, BASE_ALIASES, BASES
+from ..core.progress import ProgressBar
 from ..core.scale import MAX_SCALE, MIN_SCALE
 from ..core.window import Window
 from .trainer import TrainSettings
@@ -137,14 +137,15 @@ def main(argv: list[str] | None = None, interrupts: Interrupts | None = None) ->
             ema_decay=args.ema_decay, device=args.device, threads=args.threads, model=model)
         from . import api  # GDAL loads here, after the settings are known to be sane (TrainSettings checks them)
 
-        common = {"region": args.region, "settings": settings, "progress": _ProgressLine(),
-                  "cancel": interrupts.stop_if_requested, "restart": args.restart, "init": args.init}
-        if args.mode == "reference":
-            result = api.train_reference(args.hsi, args.srf, args.scale, args.out, **common)
-        else:
-            result = api.train_pair(args.lrhsi, args.hrmsi, args.out, srf=args.srf, **common)
+        with ProgressBar(sys.stderr, interval=0.5) as bar:  # its line ends before any message below
+            common = {"region": args.region, "settings": settings, "progress": bar,
+                      "cancel": interrupts.stop_if_requested, "restart": args.restart, "init": args.init}
+            if args.mode == "reference":
+                result = api.train_reference(args.hsi, args.srf, args.scale, args.out, **common)
+            else:
+                result = api.train_pair(args.lrhsi, args.hrmsi, args.out, srf=args.srf, **common)
     except Canceled as exc:
-        print(f"\ncanceled: {exc}", file=sys.stderr)
+        print(f"canceled: {exc}", file=sys.stderr)
         return interrupts.exit_code
     except KeyboardInterrupt:
         from pathlib import Path
@@ -153,29 +154,13 @@ def main(argv: list[str] | None = None, interrupts: Interrupts | None = None) ->
 
         kept = partial_path(Path(args.out))
         where = f"; the best checkpoint so far is in {kept}" if kept.exists() else ""
-        print(f"\ninterrupted: rerun the same command to resume from the last validation step{where}",
+        print(f"interrupted: rerun the same command to resume from the last validation step{where}",
               file=sys.stderr)
         return interrupts.exit_code
     except CoFusionError as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
-    print(f"\nwrote {result.checkpoint} ({result.steps} steps, {result.seconds / 60:.1f} min; validation {metrics}); "
+    print(f"wrote {result.checkpoint} ({result.steps} steps, {result.seconds / 60:.1f} min; validation {metrics}); "
           f"log {result.log}", file=sys.stderr)
     return 0
-
-
-class _ProgressLine:
-    """A one-line progress bar with the trainer's status on stderr, redrawn at most twice a second."""
-
-    def __init__(self) -> None:
-        self.last = 0.0
-
-    def __call__(self, fraction: float, message: str) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.5 and fraction < 1.0:
-            return
-        self.last = now
-        filled = int(30 * fraction)
-        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * fraction:5.1f}% {message}   ", end="",
-              file=sys.stderr, flush=True)
