@@ -19,21 +19,27 @@ The work
     are the single-process output: bit for bit, given the same tile, overlap, batch, device and number of model
     threads (PyTorch's CPU convolutions round differently with another thread count, so ``--threads`` is part of
     what a result depends on). A classical method is one task for the whole scene (``fuse_classic_raster`` fits
-    its weights per block of its own). When a scene's parts are all there, a last task puts them together with
-    the engine's writer (``RasterWriter``, given what a single-process run gives it: the grid, the nodata, the
-    wavelengths, FWHM, band names and bad band list) into ``mosaic.tif`` and copies that into a cloud-optimised
-    GeoTIFF (GDAL's COG driver: float32, DEFLATE with the floating-point predictor, lossless, 256-pixel tiles,
-    averaged overviews). A GDAL whose COG driver copies only the bands' default metadata domain (3.6, Debian 12;
-    3.10 copies them all) leaves out the IMAGERY items CENTRAL_WAVELENGTH_UM / FWHM_UM, not the wavelengths
-    (``cog_keeps_band_domains``). Disk: the parts, the mosaic and the COG of a scene exist together for a moment.
+    its weights per block of its own). Each task then adds its part's overviews (``add_overviews``: averaged, at
+    the factors of ``overview_factors``), so that the workers compute them side by side. When a scene's parts are
+    all there, a last task lays them side by side in a virtual raster (``write_mosaic_vrt``: the output grid, the
+    nodata, and the parts' own band metadata, which the engine wrote as a single-process run writes them) and
+    copies that into a cloud-optimised GeoTIFF (GDAL's COG driver: float32, DEFLATE with the floating-point
+    predictor, lossless, 256-pixel tiles, the parts' overviews). That one copy is all a scene does outside its
+    tasks: the pixels are compressed once more, nothing else is computed (a mosaic written first, and overviews
+    computed by the driver, made that last task 2.8 times as long, bench/results/scene_throughput.md). A GDAL
+    whose COG driver copies only the bands' default metadata domain (3.6, Debian 12; 3.10 copies them all) leaves
+    out the IMAGERY items CENTRAL_WAVELENGTH_UM / FWHM_UM, not the wavelengths (``cog_keeps_band_domains``). Disk:
+    the parts and the COG of a scene exist together for a moment.
 
 Resume
     Parts live in ``DIR/.cofusion-batch/<scene key>/``, the key a hash of the inputs (path, size, modification
     time), the model, the method, the output and the settings; each part is written atomically (``RasterWriter``:
-    a temporary file renamed when complete), so after a crash or a kill a rerun computes only the missing stripes
-    (and deletes the temporary files the killed run left). The scene's output is written to a temporary file beside
-    it and renamed when complete: no half-written file is ever at an output path. Once it is in place the parts are
-    deleted and ``done.json`` records the output, so a rerun skips the scene while the output is unchanged.
+    a temporary file renamed ``block-...pixels.tif`` when complete, renamed ``block-....tif`` once its overviews are
+    added), so after a crash or a kill a rerun computes only the missing stripes, or only the overviews of a stripe
+    killed while they were made (and deletes the temporary files the killed run left). The scene's output is
+    written to a temporary file beside it and renamed when complete: no half-written file is ever at an output
+    path. Once it is in place the parts are deleted and ``done.json`` records the output, so a rerun skips the
+    scene while the output is unchanged.
 
 Failures, progress, interruption
     A pair that fails (a missing file, a grid check, a model that does not fit, an error in a task) is reported
@@ -63,18 +69,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
-import numpy as np
 from osgeo import gdal
 
-from .band_support import read_marking
 from .device import available_cpus
 from .errors import Canceled, CoFusionError, EmptyOutputError, InputError, OutputError
 from .fuse import DEFAULT_BATCH, check_predictor
 from .grid import check_inputs
 from .outputs import check_output_path, remove_with_sidecar, temporary_path
 from .progress import Cancel, Progress
-from .raster import RasterWriter, output_nodata, read_info
+from .raster import output_nodata
 from .tiling import DEFAULT_BLOCK, block_size, check_tiling, default_tiling, plan_strips
 from .window import Window
 
@@ -93,7 +98,7 @@ CONNECT_TIMEOUT = 30.0
 #: Seconds between two looks of a running task at the batch's cancel event (each look asks the scheduler).
 CANCEL_POLL = 0.5
 #: Bumped whenever what a part holds changes, so that parts of an older version are never reused.
-PART_VERSION = 1
+PART_VERSION = 2
 #: The marker of a stripe without a valid pixel (the engine raises EmptyOutputError for it): a stripe of a scene
 #: may have none while the scene has some, and is then all nodata in the output.
 _EMPTY = ".empty"
@@ -142,6 +147,7 @@ class BlockJob:
     region: Window
     settings: BatchSettings
     cancel_event: str
+    overviews: tuple[int, ...] = ()  # the part's overview factors (``overview_factors``)
 
 
 @dataclass(frozen=True)
@@ -158,9 +164,9 @@ class BlockDone:
 @dataclass(frozen=True)
 class AssembleJob:
     """The last task of a scene: its parts (``regions`` of the output grid, in stripe order) into the COG
-    ``output``, with the grid and the band metadata a single-process run writes (``core.fuse.fuse_raster``: the
-    output grid's geotransform and CRS, ``output_nodata``, the LRHSI's wavelengths, FWHM and band names; the bad
-    band list ``bbl`` is read from the parts, which the band screening of their runs wrote)."""
+    ``output``, with the output grid's geotransform, CRS and nodata (``core.fuse.fuse_raster``'s: ``output_nodata``);
+    the band metadata (wavelengths, FWHM, names, the bad band list, the measured / extrapolated marking) are the
+    parts' own, which the engine wrote as a single-process run writes them."""
 
     scene: str
     folder: Path
@@ -172,10 +178,8 @@ class AssembleJob:
     geotransform: tuple[float, ...]
     crs_wkt: str
     nodata: float
-    wavelengths_nm: tuple[float, ...] | None
-    fwhm_nm: tuple[float, ...] | None
-    band_names: tuple[str, ...]
     cancel_event: str
+    overviews: tuple[int, ...] = ()  # the parts' overview factors, the mosaic's (``overview_factors``)
 
 
 @dataclass
@@ -331,11 +335,11 @@ def _plan(row: ManifestRow, manifest_dir: Path, out_dir: Path, settings: BatchSe
     folder = out_dir / STATE_FOLDER / key
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / "scene.json", {**identity, "width": width, "height": height})
+    overviews = overview_factors(width, height, regions[0].width if len(regions) > 1 else None)
     jobs = tuple(BlockJob(key, folder / f"block-{r.col:06d}-{r.col_end:06d}.tif", lrhsi, hrmsi, model,
-                          row.method or None, r, settings, event) for r in regions)
+                          row.method or None, r, settings, event, overviews) for r in regions)
     assemble = AssembleJob(key, folder, tuple(job.part for job in jobs), tuple(regions), output, width, height,
-                           tuple(grid.geotransform), grid.crs_wkt, output_nodata(lr_info), lr_info.wavelengths_nm,
-                           lr_info.fwhm_nm, lr_info.band_names, event)
+                           tuple(grid.geotransform), grid.crs_wkt, output_nodata(lr_info), event, overviews)
     return _Plan(row, key, output, folder, jobs, assemble)
 
 
@@ -407,27 +411,23 @@ class _TaskCancel:
 
 def fuse_block(job: BlockJob) -> BlockDone:
     """A Dask task: fuse ``job.region`` into ``job.part`` with the engine (``core.service.fuse``), or the whole
-    scene with a classical method. A part already there is kept (another run or task made it). A stripe without a
-    valid pixel is recorded by an empty marker file (``.empty``): it is nodata in the output."""
+    scene with a classical method, and add the part's overviews (``add_overviews``). The engine writes the pixels
+    to ``pixels_path(part)`` (atomically), which takes the part's name once its overviews are there: a part is
+    complete when it exists, and a rerun after a kill during the overviews fuses nothing again. A part already
+    there is kept (another run or task made it). A stripe without a valid pixel is recorded by an empty marker
+    file (``.empty``): it is nodata in the output."""
     started = time.perf_counter()
     marker = job.part.with_name(job.part.name + _EMPTY)
     if job.part.exists() or marker.exists():
         return BlockDone(job.part, marker.exists(), 0.0, 0)
+    pixels = pixels_path(job.part)
     cancel = _TaskCancel(job.cancel_event)
     tiles = 0
     try:
-        if job.method:
-            from .classic_raster import fuse_classic_raster
-
-            fuse_classic_raster(job.lrhsi, job.hrmsi, job.part, job.method, cancel=cancel)
-        else:
-            from . import service
-
-            s = job.settings
-            result = service.fuse(service.FusionRequest(
-                job.lrhsi, job.hrmsi, job.part, model=job.model, device=s.device, threads=s.threads, tile=s.tile,
-                overlap=s.overlap, batch=s.batch, block=s.block, region=job.region), cancel=cancel)
-            tiles = result.tiles
+        if not pixels.exists():
+            tiles = _fuse_pixels(job, pixels, cancel)
+        add_overviews(pixels, job.overviews, cancel)
+        os.replace(pixels, job.part)
     except Canceled:  # the batch was stopped (its driver reports that): no error for Dask to log
         return BlockDone(job.part, False, time.perf_counter() - started, tiles, canceled=True)
     except EmptyOutputError as exc:
@@ -436,10 +436,67 @@ def fuse_block(job: BlockJob) -> BlockDone:
     return BlockDone(job.part, False, time.perf_counter() - started, tiles)
 
 
+def pixels_path(part: Path) -> Path:
+    """Where the engine writes a part's pixels before its overviews are added: ``block-...pixels.tif``."""
+    return part.with_name(part.stem + ".pixels" + part.suffix)
+
+
+def _fuse_pixels(job: BlockJob, target: Path, cancel: Cancel) -> int:
+    """Fuse the job's region (a classical method: the whole scene) into ``target``; the number of tiles."""
+    if job.method:
+        from .classic_raster import fuse_classic_raster
+
+        fuse_classic_raster(job.lrhsi, job.hrmsi, target, job.method, cancel=cancel)
+        return 0
+    from . import service
+
+    s = job.settings
+    return service.fuse(service.FusionRequest(
+        job.lrhsi, job.hrmsi, target, model=job.model, device=s.device, threads=s.threads, tile=s.tile,
+        overlap=s.overlap, batch=s.batch, block=s.block, region=job.region), cancel=cancel).tiles
+
+
+def overview_factors(width: int, height: int, stripe: int | None) -> tuple[int, ...]:
+    """The overview factors of a scene of ``width`` x ``height`` HR pixels in stripes ``stripe`` pixels wide (None:
+    one part): the COG driver's own rule (halve until a level fits in one ``COG_BLOCK`` tile), but only factors
+    that divide the stripe, so that every part's overview pixels average whole blocks of the scene's pixels and
+    the parts' levels put side by side are the scene's. A scene that would need more levels gets fewer (QGIS then
+    reads the smallest one for a view of the whole scene)."""
+    factors, factor, size = [], 1, max(width, height)
+    while size > COG_BLOCK and (stripe is None or stripe % (2 * factor) == 0):
+        factor, size = 2 * factor, -(-size // 2)
+        factors.append(factor)
+    return tuple(factors)
+
+
+def add_overviews(path: Path, factors: Sequence[int], cancel: Cancel | None = None) -> None:
+    """Add (or rebuild) the GeoTIFF ``path``'s internal overviews at ``factors``: the average of the valid
+    pixels (GDAL's AVERAGE, nodata left out), compressed as the file is. A file GDAL cannot open or extend (what
+    a kill in the middle may leave) is deleted, so that a rerun fuses it again: OutputError saying so; Canceled
+    when ``cancel()`` turns True (checked by GDAL's progress callback)."""
+    if not factors:
+        return
+    def callback(_fraction, _message, _data):
+        return 0 if cancel is not None and cancel() else 1
+
+    with _QuietGdal():
+        gdal.ErrorReset()
+        ds = gdal.Open(str(path), gdal.GA_Update)
+        failed = ds is None or ds.BuildOverviews("AVERAGE", list(factors), callback=callback) != gdal.CE_None
+        ds = None
+        message = gdal.GetLastErrorMsg()
+    if cancel is not None and cancel():
+        raise Canceled(f"Canceled; the overviews of {path} were not made.")
+    if failed:
+        remove_with_sidecar(path)
+        raise OutputError(f"Cannot add overviews to the part {path}: {message or 'GDAL gave no reason'}; it is "
+                          "deleted: run the batch again to fuse it again.")
+
+
 def assemble_scene(job: AssembleJob, _blocks: Sequence[BlockDone] = ()) -> dict[str, Any]:
-    """A Dask task: the scene's parts into its COG (``write_cog``: written to a temporary file beside
-    ``job.output``, renamed when complete); then ``done.json`` is written and the parts deleted. ``_blocks``: the
-    stripes' results, only so that Dask runs this after them."""
+    """A Dask task: the scene's parts into its COG (``write_mosaic_vrt``, then ``write_cog`` from it: written to a
+    temporary file beside ``job.output``, renamed when complete); then ``done.json`` is written and the parts
+    deleted. ``_blocks``: the stripes' results, only so that Dask runs this after them."""
     empty = {p for p in job.parts if p.with_name(p.name + _EMPTY).exists()}
     missing = [p.name for p in job.parts if p not in empty and not p.exists()]
     if missing:
@@ -449,10 +506,8 @@ def assemble_scene(job: AssembleJob, _blocks: Sequence[BlockDone] = ()) -> dict[
         marker = job.parts[0].with_name(job.parts[0].name + _EMPTY)
         raise InputError(json.loads(marker.read_text(encoding="utf-8"))["message"])
     cancel = _TaskCancel(job.cancel_event)
-    mosaic = job.folder / "mosaic.tif"
+    mosaic = write_mosaic_vrt(job, job.folder / "mosaic.vrt")
     try:
-        if not mosaic.exists():
-            write_mosaic(job, mosaic, cancel=cancel)
         write_cog(mosaic, job.output, cancel=cancel)
     except Canceled:  # the batch was stopped (its driver reports that): no error for Dask to log
         return {"output": str(job.output), "canceled": True}
@@ -466,53 +521,84 @@ def assemble_scene(job: AssembleJob, _blocks: Sequence[BlockDone] = ()) -> dict[
 
 # ------------------------------------------------------------------------------------------------------ the COG
 
-#: Edge of the windows the parts are copied in (the GeoTIFFs' internal tiles: stripes start on them).
-COPY_WINDOW = 256
+#: Edge of the COG's internal tiles, pixels.
+COG_BLOCK = 256
+#: Metadata domains GDAL computes itself, never copied from a part.
+_OWN_DOMAINS = ("IMAGE_STRUCTURE", "DERIVED_SUBDATASETS", "LocationInfo")
 
 
-def write_mosaic(job: AssembleJob, target: Path, cancel: Cancel | None = None) -> Path:
-    """The parts put together into one GeoTIFF at ``target`` by the engine's writer (``RasterWriter``, with the
-    arguments a single-process run gives it), window by window; a stripe without a part (no valid pixel) is
-    nodata. The pixels are copied as stored (GDAL's raw values: no scale, no nodata masking, so a NaN or a -0.0
-    keeps its bits). Memory: one ``COPY_WINDOW`` square window of all bands."""
-    first = next(p for p in job.parts if p.exists())
-    info = read_info(first)
-    band_count = info.band_count
-    bbl = None if info.bad_band_flags is None else [not bad for bad in info.bad_band_flags]
-    marking, band_marking = read_marking(first)  # measured / extrapolated bands, as the engine wrote them
-    with RasterWriter(target, width=job.width, height=job.height, band_count=band_count,
-                      geotransform=job.geotransform, crs_wkt=job.crs_wkt, nodata=job.nodata,
-                      wavelengths_nm=job.wavelengths_nm, fwhm_nm=job.fwhm_nm, band_names=job.band_names, bbl=bbl,
-                      metadata=marking, band_metadata=band_marking, cancel=cancel) as writer:
-        for part, region in zip(job.parts, job.regions):
-            source = gdal.Open(str(part)) if part.exists() else None
-            if source is None and part.exists():
-                raise OutputError(f"Cannot read the part {part}: {gdal.GetLastErrorMsg()}; delete it and run the "
-                                  "batch again.")
-            for row in range(0, job.height, COPY_WINDOW):
-                for col in range(0, region.width, COPY_WINDOW):
-                    if cancel is not None and cancel():
-                        raise Canceled(f"Canceled; {job.output} was not written.")
-                    cols, rows = min(COPY_WINDOW, region.width - col), min(COPY_WINDOW, job.height - row)
-                    if source is None:
-                        data = np.full((band_count, rows, cols), job.nodata, np.float32)
-                    else:
-                        data = source.ReadAsArray(col, row, cols, rows)
-                        if data is None:
-                            raise OutputError(f"Cannot read the part {part}: {gdal.GetLastErrorMsg()}; delete it "
-                                              "and run the batch again.")
-                        data = data.reshape(band_count, rows, cols)
-                    writer.write(data, region.col + col, row)
-            source = None
+def write_mosaic_vrt(job: AssembleJob, target: Path) -> Path:
+    """The parts side by side as a GDAL virtual raster at ``target`` (rewritten each time; a few kB): the output
+    grid, CRS and nodata of the job, each part's pixels at its region as stored (no resampling, no scaling, so a NaN
+    or a -0.0 keeps its bits), nodata where a stripe has no part (no valid pixel), and the first part's metadata:
+    at dataset level and per band, every domain, the descriptions and colour interpretations. Its overviews, at the
+    job's factors, are virtual (the VRT's OverviewList, GDAL 3.2 and later): GDAL reads each level from the same
+    level of the parts' own (averaged) overviews, pixel for pixel ("nearest" at the parts' own factor), which
+    spares the COG driver computing them."""
+    first = gdal.Open(str(next(p for p in job.parts if p.exists())))
+    if first is None:
+        raise OutputError(f"Cannot read the parts of {job.output}: {gdal.GetLastErrorMsg()}; delete "
+                          f"{job.folder} and run the batch again.")
+    fix = "check that the output folder is writable and has free space"
+    with _QuietGdal():
+        gdal.ErrorReset()
+        vrt = gdal.GetDriverByName("VRT").Create(str(target), job.width, job.height, 0)
+        if vrt is None:
+            raise OutputError(f"Cannot write {target}: {gdal.GetLastErrorMsg()}; {fix}.")
+        vrt.SetGeoTransform(job.geotransform)
+        vrt.SetProjection(job.crs_wkt)
+        _copy_metadata(first, vrt)
+        for number in range(1, first.RasterCount + 1):
+            vrt.AddBand(gdal.GDT_Float32)
+            band, source = vrt.GetRasterBand(number), first.GetRasterBand(number)
+            band.SetNoDataValue(job.nodata)
+            band.SetDescription(source.GetDescription())
+            band.SetColorInterpretation(source.GetColorInterpretation())
+            _copy_metadata(source, band)
+            band.SetMetadata({f"source_{k}": _simple_source(part, number, region)
+                              for k, (part, region) in enumerate(zip(job.parts, job.regions)) if part.exists()},
+                             "new_vrt_sources")
+        vrt = None  # closing writes the file
+        failed = gdal.GetLastErrorType() >= gdal.CE_Failure
+        message = gdal.GetLastErrorMsg()
+    first = None
+    try:
+        if failed:
+            raise OSError(message)
+        if job.overviews:
+            text = target.read_text(encoding="utf-8")
+            factors = " ".join(str(f) for f in job.overviews)
+            end = text.rindex("</VRTDataset>")
+            target.write_text(f'{text[:end]}  <OverviewList resampling="nearest">{factors}</OverviewList>\n'
+                              f"{text[end:]}", encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"Cannot write {target}: {exc}; {fix}.") from exc
     return target
+
+
+def _copy_metadata(source, target) -> None:
+    """Every metadata domain of a GDAL dataset or band ``source`` onto ``target``, but those GDAL computes."""
+    for domain in source.GetMetadataDomainList() or []:
+        if domain not in _OWN_DOMAINS and not domain.startswith("xml:"):
+            target.SetMetadata(source.GetMetadata(domain), domain)
+
+
+def _simple_source(part: Path, band: int, region: Window) -> str:
+    """A VRT source: band ``band`` of ``part`` (the region's pixels) at ``region`` of the mosaic."""
+    return (f"<SimpleSource><SourceFilename relativeToVRT=\"0\">{xml_escape(str(part))}</SourceFilename>"
+            f"<SourceBand>{band}</SourceBand>"
+            f"<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{region.width}\" ySize=\"{region.height}\"/>"
+            f"<DstRect xOff=\"{region.col}\" yOff=\"{region.row}\" xSize=\"{region.width}\" "
+            f"ySize=\"{region.height}\"/></SimpleSource>")
 
 
 def cog_options(band_count: int) -> list[str]:
     """COG creation options in the spirit of ``core.raster.geotiff_options``: 256-pixel tiles, DEFLATE level 1
-    with the floating-point predictor (lossless), all CPUs, BigTIFF when needed, overviews (averaged);
+    with the floating-point predictor (lossless), all CPUs, BigTIFF when needed, the source's overviews (the parts',
+    ``add_overviews``; averaged by the driver where a source has none);
     band-interleaved where this GDAL's COG driver offers it (3.11 and later; before, a COG is pixel-interleaved)."""
-    options = ["BLOCKSIZE=256", "COMPRESS=DEFLATE", "LEVEL=1", "PREDICTOR=FLOATING_POINT", "NUM_THREADS=ALL_CPUS",
-               "BIGTIFF=IF_SAFER", "RESAMPLING=AVERAGE", "OVERVIEWS=AUTO"]
+    options = [f"BLOCKSIZE={COG_BLOCK}", "COMPRESS=DEFLATE", "LEVEL=1", "PREDICTOR=FLOATING_POINT",
+               "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER", "RESAMPLING=AVERAGE", "OVERVIEWS=AUTO"]
     listed = gdal.GetDriverByName("COG").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
     if band_count > 1 and "name='INTERLEAVE'" in listed:
         options.append("INTERLEAVE=BAND")
@@ -523,25 +609,24 @@ _KEEPS_DOMAINS: bool | None = None  # cog_keeps_band_domains's answer, once aske
 
 
 def cog_keeps_band_domains() -> bool:
-    """Whether this GDAL's COG driver copies the bands' metadata domains other than the default one (the IMAGERY
-    items CENTRAL_WAVELENGTH_UM and FWHM_UM that ``RasterWriter`` writes): GDAL 3.10 does, 3.6 (Debian 12) copies
+    """Whether this GDAL's COG driver copies the bands' metadata domains other than the default one from a
+    virtual raster (``write_mosaic_vrt``; the IMAGERY items CENTRAL_WAVELENGTH_UM and FWHM_UM that ``RasterWriter``
+    writes): GDAL 3.10 does, 3.6 (Debian 12) copies
     only the default domain, where the wavelengths and FWHM are too (the EnMAP-Box items), so readers of those
     (``core.raster.read_info``, QGIS, the EnMAP-Box) see the same bands either way. Asked once, in memory."""
     global _KEEPS_DOMAINS
     if _KEEPS_DOMAINS is None:
         name = f"/vsimem/cofusion-probe-{uuid.uuid4().hex}"
         with _QuietGdal():
-            source = gdal.GetDriverByName("GTiff").Create(name + ".tif", 1, 1, 1, gdal.GDT_Float32)
+            source = gdal.GetDriverByName("VRT").Create(name + ".vrt", 1, 1, 1, gdal.GDT_Float32)
             source.GetRasterBand(1).SetMetadataItem("PROBE", "1", "IMAGERY")
-            source = None
-            source = gdal.Open(name + ".tif")
             copy = gdal.GetDriverByName("COG").CreateCopy(name + ".cog.tif", source)
             copy = None
             copy = gdal.Open(name + ".cog.tif")
             band = copy.GetRasterBand(1) if copy is not None else None
             _KEEPS_DOMAINS = band is not None and band.GetMetadataItem("PROBE", "IMAGERY") == "1"
             band = copy = source = None
-            for suffix in (".tif", ".cog.tif"):
+            for suffix in (".vrt", ".cog.tif"):
                 gdal.Unlink(name + suffix)
     return _KEEPS_DOMAINS
 
@@ -557,9 +642,9 @@ class _QuietGdal:
 
 
 def write_cog(source: Path, output: Path, cancel: Cancel | None = None) -> Path:
-    """Copy the GeoTIFF ``source`` into a cloud-optimised GeoTIFF at ``output`` (``cog_options``), pixels and
-    metadata as they are: every band metadata domain survives because the source is a GeoTIFF (GDAL copies only
-    the default domain from other formats). Written to a temporary file beside ``output`` and renamed when
+    """Copy the raster ``source`` (the mosaic's virtual raster) into a cloud-optimised GeoTIFF at ``output``
+    (``cog_options``), pixels, overviews and metadata as they are (the bands' other domains where
+    ``cog_keeps_band_domains``). Written to a temporary file beside ``output`` and renamed when
     complete; OutputError when GDAL fails (whatever the bindings' exception mode), Canceled when ``cancel()``
     turns True (checked by GDAL's progress callback)."""
     output = check_output_path(output)

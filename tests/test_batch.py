@@ -57,15 +57,15 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def _scene(make_raster, name: str, cols: int, seed: int, nodata: float | None = None,
-           empty_cols: int = 0, wavelengths=WAVELENGTHS) -> tuple[Path, Path]:
-    """An LRHSI (5 bands, 24 rows x ``cols`` LR pixels, 20 m) and its HRMSI (3 bands, 10 m). ``nodata``: pixel (0, 0)
+           empty_cols: int = 0, wavelengths=WAVELENGTHS, rows: int = 24) -> tuple[Path, Path]:
+    """An LRHSI (5 bands, ``rows`` x ``cols`` LR pixels, 20 m) and its HRMSI (3 bands, 10 m). ``nodata``: pixel (0, 0)
     holds it; ``empty_cols``: that many LR columns from the left are nodata too (whole stripes without a valid
     pixel)."""
     rng = np.random.default_rng(seed)
-    lr = rng.random((HSI, 24, cols)).astype(np.float32)
+    lr = rng.random((HSI, rows, cols)).astype(np.float32)
     if empty_cols:
         lr[:, :, :empty_cols] = nodata
-    hr = rng.random((MSI, 48, 2 * cols)).astype(np.float32)
+    hr = rng.random((MSI, 2 * rows, 2 * cols)).astype(np.float32)
     return (make_raster(data=lr, name=f"{name}_lr.tif", geotransform=LR_GT, wavelengths_nm=wavelengths,
                         fwhm_nm=[10.0 + k for k in range(HSI)], nodata=nodata),
             make_raster(data=hr, name=f"{name}_hr.tif", geotransform=HR_GT))
@@ -170,6 +170,77 @@ def test_a_cog_is_never_half_written_at_its_path(make_raster, tmp_path):
     assert gdal.Open(str(target)).ReadAsArray().tobytes() == gdal.Open(str(source)).ReadAsArray().tobytes()
 
 
+@pytest.mark.parametrize("size, stripe, factors", [
+    ((1152, 1152), 576, (2, 4, 8)),  # the COG driver's own levels: 576, 288, 144 pixels
+    ((3000, 3000), 288, (2, 4, 8, 16)),  # an EnMAP scene at x3: down to 188 pixels
+    ((10000, 300), 96, (2, 4, 8, 16, 32)),  # 64 does not divide the stripes: the smallest level is 313 pixels wide
+    ((600, 100), None, (2, 4)),  # one part (a classical method): no stripe to divide
+    ((256, 200), 32, ()),  # fits in one COG tile
+])
+def test_overview_factors_follow_the_cog_rule_within_whole_blocks_of_a_stripe(size, stripe, factors):
+    assert batch.overview_factors(*size, stripe) == factors
+
+
+def _one_stripe_job(make_raster, tiny_model, tmp_path) -> batch.BlockJob:
+    lr, hr = _scene(make_raster, "wide", 160, seed=5)  # 320 x 48 HR pixels: one overview level
+    row = batch.ManifestRow(2, str(lr), str(hr), "wide.tif", str(tiny_model))
+    out = tmp_path / "out"
+    out.mkdir()
+    job = batch._plan(row, tmp_path, out, SETTINGS, "no-event").blocks[0]
+    assert job.overviews == (2,)
+    return job
+
+
+def test_a_stripe_killed_while_its_overviews_are_made_is_not_fused_again(make_raster, tiny_model, tmp_path,
+                                                                          monkeypatch):
+    job = _one_stripe_job(make_raster, tiny_model, tmp_path)
+    monkeypatch.setattr(batch._TaskCancel, "__call__", lambda self: False)  # no scheduler to ask
+    real_add = batch.add_overviews
+    monkeypatch.setattr(batch, "add_overviews", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # the process dies after the engine wrote the pixels
+        batch.fuse_block(job)
+    pixels = batch.pixels_path(job.part)
+    assert pixels.exists() and not job.part.exists()
+    monkeypatch.setattr(batch, "add_overviews", real_add)
+    monkeypatch.setattr(service, "fuse", lambda *a, **k: pytest.fail("the stripe was fused again"))
+    done = batch.fuse_block(job)
+    assert done.part == job.part and job.part.exists() and not pixels.exists()
+    assert gdal.Open(str(job.part)).GetRasterBand(1).GetOverviewCount() == 1
+
+
+def test_the_mosaic_reads_the_parts_overviews_as_its_own(make_raster, tiny_model, tmp_path, monkeypatch):
+    """What spares the COG driver computing overviews: the virtual mosaic of the parts has their levels, read
+    from the parts' own."""
+    lr, hr = _scene(make_raster, "wide", 160, seed=7, rows=130)
+    row = batch.ManifestRow(2, str(lr), str(hr), "wide.tif", str(tiny_model))
+    out = tmp_path / "out"
+    out.mkdir()
+    plan = batch._plan(row, tmp_path, out, SETTINGS, "no-event")
+    monkeypatch.setattr(batch._TaskCancel, "__call__", lambda self: False)
+    for job in plan.blocks:
+        batch.fuse_block(job)
+    mosaic = gdal.Open(str(batch.write_mosaic_vrt(plan.assemble, tmp_path / "mosaic.vrt")))
+    reference = gdal.Open(str(_reference(lr, hr, tiny_model, tmp_path / "ref.tif")))
+    assert mosaic.ReadAsArray().tobytes() == reference.ReadAsArray().tobytes()
+    band = mosaic.GetRasterBand(1)
+    assert band.GetOverviewCount() == 1 and (band.GetOverview(0).XSize, band.GetOverview(0).YSize) == (160, 130)
+    assert band.GetMetadata() == reference.GetRasterBand(1).GetMetadata()
+    stripe = plan.assemble.regions[1]
+    part = gdal.Open(str(plan.assemble.parts[1]))
+    assert band.GetOverview(0).ReadAsArray(stripe.col // 2, 0, 16, 130).tobytes() == \
+        part.GetRasterBand(1).GetOverview(0).ReadAsArray().tobytes()
+
+
+def test_a_part_gdal_cannot_extend_is_deleted_with_a_line_saying_so(make_raster, tiny_model, tmp_path, monkeypatch):
+    job = _one_stripe_job(make_raster, tiny_model, tmp_path)
+    monkeypatch.setattr(batch._TaskCancel, "__call__", lambda self: False)
+    pixels = batch.pixels_path(job.part)
+    pixels.write_bytes(b"II*\0 what a kill in the middle of a write may leave")
+    with pytest.raises(OutputError, match="it is deleted: run the batch again"):
+        batch.fuse_block(job)
+    assert not pixels.exists() and not job.part.exists()
+
+
 # ------------------------------------------------------------------------------------------------------ with Dask
 
 
@@ -197,6 +268,29 @@ def test_two_scenes_equal_single_process_fusions_bit_for_bit(clusters, workers, 
     assert not list((out / batch.STATE_FOLDER).rglob("*.tif")) and _leftovers(out) == []
     again = batch.run_batch(manifest, out, settings=SETTINGS, client=clusters[workers])
     assert [s.status for s in again.scenes] == ["done before", "done before"]
+
+
+def test_the_cog_carries_the_stripes_overviews_as_the_average_of_its_pixels(clusters, make_raster, tiny_model,
+                                                                            tmp_path):
+    """320 x 260 HR pixels in stripes of 32: the parts' overviews (one level, x2) side by side are the COG's, each
+    pixel the mean of the valid pixels of its 2 x 2 block (nodata NaN at the LR pixel (0, 0), where all 4 are)."""
+    lr, hr = _scene(make_raster, "wide", 160, seed=6, nodata=float("nan"), rows=130)
+    reference = _reference(lr, hr, tiny_model, tmp_path / "ref.tif")
+    out = tmp_path / "out"
+    out.mkdir()
+    report = batch.run_batch(_manifest(tmp_path / "m.csv", [(lr.name, hr.name, tiny_model, "w.tif")]), out,
+                             settings=SETTINGS, client=clusters[2])
+    assert report.ok, report.table()
+    assert_same_raster(reference, out / "w.tif")
+    cog = gdal.Open(str(out / "w.tif"))
+    assert cog.GetRasterBand(1).GetOverviewCount() == 1
+    full = cog.ReadAsArray().astype(np.float64)
+    level = np.stack([cog.GetRasterBand(k).GetOverview(0).ReadAsArray() for k in range(1, cog.RasterCount + 1)])
+    blocks = full.reshape(full.shape[0], 130, 2, 160, 2)
+    counts = (~np.isnan(blocks)).sum(axis=(2, 4))
+    expected = np.where(counts > 0, np.nansum(blocks, axis=(2, 4)) / np.maximum(counts, 1), np.nan)
+    assert level.shape == expected.shape and np.isnan(level[:, 0, 0]).all() and np.isnan(expected[:, 0, 0]).all()
+    np.testing.assert_allclose(level, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_stripes_narrower_than_a_tile_are_fused(clusters, make_raster, tiny_model, tmp_path):
@@ -269,7 +363,8 @@ def test_an_unreachable_scheduler_is_one_line_naming_it(tmp_path, capsys):
 
 
 def _parts(out: Path) -> list[Path]:
-    return sorted((out / batch.STATE_FOLDER).rglob("block-*.tif"))
+    """The complete parts (a stripe's pixels without their overviews yet are not)."""
+    return sorted(p for p in (out / batch.STATE_FOLDER).rglob("block-*.tif") if not p.name.endswith(".pixels.tif"))
 
 
 def _wait_for_parts(process: subprocess.Popen, out: Path, count: int) -> None:
