@@ -169,6 +169,10 @@ def _add_classic(commands: argparse._SubParsersAction) -> None:
                         help="the HRMSI's spectral response (a preset such as sentinel2a:B2,B3,B4,B8 or rgb, or a "
                              "CSV), to mark each band's detail as measured or extrapolated in the output's metadata. "
                              "Default: the HRMSI's band metadata, else no marking")
+    parser.add_argument("--region", type=_region, metavar="COL0,ROW0,COL1,ROW1",
+                        help="fuse only this window of the output grid (HR pixels counted from the top-left of the "
+                             "area both inputs cover, end exclusive); the method's weights are fitted on the blocks "
+                             "under it. Default: everything")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_classic)
 
@@ -178,7 +182,8 @@ def _classic(args: argparse.Namespace, interrupts: Interrupts) -> int:
 
     started = time.perf_counter()
     out = with_progress(args.quiet, lambda bar: fuse_classic_raster(
-        args.lrhsi, args.hrmsi, args.out, args.method, srf=args.srf, progress=bar, cancel=interrupts))
+        args.lrhsi, args.hrmsi, args.out, args.method, srf=args.srf, region=args.region, progress=bar,
+        cancel=interrupts))
     sys.stdout.write(f"wrote {out} ({args.method}) in {time.perf_counter() - started:.1f} s\n")
     return 0
 

@@ -31,14 +31,16 @@ class Block:
         return slice(row, row + self.keep.height * factor), slice(col, col + self.keep.width * factor)
 
 
-def plan_blocks(width: int, height: int, block: int, margin: int) -> list[Block]:
-    """Blocks of at most ``block`` x ``block`` pixels covering a ``width`` x ``height`` grid row by row, each
-    read with ``margin`` pixels more on every side that the grid has."""
+def plan_blocks(width: int, height: int, block: int, margin: int, area: Window | None = None) -> list[Block]:
+    """Blocks of at most ``block`` x ``block`` pixels covering ``area`` (default: all) of a ``width`` x ``height``
+    grid row by row, each read with ``margin`` pixels more on every side that the grid has (beyond ``area``
+    too)."""
     bounds = Window(0, 0, width, height)
+    area = bounds if area is None else area
     blocks = []
-    for row in range(0, height, block):
-        for col in range(0, width, block):
-            keep = Window(col, row, min(block, width - col), min(block, height - row))
+    for row in range(area.row, area.row_end, block):
+        for col in range(area.col, area.col_end, block):
+            keep = Window(col, row, min(block, area.col_end - col), min(block, area.row_end - row))
             grown = Window(col - margin, row - margin, keep.width + 2 * margin, keep.height + 2 * margin)
             blocks.append(Block(keep, grown.intersection(bounds)))
     return blocks

@@ -7,6 +7,10 @@ pixels, so with the default margin of 4 only the fitted regression weights (GSA'
 synthetic pans of SFIM and MTF-GLP-HPM) differ from a whole-raster run: they are fitted per block, i.e. locally
 adaptive. A scene of at most one block (256 x 256 LR pixels by default) is fused exactly as a whole.
 
+An area of the output grid (``region``, HR pixels) is fused into its own file: its blocks cover the LR pixels
+under it and read their margins from the rest of the pair, so its pixels equal those of a whole run when the
+scene is one block, and are fitted on the blocks under the area otherwise.
+
 Nodata: an output pixel is nodata when its HR pixel or the LR pixel covering it is nodata in a good band (as in
 ``core.fuse``); nodata input pixels are replaced by their block's band means before the method runs. Bad bands
 of the LRHSI (``core.bands``) are left out of every fit and written as nodata with ``bbl`` = 0.
@@ -27,6 +31,8 @@ from .grid import check_inputs
 from .progress import Cancel, Progress
 from .raster import RasterReader, RasterWriter, output_nodata
 from .srf import SpectralResponse
+from .tiling import check_region
+from .window import Window
 
 #: Edge of a block in LR pixels, and the margin each block reads around it.
 CLASSIC_BLOCK = 256
@@ -35,8 +41,8 @@ CLASSIC_MARGIN = 16  # LR pixels: llr reaches 8 (two 5 x 5 windows, the blur, bi
 
 def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, out_path: str | os.PathLike,
                         method: str, *, srf: str | SpectralResponse | None = None, block: int = CLASSIC_BLOCK,
-                        margin: int = CLASSIC_MARGIN, progress: Progress | None = None,
-                        cancel: Cancel | None = None) -> Path:
+                        margin: int = CLASSIC_MARGIN, region: Window | None = None,
+                        progress: Progress | None = None, cancel: Cancel | None = None) -> Path:
     """Fuse with the classical ``method`` (a key of ``core.classic.METHODS``) into a float32 GeoTIFF.
 
     The output has the fusion grid of ``core.grid.check_coregistration`` (the HRMSI's pixels both rasters
@@ -51,13 +57,18 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
     lr_info, hr_info, grid, out = check_inputs(lrhsi_path, hrmsi_path, out_path)
     support = fusion_support(lr_info, hr_info, srf=srf)
     s, lr_area, hr_area = grid.scale, grid.lr_window, grid.hr_window
+    region = Window(0, 0, hr_area.width, hr_area.height) if region is None else Window(*region)
+    check_region(region, hr_area.width, hr_area.height)
+    under = Window(region.col // s, region.row // s, 0, 0)  # the LR pixels under the region
+    under = under._replace(width=-(-region.col_end // s) - under.col, height=-(-region.row_end // s) - under.row)
     nodata = output_nodata(lr_info)
-    blocks = plan_blocks(lr_area.width, lr_area.height, block, margin)
+    blocks = plan_blocks(lr_area.width, lr_area.height, block, margin, area=under)
+    geotransform = grid.region_geotransform(region)
     with RasterReader(lrhsi_path) as lr_file, RasterReader(hrmsi_path) as hr_reader:
         bands = plan_good_bands(screen_bands(lr_file, lr_area, cancel=cancel), lr_info.wavelengths_nm)
         lr_reader = BandView(lr_file, bands)
-        with RasterWriter(out, width=hr_area.width, height=hr_area.height, band_count=lr_info.band_count,
-                          geotransform=grid.geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
+        with RasterWriter(out, width=region.width, height=region.height, band_count=lr_info.band_count,
+                          geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
                           wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
                           band_names=lr_info.band_names, bbl=bands.bbl, metadata=support.dataset_metadata(),
                           band_metadata=support.band_metadata(), cancel=cancel) as writer:
@@ -74,5 +85,10 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
                     fused = METHODS[method](lr, hr, s)[:, rows, cols]
                     keep = valid[rows, cols]
                     result[:, keep] = fused[:, keep]
-                writer.write(bands.expand(result, nodata), blk.keep.col * s, blk.keep.row * s)
+                kept = blk.keep.scaled(s)
+                inside = kept.intersection(region)
+                rows, cols = slice(inside.row - kept.row, inside.row_end - kept.row), \
+                    slice(inside.col - kept.col, inside.col_end - kept.col)
+                writer.write(bands.expand(result[:, rows, cols], nodata), inside.col - region.col,
+                             inside.row - region.row)
     return out

@@ -40,9 +40,8 @@ the target):
   the best of them, the fit says so (a warning, ``FitResult.used``, the card's ``fit`` provenance) and fuses the
   pair with that classical method (``core.classic_raster``) instead of the model; the model is kept all the same,
   for the record. Why that method and not the model with its head off (its base): the kept model scores at least
-  its base, so when it falls below a classical method its base does too. A fit with an area to fuse
-  (``request.region``) cannot fall back (the classical fusions fuse the whole pair): it fuses with the model and
-  says so.
+  its base, so when it falls below a classical method its base does too. With an area to fuse
+  (``request.region``) the classical method fuses that area, as the model would.
 
 Nothing more: not SAM, not at full resolution (no reference exists there; the base's GSA weights are fitted again
 on the full-resolution scene when fusing), not on pixels outside the strip. :class:`FitResult` carries the numbers
@@ -78,7 +77,7 @@ from .outputs import check_not_an_input, check_output_path, temporary_path
 from .progress import Cancel, Progress
 from .raster import RasterInfo, RasterReader
 from .service import FusionRequest
-from .tiling import _check_region
+from .tiling import check_region
 from .window import Window
 
 if TYPE_CHECKING:
@@ -246,11 +245,11 @@ def check_fit(request: FusionRequest, model_out: str | os.PathLike, settings: Tr
         check_not_an_input(written, [request.lrhsi, request.hrmsi, out])
     width, height = grid.hr_window.width, grid.hr_window.height
     area = Window(0, 0, width, height) if request.region is None else Window(*request.region)
-    _check_region(area, width, height)
+    check_region(area, width, height)
     training_window = None
     if training_region is not None:
         training_region = Window(*training_region)
-        _check_region(training_region, width, height)
+        check_region(training_region, width, height)
         training_window = Window(training_region.col + grid.hr_window.col, training_region.row + grid.hr_window.row,
                                  training_region.width, training_region.height)  # HRMSI pixels, as train_pair takes
     align = check_patch(settings, grid.scale)
@@ -399,17 +398,12 @@ def _train(plan: _Plan, temporary: Path, settings, share: float, fuse_guess: flo
 
 def _choose_fusion(plan: _Plan, training: TrainResult) -> str:
     """What fuses the pair: "model", or the classical candidate that scored above the kept model on the validation
-    strip (the best of them; see the module docstring), said in a warning. An area to fuse keeps the model."""
+    strip (the best of them; see the module docstring), said in a warning."""
     if not training.classical:
         return "model"
     best = max(training.classical, key=lambda name: training.classical[name]["PSNR"])
     ours, theirs = training.metrics.get("PSNR", -math.inf), training.classical[best]["PSNR"]
     if ours >= theirs:
-        return "model"
-    if plan.request.region is not None:
-        log.warning("the fitted model scores %.2f dB on the validation strip, below %s (%.2f dB); an area to fuse was "
-                    "given and the classical fusions fuse whole pairs only, so the model fuses it all the same",
-                    ours, best, theirs)
         return "model"
     log.warning("the fitted model scores %.2f dB on the validation strip, below %s (%.2f dB): the pair is fused with "
                 "%s; the model is kept", ours, best, theirs, best)
@@ -434,10 +428,9 @@ def _fuse(plan: _Plan, model: Path, share: float, report: Progress, cancel: Canc
             return service.fuse(replace(plan.request, model=model), progress=fusing, cancel=cancel)
         from .classic_raster import fuse_classic_raster
 
-        out = fuse_classic_raster(plan.request.lrhsi, plan.request.hrmsi, plan.request.out, used, progress=fusing,
-                                  cancel=cancel)
-        window = plan.grid.hr_window
-        return FusionResult(out, plan.grid.scale, window.width, window.height, 0, time.monotonic() - started)
+        out = fuse_classic_raster(plan.request.lrhsi, plan.request.hrmsi, plan.request.out, used,
+                                  region=plan.request.region, progress=fusing, cancel=cancel)
+        return FusionResult(out, plan.grid.scale, plan.area.width, plan.area.height, 0, time.monotonic() - started)
     except Canceled as exc:
         raise Canceled("Fit and fuse canceled while fusing; no model and no output were written.") from exc
 

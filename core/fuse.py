@@ -340,9 +340,7 @@ def fuse_raster(
     report = progress or (lambda _fraction, _message: None)
     weights = blend_weights(tile, overlap)
     nodata = output_nodata(lr_info)
-    gt = grid.geotransform
-    geotransform = (gt[0] + region.col * gt[1] + region.row * gt[2], gt[1], gt[2],
-                    gt[3] + region.col * gt[4] + region.row * gt[5], gt[4], gt[5])
+    geotransform = grid.region_geotransform(region)
     done = predicted = valid_pixels = 0
     prepare = getattr(predictor, "prepare", None)
     screened = PREPASS_SHARE if prepare is None else PREPASS_SHARE / 2  # the bar's share of the band screening

@@ -37,6 +37,13 @@ class FusionGrid:
     geotransform: GeoTransform
     crs_wkt: str
 
+    def region_geotransform(self, region: Window) -> GeoTransform:
+        """The geotransform of the output file of ``region`` (a window of the output grid): its origin moved to the
+        region's corner."""
+        gt = self.geotransform
+        return (gt[0] + region.col * gt[1] + region.row * gt[2], gt[1], gt[2],
+                gt[3] + region.col * gt[4] + region.row * gt[5], gt[4], gt[5])
+
 
 def bounds_window(geotransform: GeoTransform, width: int, height: int,
                   bounds: tuple[float, float, float, float], what: str) -> Window:

@@ -99,7 +99,9 @@ def _axis_starts(start: int, end: int, size: int, tile: int, overlap: int) -> ra
     return range(first * step, last * step + 1, step)
 
 
-def _check_region(region: Window, raster_width: int, raster_height: int) -> None:
+def check_region(region: Window, raster_width: int, raster_height: int) -> None:
+    """InputError unless ``region`` is a non-empty window inside the ``raster_width`` x ``raster_height``
+    output grid."""
     if region.width < 1 or region.height < 1 or region.intersection(
         Window(0, 0, raster_width, raster_height)
     ) != region:
@@ -122,7 +124,7 @@ def plan_tiles(
     Raises InputError for unusable tile sizes or a region outside the raster.
     """
     check_tiling(tile, overlap, align)
-    _check_region(region, raster_width, raster_height)
+    check_region(region, raster_width, raster_height)
     rows = _axis_starts(region.row, region.row_end, raster_height, tile, overlap)
     cols = _axis_starts(region.col, region.col_end, raster_width, tile, overlap)
     return [Window(col, row, tile, tile) for row in rows for col in cols]

@@ -208,7 +208,10 @@ def test_a_model_below_the_best_classical_candidate_is_kept_but_the_pair_is_fuse
     request = FusionRequest(lr, hr, out_dir / "part.tif", device="cpu", tile=32, overlap=0, region=Window(0, 0, 32, 32))
     part = fit.fit_and_fuse(request, out_dir / "part.safetensors", minutes=None, iterations=2, device="cpu",
                             settings=_tiny())
-    assert part.used == "model"  # an area to fuse: the classical fusions fuse whole pairs only
+    assert part.used == "gsa"  # an area to fuse: the classical method fuses that area
+    area = fuse_classic_raster(lr, hr, tmp_path / "gsa_area.tif", "gsa", region=Window(0, 0, 32, 32))
+    np.testing.assert_array_equal(read_raster(part.out_path), read_raster(area))
+    assert read_raster(area).shape[1:] == (32, 32)
 
 
 def test_a_fit_can_start_from_a_model_that_fits_the_pair(make_fit_pair, make_raster, tmp_path):

@@ -8,9 +8,11 @@ from .params import (
     CLASSIC_METHODS,
     SRF_HELP,
     choice_parameter,
+    fuse_area_parameter,
     fused_output_parameter,
     hrmsi_parameter,
     lrhsi_parameter,
+    output_extent_window,
     output_raster,
     progress,
     raster_path,
@@ -35,7 +37,7 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
         "pixels with a margin; the regression weights are then fitted per block. The output keeps the HRMSI grid, "
         "the LRHSI wavelengths and a nodata value, and marks each band's detail as measured (inside the HRMSI's "
         "spectral coverage) or extrapolated in its metadata.")
-    LRHSI, HRMSI, METHOD, SRF, OUTPUT = "LRHSI", "HRMSI", "METHOD", "SRF", "OUTPUT"
+    LRHSI, HRMSI, METHOD, SRF, OUTPUT, REGION = "LRHSI", "HRMSI", "METHOD", "SRF", "OUTPUT", "REGION"
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 (QGIS API name)
         self.add(lrhsi_parameter(self.LRHSI, self.tr), "The LRHSI.")
@@ -47,16 +49,20 @@ class FuseClassicAlgorithm(CoFusionAlgorithm):
                  SRF_HELP + " For the output's marking of measured and extrapolated bands (COFUSION_DETAIL); empty: "
                  "the HRMSI's band metadata, else no marking.", advanced=True)
         self.add(fused_output_parameter(self.OUTPUT, self.tr), "The output GeoTIFF (.tif).")
+        self.add(fuse_area_parameter(self.REGION, self.tr),
+                 "Fuse only this extent (any CRS: the map canvas, a layer's or a polygon's extent); the method's "
+                 "weights are fitted on the blocks under it. Empty: the whole area both inputs cover.")
 
     def execute(self, parameters, context, feedback) -> dict:
         from ...core.classic_raster import fuse_classic_raster
 
         lrhsi = raster_path(self, parameters, self.LRHSI, context)
+        hrmsi = raster_path(self, parameters, self.HRMSI, context)
         method = self.parameterAsEnumString(parameters, self.METHOD, context)
         out = fuse_classic_raster(
-            lrhsi, raster_path(self, parameters, self.HRMSI, context),
-            output_raster(self, parameters, self.OUTPUT, context), method,
-            srf=self.parameterAsString(parameters, self.SRF, context) or None, progress=progress(feedback),
-            cancel=feedback.isCanceled)
+            lrhsi, hrmsi, output_raster(self, parameters, self.OUTPUT, context), method,
+            srf=self.parameterAsString(parameters, self.SRF, context) or None,
+            region=output_extent_window(self, parameters, self.REGION, context, lrhsi, hrmsi),
+            progress=progress(feedback), cancel=feedback.isCanceled)
         present(context, str(out), SPECTRAL, f"{method.upper()} fused", lrhsi)
         return {self.OUTPUT: str(out)}

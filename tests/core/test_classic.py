@@ -201,3 +201,31 @@ def test_a_classical_fusion_marks_the_bands_outside_the_hrmsi_coverage_extrapola
     with pytest.raises(InputError, match="The SRF has 4 bands"):
         fuse_classic_raster(lr, hr, tmp_path / "s2.tif", "gsa", srf="sentinel2a")
     assert not (tmp_path / "s2.tif").exists()
+
+
+@pytest.mark.parametrize("method", ["gsa", "blend", "bicubic"])
+def test_an_area_of_a_classical_raster_fusion_is_the_same_pixels_of_a_whole_run(method, make_raster, tmp_path):
+    """24 x 24 LR pixels at x4: an area whose block, read with its margin of 16 LR pixels, is the whole scene (LR
+    columns and rows 8-15) is the whole run's pixels, on the LR grid or not; elsewhere too for bicubic (nothing
+    fitted), while the fitted methods fit their weights on the part of the scene the block reads. Every area is
+    georeferenced at its corner; an area outside the grid is refused."""
+    from osgeo import gdal
+
+    from cofusion.core.classic_raster import fuse_classic_raster
+    from cofusion.core.raster import read_info, read_raster
+
+    lr = make_raster(5, 24, 24, geotransform=(500000.0, 40.0, 0.0, 5000000.0, 0.0, -40.0))
+    hr = make_raster(3, 96, 96, geotransform=(500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0))
+    whole = read_raster(fuse_classic_raster(lr, hr, tmp_path / "whole.tif", method))
+    for (col, row, width, height), read_whole in (((32, 32, 32, 32), True), ((33, 35, 30, 21), True),
+                                                  ((0, 0, 96, 96), True), ((93, 90, 3, 6), False)):
+        out = fuse_classic_raster(lr, hr, tmp_path / f"area_{col}_{row}.tif", method,
+                                  region=Window(col, row, width, height))
+        area = read_raster(out)
+        assert area.shape == (5, height, width) and gdal.Open(str(out)).RasterCount == 5
+        if read_whole or method == "bicubic":
+            np.testing.assert_array_equal(area, whole[:, row:row + height, col:col + width])
+        assert read_info(out).geotransform == (500000.0 + 10.0 * col, 10.0, 0.0, 5000000.0 - 10.0 * row, 0.0, -10.0)
+    with pytest.raises(InputError, match="inside the 96 x 96 output grid"):
+        fuse_classic_raster(lr, hr, tmp_path / "outside.tif", method, region=Window(90, 0, 10, 10))
+    assert not (tmp_path / "outside.tif").exists()

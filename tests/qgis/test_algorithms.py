@@ -79,6 +79,20 @@ def test_fuse_classic_marks_measured_and_extrapolated_bands_by_the_srf_given(run
                                                                 "extrapolated")
 
 
+def test_fuse_classic_on_an_extent_fuses_its_pixels(run, simulated, tmp_path):
+    """An extent covering HR columns 4-11 and rows 0-7 of the 16 x 16 output grid: an 8 x 8 output with those
+    pixels of the whole run (the scene is one block) and its corner's georeference."""
+    _, lr, hr = simulated
+    whole = run("fuse_classic", {"LRHSI": str(lr), "HRMSI": str(hr), "METHOD": "gsa",
+                                 "OUTPUT": str(tmp_path / "whole.tif")})["OUTPUT"]
+    x0, pixel, y0 = HR_GT[0], HR_GT[1], HR_GT[3]
+    extent = f"{x0 + 4 * pixel},{x0 + 12 * pixel},{y0 - 8 * pixel},{y0} [EPSG:32632]"
+    area = run("fuse_classic", {"LRHSI": str(lr), "HRMSI": str(hr), "METHOD": "gsa", "REGION": extent,
+                                "OUTPUT": str(tmp_path / "area.tif")})["OUTPUT"]
+    np.testing.assert_array_equal(read_raster(area), read_raster(whole)[:, 0:8, 4:12])
+    assert read_info(area).geotransform[:4] == (x0 + 4 * pixel, pixel, 0.0, y0)
+
+
 def test_fuse_classic_cancel_leaves_no_file(run, simulated, tmp_path):
     feedback = qgis_core.QgsProcessingFeedback()
     feedback.cancel()
