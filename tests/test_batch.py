@@ -293,6 +293,30 @@ def test_the_cog_carries_the_stripes_overviews_as_the_average_of_its_pixels(clus
     np.testing.assert_allclose(level, expected, rtol=1e-6, atol=1e-7)
 
 
+def test_a_local_cluster_starts_its_workers_without_dasks_malloc_trim_setting():
+    """Dask's own MALLOC_TRIM_THRESHOLD_=65536 made a stripe 1.6 times as slow (core.batch.TRIM)."""
+    pytest.importorskip("distributed")
+    client = batch.open_client(None, 1, 1, True, 60.0)
+    try:
+        assert client.run(batch._trim_setting) and batch._slow_workers(client) == []
+    finally:
+        batch.close_client(client)
+
+
+def test_workers_with_the_malloc_trim_setting_are_named_in_a_note(clusters, make_raster, tiny_model, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv(batch.TRIM, "65536")  # the in-process workers of the module's clusters share the variable
+    lr, hr = _scene(make_raster, "t", 40, seed=8)
+    out = tmp_path / "out"
+    out.mkdir()
+    lines: list[str] = []
+    report = batch.run_batch(_manifest(tmp_path / "m.csv", [(lr.name, hr.name, tiny_model, "t.tif")]), out,
+                             settings=SETTINGS, client=clusters[1], progress=lambda _f, line: lines.append(line))
+    assert report.ok
+    notes = [line for line in lines if batch.TRIM in line]
+    assert len(notes) == 1 and "=65536" in notes[0] and "pre-spawn-environ" in notes[0], lines
+
+
 def test_stripes_narrower_than_a_tile_are_fused(clusters, make_raster, tiny_model, tmp_path):
     """Tiles of 48 with an overlap of 16 and a block of 48: the block rounds down to stripes of one step, 32
     columns, narrower than a tile (x3's defaults, tile 336 and step 288, do the same with any block below 576).
