@@ -79,7 +79,7 @@ from .fuse import DEFAULT_BATCH, check_predictor
 from .grid import check_inputs
 from .outputs import check_output_path, remove_with_sidecar, temporary_path
 from .progress import Cancel, Progress
-from .raster import output_nodata
+from .raster import num_threads, output_nodata
 from .tiling import DEFAULT_BLOCK, block_size, check_tiling, default_tiling, plan_strips
 from .window import Window
 
@@ -185,6 +185,7 @@ class AssembleJob:
     nodata: float
     cancel_event: str
     overviews: tuple[int, ...] = ()  # the parts' overview factors, the mosaic's (``overview_factors``)
+    threads: int | None = None  # the COG's compression threads (None: all cores)
 
 
 @dataclass
@@ -344,7 +345,8 @@ def _plan(row: ManifestRow, manifest_dir: Path, out_dir: Path, settings: BatchSe
     jobs = tuple(BlockJob(key, folder / f"block-{r.col:06d}-{r.col_end:06d}.tif", lrhsi, hrmsi, model,
                           row.method or None, r, settings, event, overviews) for r in regions)
     assemble = AssembleJob(key, folder, tuple(job.part for job in jobs), tuple(regions), output, width, height,
-                           tuple(grid.geotransform), grid.crs_wkt, output_nodata(lr_info), event, overviews)
+                           tuple(grid.geotransform), grid.crs_wkt, output_nodata(lr_info), event, overviews,
+                           settings.threads)
     return _Plan(row, key, output, folder, jobs, assemble)
 
 
@@ -513,7 +515,7 @@ def assemble_scene(job: AssembleJob, _blocks: Sequence[BlockDone] = ()) -> dict[
     cancel = _TaskCancel(job.cancel_event)
     mosaic = write_mosaic_vrt(job, job.folder / "mosaic.vrt")
     try:
-        write_cog(mosaic, job.output, cancel=cancel)
+        write_cog(mosaic, job.output, cancel=cancel, threads=job.threads)
     except Canceled:  # the batch was stopped (its driver reports that): no error for Dask to log
         return {"output": str(job.output), "canceled": True}
     st = job.output.stat()
@@ -597,13 +599,13 @@ def _simple_source(part: Path, band: int, region: Window) -> str:
             f"ySize=\"{region.height}\"/></SimpleSource>")
 
 
-def cog_options(band_count: int) -> list[str]:
+def cog_options(band_count: int, threads: int | None = None) -> list[str]:
     """COG creation options in the spirit of ``core.raster.geotiff_options``: 256-pixel tiles, DEFLATE level 1
-    with the floating-point predictor (lossless), all CPUs, BigTIFF when needed, the source's overviews (the parts',
-    ``add_overviews``; averaged by the driver where a source has none);
+    with the floating-point predictor (lossless), on ``threads`` threads (None: all CPUs), BigTIFF when needed, the
+    source's overviews (the parts', ``add_overviews``; averaged by the driver where a source has none);
     band-interleaved where this GDAL's COG driver offers it (3.11 and later; before, a COG is pixel-interleaved)."""
     options = [f"BLOCKSIZE={COG_BLOCK}", "COMPRESS=DEFLATE", "LEVEL=1", "PREDICTOR=FLOATING_POINT",
-               "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER", "RESAMPLING=AVERAGE", "OVERVIEWS=AUTO"]
+               num_threads(threads), "BIGTIFF=IF_SAFER", "RESAMPLING=AVERAGE", "OVERVIEWS=AUTO"]
     listed = gdal.GetDriverByName("COG").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
     if band_count > 1 and "name='INTERLEAVE'" in listed:
         options.append("INTERLEAVE=BAND")
@@ -646,7 +648,7 @@ class _QuietGdal:
         gdal.PopErrorHandler()
 
 
-def write_cog(source: Path, output: Path, cancel: Cancel | None = None) -> Path:
+def write_cog(source: Path, output: Path, cancel: Cancel | None = None, threads: int | None = None) -> Path:
     """Copy the raster ``source`` (the mosaic's virtual raster) into a cloud-optimised GeoTIFF at ``output``
     (``cog_options``), pixels, overviews and metadata as they are (the bands' other domains where
     ``cog_keeps_band_domains``). Written to a temporary file beside ``output`` and renamed when
@@ -666,8 +668,8 @@ def write_cog(source: Path, output: Path, cancel: Cancel | None = None) -> Path:
             def callback(_fraction, _message, _data):
                 return 0 if cancel is not None and cancel() else 1
 
-            cog = gdal.GetDriverByName("COG").CreateCopy(str(temporary), src, 0, cog_options(src.RasterCount),
-                                                         callback=callback)
+            cog = gdal.GetDriverByName("COG").CreateCopy(str(temporary), src, 0,
+                                                         cog_options(src.RasterCount, threads), callback=callback)
             failed = cog is None or gdal.GetLastErrorType() >= gdal.CE_Failure
             cog = src = None  # closing the COG finishes it
             failed = failed or gdal.GetLastErrorType() >= gdal.CE_Failure

@@ -299,6 +299,7 @@ def fuse_raster(
     batch: int = DEFAULT_BATCH,
     block: int = DEFAULT_BLOCK,
     region: Window | None = None,
+    threads: int | None = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
 ) -> FusionResult:
@@ -312,6 +313,7 @@ def fuse_raster(
     pixels equal the same pixels of a whole run. The output carries the HR grid, the CRS, the LRHSI's
     wavelengths, FWHM and band names, a nodata value (``output_nodata``), and per band whether its detail is
     measured or extrapolated (``_support``).
+    threads: the CPU threads the output is compressed on (None: all cores; the model's are the predictor's).
     Raises InputError / GridError / OutputError / CheckpointError with the fix, InputError when the settings need
     more memory than is available (``core.tiling.check_engine_memory``) or no output pixel is valid, Canceled
     when ``cancel()`` returns True; on any error no output file is left.
@@ -356,7 +358,7 @@ def fuse_raster(
                           wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
                           band_names=lr_info.band_names, bbl=bands.bbl, metadata=support.dataset_metadata(),
                           band_metadata=support.band_metadata(), cancel=cancel,
-                          tile=internal_tile(tile - overlap)) as writer:
+                          tile=internal_tile(tile - overlap), threads=threads) as writer:
             def write(working: np.ndarray, col: int, row: int) -> None:
                 writer.write(bands.expand(working, nodata), col, row)
 

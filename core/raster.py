@@ -43,8 +43,7 @@ GeoTransform = tuple[float, float, float, float, float, float]
 PIXEL_GEOTRANSFORM: GeoTransform = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 
-_CREATE_OPTIONS = ("TILED=YES", "COMPRESS=DEFLATE", "ZLEVEL=1", "NUM_THREADS=ALL_CPUS", "BIGTIFF=IF_SAFER",
-                   "INTERLEAVE=BAND")
+_CREATE_OPTIONS = ("TILED=YES", "COMPRESS=DEFLATE", "ZLEVEL=1", "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND")
 #: The edge of the GeoTIFF's internal tiles (pixels) unless a writer asks for others (``internal_tile``).
 INTERNAL_TILE = 256
 #: The largest internal tile :func:`internal_tile` chooses.
@@ -452,12 +451,20 @@ def _per_band(values: Sequence | None, band_count: int, name: str) -> tuple | No
     return values
 
 
-def geotiff_options(dtype: str, tile: int = INTERNAL_TILE) -> list[str]:
+def geotiff_options(dtype: str, tile: int = INTERNAL_TILE, threads: int | None = None) -> list[str]:
     """GeoTIFF creation options of every output (see RasterWriter) for pixels of numpy dtype `dtype`, in internal
-    tiles of `tile` x `tile` pixels (a multiple of 16, as TIFF requires)."""
+    tiles of `tile` x `tile` pixels (a multiple of 16, as TIFF requires), compressed on `threads` threads (None:
+    all cores; see :func:`num_threads`)."""
     kind = np.dtype(dtype).kind
     predictor = {"f": ["PREDICTOR=3"], "i": ["PREDICTOR=2"], "u": ["PREDICTOR=2"]}.get(kind, [])
-    return [*_CREATE_OPTIONS, f"BLOCKXSIZE={tile}", f"BLOCKYSIZE={tile}", *predictor]
+    return [*_CREATE_OPTIONS, num_threads(threads), f"BLOCKXSIZE={tile}", f"BLOCKYSIZE={tile}", *predictor]
+
+
+def num_threads(threads: int | None) -> str:
+    """GDAL's NUM_THREADS creation option for a writer allowed `threads` CPU threads (None: ALL_CPUS). A fusion
+    given a thread count (``--threads``, a batch task's share of the cores) compresses on that many, so that the
+    tasks of a machine's workers do not each take every core."""
+    return "NUM_THREADS=ALL_CPUS" if threads is None else f"NUM_THREADS={max(1, int(threads))}"
 
 
 def internal_tile(step: int) -> int:
@@ -476,18 +483,19 @@ def internal_tile(step: int) -> int:
 class RasterWriter:
     """Writes one GeoTIFF, atomically; the only way outputs are written. Use it as a context manager.
 
-    Creation options: tiled (`tile` x `tile` internal tiles, default 256; see :func:`internal_tile`), DEFLATE level 1 on
-    all CPUs (on a 198-band output 1.8 times faster than the default level 6, the file 6 % larger) with predictor 3
-    (floats) or 2 (integers), BigTIFF when needed, band interleaved. Every `write` is flushed out of GDAL's block cache
-    at once, so memory does not grow with the raster; write whole internal tiles where possible (a tile written in parts
-    is compressed and stored again for each part). Every band gets `nodata`, a description (its name, or "band N (W
-    nm)"), and, with wavelengths, both the EnMAP-Box items `wavelength`, `wavelength_units`=Nanometers, `fwhm` (nm) and
-    GDAL's IMAGERY items `CENTRAL_WAVELENGTH_UM`, `FWHM_UM` (um); with `bbl`, the item `bbl` (1 good, 0 bad: EnMAP-Box's
-    bad band list); with `band_metadata`, its items per band and with `metadata` at dataset level (GDAL's default
-    domain: e.g. ``core.band_support``'s measured / extrapolated marking). Bands get no scale or offset (GDAL's
-    defaults, 1 and 0): the values written are the values every reader gets, so callers write physical values (as
-    `RasterReader.read` gives them) and neither QGIS nor this module rescales them; the fused, simulated and aligned
-    rasters are all float32 in the physical units of their inputs.
+    Creation options: tiled (`tile` x `tile` internal tiles, default 256; see :func:`internal_tile`), DEFLATE level
+    1 on `threads` threads, default all CPUs (on a 198-band output 1.8 times faster than the default level 6, the
+    file 6 % larger) with predictor 3 (floats) or 2 (integers), BigTIFF when needed, band interleaved. Every `write`
+    is flushed out of GDAL's block cache at once, so memory does not grow with the raster; write whole internal
+    tiles where possible (a tile written in parts is compressed and stored again for each part). Every band gets
+    `nodata`, a description (its name, or "band N (W nm)"), and, with wavelengths, both the EnMAP-Box items
+    `wavelength`, `wavelength_units`=Nanometers, `fwhm` (nm) and GDAL's IMAGERY items `CENTRAL_WAVELENGTH_UM`,
+    `FWHM_UM` (um); with `bbl`, the item `bbl` (1 good, 0 bad: EnMAP-Box's bad band list); with `band_metadata`, its
+    items per band and with `metadata` at dataset level (GDAL's default domain: e.g. ``core.band_support``'s
+    measured / extrapolated marking). Bands get no scale or offset (GDAL's defaults, 1 and 0): the values written
+    are the values every reader gets, so callers write physical values (as `RasterReader.read` gives them) and
+    neither QGIS nor this module rescales them; the fused, simulated and aligned rasters are all float32 in the
+    physical units of their inputs.
 
     The pixels go to a hidden temporary file beside `path` (".NAME.<random>.tmp.tif"), created on entering
     the `with` block. Leaving it normally flushes, closes and renames the file over `path` (an existing
@@ -517,6 +525,7 @@ class RasterWriter:
         dtype: str = "float32",
         cancel: Callable[[], bool] | None = None,
         tile: int = INTERNAL_TILE,
+        threads: int | None = None,
     ) -> None:
         if min(width, height, band_count) < 1:
             raise ValueError(f"cannot write a raster of {band_count} bands x {height} rows x {width} columns")
@@ -531,6 +540,7 @@ class RasterWriter:
         if tile < 16 or tile % 16:
             raise ValueError(f"internal tiles of {tile} pixels: TIFF needs a multiple of 16")
         self.tile = int(tile)
+        self.threads = threads
         if nodata is not None and np.dtype(self.dtype).kind in "ui":
             limits = np.iinfo(self.dtype)
             if not (math.isfinite(nodata) and nodata == int(nodata) and limits.min <= nodata <= limits.max):
@@ -550,7 +560,7 @@ class RasterWriter:
                           "folder is writable), then run again")
 
     def __enter__(self) -> RasterWriter:
-        options = geotiff_options(self.dtype, self.tile)
+        options = geotiff_options(self.dtype, self.tile, self.threads)
         driver = gdal.GetDriverByName("GTiff")
         self._ds = _gdal(
             lambda: driver.Create(str(self._temp), self.width, self.height, self.band_count, self._gdal_type,

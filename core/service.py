@@ -34,7 +34,8 @@ class FusionRequest:
 
     lrhsi, hrmsi, out: raster paths (any GDAL raster in; a GeoTIFF out, replaced only when complete).
     model: a CoFusion checkpoint (.safetensors); None for the bundled model (``DEFAULT_MODEL``).
-    device: one of ``DEVICES`` or "cuda:N"; threads: CPU threads for the model (None: every core available).
+    device: one of ``DEVICES`` or "cuda:N"; threads: CPU threads for the model and the output's compression
+    (None: every core available).
     tile, overlap: HR pixels, multiples of the model's alignment (None: ``tiling.default_tiling``); batch: tiles
     per model call; block: width in HR pixels of the strips the output is walked in (see ``core.fuse``).
     region: a window of the output grid to fuse alone (HR pixels; None: the whole area both inputs cover).
@@ -96,7 +97,7 @@ def fuse(request: FusionRequest, progress: Progress | None = None, cancel: Cance
         raise Canceled("Fusion canceled before it began; no output file was written.")
     return fuse_raster(request.lrhsi, request.hrmsi, request.out, predictor, tile=request.tile,
                        overlap=request.overlap, batch=request.batch, block=request.block, region=request.region,
-                       progress=progress, cancel=cancel)
+                       threads=request.threads, progress=progress, cancel=cancel)
 
 
 def describe_model(model: str | os.PathLike | None) -> str:

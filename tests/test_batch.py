@@ -181,6 +181,10 @@ def test_overview_factors_follow_the_cog_rule_within_whole_blocks_of_a_stripe(si
     assert batch.overview_factors(*size, stripe) == factors
 
 
+def test_a_cog_is_compressed_on_the_tasks_threads():
+    assert "NUM_THREADS=1" in batch.cog_options(224, 1) and "NUM_THREADS=ALL_CPUS" in batch.cog_options(224)
+
+
 def _one_stripe_job(make_raster, tiny_model, tmp_path) -> batch.BlockJob:
     lr, hr = _scene(make_raster, "wide", 160, seed=5)  # 320 x 48 HR pixels: one overview level
     row = batch.ManifestRow(2, str(lr), str(hr), "wide.tif", str(tiny_model))

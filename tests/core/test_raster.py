@@ -541,3 +541,18 @@ def test_a_writer_writes_the_internal_tiles_asked_for(tmp_path):
     with pytest.raises(ValueError, match="multiple of 16"):
         RasterWriter(tmp_path / "u.tif", width=10, height=10, band_count=1, geotransform=(0, 1, 0, 0, 0, -1),
                      crs_wkt="", tile=40)
+
+
+def test_a_writer_given_a_thread_count_compresses_on_that_many(monkeypatch, tmp_path):
+    """A fusion's --threads (a batch task's share of the cores) bounds GDAL's compression threads too."""
+    from cofusion.core import raster
+
+    assert "NUM_THREADS=ALL_CPUS" in raster.geotiff_options("float32")
+    assert "NUM_THREADS=1" in raster.geotiff_options("float32", 256, 1)
+    created = []
+    real = raster.geotiff_options
+    monkeypatch.setattr(raster, "geotiff_options", lambda *a: created.append(a) or real(*a))
+    with raster.RasterWriter(tmp_path / "t.tif", width=32, height=32, band_count=2,
+                             geotransform=(0.0, 1.0, 0.0, 0.0, 0.0, -1.0), crs_wkt="", threads=2) as writer:
+        writer.write(np.zeros((2, 32, 32), np.float32), 0, 0)
+    assert created == [("float32", raster.INTERNAL_TILE, 2)]
