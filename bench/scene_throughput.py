@@ -22,15 +22,20 @@ One run measures, in this order, every figure as a ratio of two measurements of 
   and loaded the normal way;
 - end to end through ``core.service.fuse`` with a ``FusionRequest`` of the defaults (``python -m cofusion fuse``,
   device cpu, ``--threads``), in a fresh child process: wall seconds of the call, output MP/s, the child's peak
-  resident memory (VmHWM), then in the same child the bare network forward on the engine's tile and batch
-  (``fuse_speed.forward_seconds``): the share of the wall time outside the forward, 1 - tiles x forward time per
-  tile / wall; and the forward's GFLOP/s (``fuse_speed.flops_per_pixel``) and share of the matmul peak;
+  resident memory (VmHWM), the seconds of the network's calls inside the run (``NetworkPredictor.__call__``, timed
+  by a wrapper in the child) and so the share of the wall time outside the forward, 1 - model seconds / wall, and
+  the seconds of the writer's calls (compressing and writing); then in the same child the bare network forward on
+  the engine's tile and batch (``fuse_speed.forward_seconds``): its GFLOP/s (``fuse_speed.flops_per_pixel``) and
+  share of the matmul peak. (The share outside was 1 - tiles x bare forward / wall before: a bare forward measured
+  while the machine was loaded made it look smaller, 12.7 % in the run of 2026-12-01 16:44, whose bare forward took
+  1.58 s against 1.29-1.43 s on quiet cores);
 - Dask (``core.batch.run_batch``, ``python -m cofusion batch``) on a sub-scene of the same kind: ``BATCH_STRIPES``
   stripes of ``STRIPE_STEPS`` tile steps wide (x3: 1152 HR columns, two stripes of 576), as many rows or the
   scene's when fewer (1152 x 1152 HR pixels at the default size), on a local cluster of 1
-  and then 2 worker processes of 1 thread each, 1 model thread per task, for a manifest of that pair once and for
-  one of ``ARCHIVE_SCENES`` rows of it (an archive): output MP/s of each, their ratio, and whether the
-  cloud-optimised outputs of 2 workers equal those of 1 bit for bit. The cluster is started (and its workers have
+  and then 2 worker processes of 1 thread each, 1 model thread per task, for a manifest of that pair once (in
+  those stripes, so that 2 workers share it) and for one of ``ARCHIVE_SCENES`` rows of it (an archive, with the
+  batch's default block: one stripe per scene): output MP/s of each, their ratio, and whether the cloud-optimised
+  outputs of 2 workers equal those of 1 bit for bit. The cluster is started (and its workers have
   imported the engine) before the clock starts: the figure is the fusion's scaling, not the cluster's start;
 - PSRT (``bench/peers/psrt.py``, the authors' default hyper-parameters, untrained) in eval and inference mode with
   ``--threads`` threads, fused as the authors' evaluation does (the LRHSI upsampled bicubically, the network on
@@ -62,11 +67,12 @@ from cofusion.core.batch import BatchSettings, close_client, open_client, run_ba
 from cofusion.core.checkpoint import ModelCard, Normalization, save_checkpoint
 from cofusion.core.degrade import simulate
 from cofusion.core.fuse import DEFAULT_BATCH
+from cofusion.core.inference import NetworkPredictor
 from cofusion.core.model import ModelConfig, build_model
 from cofusion.core.raster import RasterReader, RasterWriter, read_info, read_raster
 from cofusion.core.service import FusionRequest, fuse, load_predictor
 from cofusion.core.srf import parse_srf, sensor_wavelengths
-from cofusion.core.tiling import default_tiling
+from cofusion.core.tiling import DEFAULT_BLOCK, default_tiling
 from cofusion.core.window import Window
 
 log = logging.getLogger("scene_throughput")
@@ -90,7 +96,7 @@ WRITE_ROWS = 256
 BATCH_STRIPES = 2
 STRIPE_STEPS = 2
 #: Rows of the archive manifest (the same pair, each with its own output).
-ARCHIVE_SCENES = 3
+ARCHIVE_SCENES = 4
 #: HR edge of the PSRT crop of the scene (a multiple of its patch).
 PSRT_CROP = 768
 #: BENCHMARK.md: PSRT's output MP/s on the cave test region with 2 threads.
@@ -173,9 +179,29 @@ def engine_tiling(predictor) -> tuple[int, int]:
     return default_tiling(math.lcm(int(predictor.align), SCALE))
 
 
+class _Stopwatch:
+    """Wraps ``owner.name`` (a method) to add the seconds its calls take to ``self.seconds``."""
+
+    def __init__(self, owner: type, name: str) -> None:
+        self.seconds = 0.0
+        method = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        setattr(owner, name, timed)
+
+
 def child(spec: dict) -> dict:
-    """In a fresh process: the fusion as ``python -m cofusion fuse`` runs it, then the bare forward on the engine's
-    tile and batch; the wall time, tiles, forward time and the process's peak resident memory (MB)."""
+    """In a fresh process: the fusion as ``python -m cofusion fuse`` runs it, timing the network's calls
+    (``NetworkPredictor.__call__``: normalising, the forward, back to numpy) and the writer's (``RasterWriter.write``:
+    compressing, writing) inside it; then the bare forward on the engine's tile and batch. The wall time, tiles,
+    those times and the process's peak resident memory (MB)."""
+    model, writer = _Stopwatch(NetworkPredictor, "__call__"), _Stopwatch(RasterWriter, "write")
     request = FusionRequest(spec["lr"], spec["hr"], spec["out"], model=spec["model"], device="cpu",
                             threads=spec["threads"])
     start = time.perf_counter()
@@ -184,8 +210,8 @@ def child(spec: dict) -> dict:
     rss = peak_rss_mb()
     predictor = load_predictor(Path(spec["model"]), "cpu", spec["threads"])
     tile, overlap = engine_tiling(predictor)
-    return {"wall_s": wall, "tiles": fused.tiles, "tile": tile, "overlap": overlap,
-            "forward_s": forward_seconds(predictor, tile, DEFAULT_BATCH, spec["repeats"]),
+    return {"wall_s": wall, "tiles": fused.tiles, "tile": tile, "overlap": overlap, "model_s": model.seconds,
+            "write_s": writer.seconds, "forward_s": forward_seconds(predictor, tile, DEFAULT_BATCH, spec["repeats"]),
             "rss_mb": rss, "out_mb": Path(spec["out"]).stat().st_size / 1e6}
 
 
@@ -200,7 +226,7 @@ def end_to_end(lr: Path, hr: Path, model: Path, folder: Path, threads: int) -> d
     size = read_info(hr).width
     rate = DEFAULT_BATCH * got["tile"] ** 2 * flops / got["forward_s"] / 1e9
     got.update(output=size, MP_s=size ** 2 / got["wall_s"] / 1e6, MFLOP_px=flops / 1e6, GFLOP_s=rate,
-               outside=1 - got["tiles"] * got["forward_s"] / DEFAULT_BATCH / got["wall_s"],
+               outside=1 - got["model_s"] / got["wall_s"], writing=got["write_s"] / got["wall_s"],
                forward_MP_s=DEFAULT_BATCH * (got["tile"] - got["overlap"]) ** 2 / got["forward_s"] / 1e6,
                params_M=sum(p.numel() for p in predictor.model.parameters()) / 1e6)
     log.info("end to end: %s", got)
@@ -212,10 +238,12 @@ def dask_runs(lr: Path, hr: Path, model: Path, folder: Path, tile: int, overlap:
     ``ARCHIVE_SCENES`` rows of it (an archive: one scene's last task, its COG, overlaps another's stripes): rows,
     and whether every output of 2 workers equals that of 1 bit for bit."""
     info = read_info(hr)
-    stripe = STRIPE_STEPS * (tile - overlap)
-    settings = BatchSettings(device="cpu", threads=1, block=stripe)
     rows, identical = [], True
     for scenes in (1, ARCHIVE_SCENES):
+        # one scene: stripes of STRIPE_STEPS tile steps, so that 2 workers share it; the archive: the batch's
+        # default block, one stripe per scene (no tile column fused twice at a stripe border)
+        stripe = STRIPE_STEPS * (tile - overlap) if scenes == 1 else min(info.width, DEFAULT_BLOCK)
+        settings = BatchSettings(device="cpu", threads=1, block=stripe if scenes == 1 else DEFAULT_BLOCK)
         manifest = folder / f"manifest_{scenes}.csv"
         with open(manifest, "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows([("lrhsi", "hrmsi", "model", "output"),
@@ -318,7 +346,7 @@ def summary(lr_size: int, e2e: dict, batch: list[dict], identical: bool, psrt: l
         {"figure": "end to end, output", "value": f"{e2e['MP_s']:.3f} MP/s", "target": "", "verdict": ""},
         {"figure": "peak resident memory (child VmHWM)", "value": f"{e2e['rss_mb']:.0f} MB", "target": "",
          "verdict": ""},
-        {"figure": "time outside the bare forward", "value": f"{e2e['outside']:.1%}",
+        {"figure": "time outside the network's forward", "value": f"{e2e['outside']:.1%}",
          "target": f"<= {TARGET_OUTSIDE:.0%}", "verdict": verdict(e2e["outside"], TARGET_OUTSIDE, True)},
         {"figure": "forward, share of the fp32 matmul peak", "value": f"{e2e['of_peak']:.1%} "
          f"({e2e['GFLOP_s']:.1f} GFLOP/s)", "target": f">= {TARGET_OF_PEAK:.0%}",
@@ -341,8 +369,9 @@ def summary(lr_size: int, e2e: dict, batch: list[dict], identical: bool, psrt: l
 
 
 E2E_COLUMNS = {"output": "d", "tile": "d", "overlap": "d", "tiles": "d", "wall_s": ".1f", "MP_s": ".3f",
-               "rss_mb": ".0f", "out_mb": ".0f", "forward_s": ".2f", "forward_MP_s": ".3f", "outside": ".1%",
-               "params_M": ".3f", "MFLOP_px": ".3f", "GFLOP_s": ".1f", "of_peak": ".1%"}
+               "rss_mb": ".0f", "out_mb": ".0f", "model_s": ".1f", "write_s": ".1f", "outside": ".1%",
+               "writing": ".1%", "forward_s": ".2f", "forward_MP_s": ".3f", "params_M": ".3f",
+               "MFLOP_px": ".3f", "GFLOP_s": ".1f", "of_peak": ".1%"}
 BATCH_COLUMNS = {"scenes": "d", "workers": "d", "stripes": "d", "stripe": "d", "output": "", "seconds": ".1f",
                  "MP/s": ".3f", "speed-up": ".2f"}
 PSRT_COLUMNS = {"case": "", "bands": "", "params_M": ".3f", "MFLOP/px": ".3f", "output": "", "patches": "d",
@@ -366,23 +395,26 @@ def notes(args: argparse.Namespace, loads: tuple[str, str], peaks: tuple[float, 
         f"End to end (core.service.fuse, the defaults of `python -m cofusion fuse`, device cpu, {args.threads} "
         f"threads, in a fresh child process): {e2e['wall_s']:.1f} s for {out * out / 1e6:.2f} output MP "
         f"({e2e['MP_s']:.3f} MP/s), peak resident memory {e2e['rss_mb']:.0f} MB, a {e2e['out_mb']:.0f} MB "
-        f"output. The bare forward on the engine's {e2e['tile']} x {e2e['tile']} tile (overlap {e2e['overlap']}, "
-        f"batch {DEFAULT_BATCH}, median of 3 in the same child) takes {e2e['forward_s']:.2f} s: the "
-        f"{e2e['tiles']} tiles account for {1 - e2e['outside']:.1%} of the wall time, {e2e['outside']:.1%} is "
-        "outside the forward (the band screening, the base's scene statistics, reading, normalising, blending, "
-        f"compressing, writing, the model's loading). The forward runs at {e2e['GFLOP_s']:.1f} GFLOP/s "
+        f"output. The network's calls on the {e2e['tiles']} tiles took {e2e['model_s']:.1f} s of it (timed inside "
+        f"the run: normalising, the forward, back to numpy), so {e2e['outside']:.1%} of the wall time is outside "
+        "the forward (the band screening, the base's scene statistics, reading, blending, compressing, writing, "
+        f"the model's loading); compressing and writing the output alone took {e2e['write_s']:.1f} s, "
+        f"{e2e['writing']:.1%} (DEFLATE with the floating-point predictor on all cores). The bare forward on the "
+        f"engine's {e2e['tile']} x {e2e['tile']} tile (overlap {e2e['overlap']}, batch {DEFAULT_BATCH}, median of "
+        f"3 in the same child, after the run) takes {e2e['forward_s']:.2f} s and runs at {e2e['GFLOP_s']:.1f} GFLOP/s "
         f"({e2e['MFLOP_px']:.3f} MFLOP per output pixel, convolutions and matrix products), {e2e['of_peak']:.1%} "
         "of the matmul peak.",
         markdown_table([e2e], E2E_COLUMNS),
-        f"Dask (core.batch.run_batch on a {batch[0]['output']} sub-scene of the same kind, stripes of "
-        f"{batch[0]['stripe']} HR pixels, local cluster of worker processes with 1 thread each, 1 model thread per "
-        "task; the cluster started before the clock), on a manifest of the sub-scene once and on one of "
-        f"{ARCHIVE_SCENES} rows of it: 2 workers fuse one scene "
-        f"{batch[1]['speed-up']:.2f} times as fast as 1, and the archive {batch[-1]['speed-up']:.2f} times; every "
-        f"output of 2 workers is {'bit-identical' if identical else 'NOT bit-identical'} to that of 1. Each stripe "
-        "task fuses its stripe and averages its overviews; what does not run side by side is each scene's last "
-        "task, the copy of its stripes and their overviews into one cloud-optimised GeoTIFF (compressed once more, "
-        "with the machine's 2 cores), which in an archive overlaps the next scene's stripes.",
+        f"Dask (core.batch.run_batch on a {batch[0]['output']} sub-scene of the same kind, local cluster of "
+        "worker processes with 1 thread each, 1 model thread per task; the cluster started before the clock), on "
+        f"a manifest of the sub-scene once, in stripes of {batch[0]['stripe']} HR pixels so that 2 workers share "
+        f"it, and on one of {ARCHIVE_SCENES} rows of it with the batch's default block (one stripe per scene): 2 "
+        f"workers fuse the one scene {batch[1]['speed-up']:.2f} times as fast as 1, and the archive "
+        f"{batch[-1]['speed-up']:.2f} times; every output of 2 workers is "
+        f"{'bit-identical' if identical else 'NOT bit-identical'} to that of 1. What keeps the one scene below 2: "
+        "the tile column at a stripe border is fused by both stripes (the right one needs its overlap), each "
+        "scene's last task, the copy of its stripes and their overviews into one cloud-optimised GeoTIFF, runs "
+        "alone, and 1 worker's GDAL compresses on the core its model leaves idle.",
         markdown_table(batch, BATCH_COLUMNS),
     ]
     if psrt:
