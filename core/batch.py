@@ -483,6 +483,7 @@ def add_overviews(path: Path, factors: Sequence[int], cancel: Cancel | None = No
     when ``cancel()`` turns True (checked by GDAL's progress callback)."""
     if not factors:
         return
+
     def callback(_fraction, _message, _data):
         return 0 if cancel is not None and cancel() else 1
 
@@ -618,9 +619,9 @@ _KEEPS_DOMAINS: bool | None = None  # cog_keeps_band_domains's answer, once aske
 def cog_keeps_band_domains() -> bool:
     """Whether this GDAL's COG driver copies the bands' metadata domains other than the default one from a
     virtual raster (``write_mosaic_vrt``; the IMAGERY items CENTRAL_WAVELENGTH_UM and FWHM_UM that ``RasterWriter``
-    writes): GDAL 3.10 does, 3.6 (Debian 12) copies
-    only the default domain, where the wavelengths and FWHM are too (the EnMAP-Box items), so readers of those
-    (``core.raster.read_info``, QGIS, the EnMAP-Box) see the same bands either way. Asked once, in memory."""
+    writes): GDAL 3.10 does, 3.6 (Debian 12) copies only the default domain, where the wavelengths and FWHM are too
+    (the EnMAP-Box items), so readers of those (``core.raster.read_info``, QGIS, the EnMAP-Box) see the same bands
+    either way. Asked once, in memory."""
     global _KEEPS_DOMAINS
     if _KEEPS_DOMAINS is None:
         name = f"/vsimem/cofusion-probe-{uuid.uuid4().hex}"

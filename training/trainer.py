@@ -461,7 +461,7 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
     start.check("fitting the classical base")
     _fit_base(model, source, stats)  # the base and the trust map are functions of the data: refitted on resume
     start.check("fitting the trust map")
-    _fit_domain(model, source, stats, settings.seed)
+    _fit_domain(model, source, stats, settings.seed, cancel=start.check)
     averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay))
                 if settings.ema_decay else None)
     kept = model if averaged is None else averaged.module  # the weights validated and saved
@@ -746,15 +746,17 @@ def _fit_base(model, source: PatchSource, stats: list[torch.Tensor]) -> None:
     model.base.set_weights(moments.weights())
 
 
-def _fit_domain(model, source: PatchSource, stats: list[torch.Tensor], seed: int) -> None:
-    """Fit the model's trust map (if it has one) to at most DOMAIN_SAMPLE training LR spectra, normalised."""
+def _fit_domain(model, source: PatchSource, stats: list[torch.Tensor], seed: int,
+                cancel: Callable[[], bool] | None = None) -> None:
+    """Fit the model's trust map (if it has one) to at most DOMAIN_SAMPLE training LR spectra, normalised;
+    ``cancel()`` is asked between its k-means steps (2-9 s in all on a 2-core CPU)."""
     if model.domain is None:
         return
     hsi_mean, hsi_std = (t.cpu()[0, :, 0, 0] for t in stats[:2])
     spectra = source.domain_spectra()
     if len(spectra) > DOMAIN_SAMPLE:
         spectra = spectra[torch.randperm(len(spectra), generator=torch.Generator().manual_seed(seed))[:DOMAIN_SAMPLE]]
-    model.domain.fit((spectra - hsi_mean) / hsi_std, seed)
+    model.domain.fit((spectra - hsi_mean) / hsi_std, seed, cancel)
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:

@@ -22,9 +22,12 @@ everywhere.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
+from ..errors import Canceled
 from ..resample import upsample
 
 #: Quantile of the members' distances that, times RADIUS_SCALE, defines a cluster's radius.
@@ -49,12 +52,14 @@ class TrainingDomain(nn.Module):
         self.register_buffer("radii", torch.full((prototypes,), float("inf")))
 
     @torch.no_grad()
-    def fit(self, spectra: torch.Tensor, seed: int = 0) -> None:
-        """Fit the clusters to ``spectra`` (N, C_h), normalised training LR pixels (N >= 1)."""
+    def fit(self, spectra: torch.Tensor, seed: int = 0, cancel: Callable[[], bool] | None = None) -> None:
+        """Fit the clusters to ``spectra`` (N, C_h), normalised training LR pixels (N >= 1). ``cancel()`` is asked
+        before each centre of the seeding and each k-means iteration (True raises Canceled; nothing is changed)."""
         spectra = spectra.double()
         count = self.centres.shape[0]
-        centres = _kmeans_plus_plus(spectra, count, torch.Generator().manual_seed(seed))
+        centres = _kmeans_plus_plus(spectra, count, torch.Generator().manual_seed(seed), cancel)
         for _ in range(KMEANS_ITERATIONS):
+            _check(cancel)
             nearest = torch.cdist(spectra, centres).argmin(1)
             for k in range(count):
                 members = spectra[nearest == k]
@@ -93,10 +98,18 @@ def trust_of(novelty: torch.Tensor, falloff: float) -> torch.Tensor:
     return ((falloff - novelty) / (falloff - 1.0)).clamp(0.0, 1.0)
 
 
-def _kmeans_plus_plus(points: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding: (N, C) -> (count, C) centres drawn from the points (repeated when N < count)."""
+def _check(cancel: Callable[[], bool] | None) -> None:
+    if cancel is not None and cancel():
+        raise Canceled("canceled while fitting the trust map")
+
+
+def _kmeans_plus_plus(points: torch.Tensor, count: int, generator: torch.Generator,
+                      cancel: Callable[[], bool] | None = None) -> torch.Tensor:
+    """k-means++ seeding: (N, C) -> (count, C) centres drawn from the points (repeated when N < count); ``cancel``
+    as for ``TrainingDomain.fit``."""
     centres = [points[int(torch.randint(len(points), (1,), generator=generator))]]
     for _ in range(count - 1):
+        _check(cancel)
         squared = torch.cdist(points, torch.stack(centres)).min(1).values ** 2
         if float(squared.sum()) == 0.0:
             centres.append(centres[-1])

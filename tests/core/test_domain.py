@@ -76,3 +76,28 @@ def test_the_fitted_domain_is_saved_with_the_weights(tmp_path):
     np.testing.assert_allclose(loaded.domain.centres, model.domain.centres, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(loaded.domain.radii, model.domain.radii, rtol=1e-3)
     assert build_model(ModelConfig(6, 2, 4, width=8, top_k=2, domain_prototypes=0)).domain is None
+
+
+def test_a_cancel_stops_the_fit_between_its_steps_and_changes_nothing():
+    import pytest
+
+    from cofusion.core.errors import Canceled
+    from cofusion.core.model.domain import KMEANS_ITERATIONS
+
+    spectra = _two_materials()
+    domain = TrainingDomain(spectra.shape[1], 8, 3.0)
+    before = [t.clone() for t in (domain.centres, domain.radii)]
+    for stop_at in (1, 8, 8 + KMEANS_ITERATIONS // 2):  # in the seeding, at its end, in the iterations
+        asked = []
+
+        def cancel(asked=asked, stop_at=stop_at):
+            asked.append(1)
+            return len(asked) >= stop_at
+
+        with pytest.raises(Canceled, match="trust map"):
+            domain.fit(spectra, cancel=cancel)
+        assert len(asked) == stop_at
+        assert all(torch.equal(a, b) for a, b in zip(before, (domain.centres, domain.radii)))
+    asked = []
+    domain.fit(spectra, cancel=lambda: asked.append(1) or False)
+    assert len(asked) == 7 + KMEANS_ITERATIONS  # 7 more seeds after the first, then every iteration
