@@ -489,10 +489,13 @@ def add_overviews(path: Path, factors: Sequence[int], cancel: Cancel | None = No
 
     with _QuietGdal():
         gdal.ErrorReset()
-        ds = gdal.Open(str(path), gdal.GA_Update)
-        failed = ds is None or ds.BuildOverviews("AVERAGE", list(factors), callback=callback) != gdal.CE_None
-        ds = None
-        message = gdal.GetLastErrorMsg()
+        try:  # whatever the bindings' exception mode (QGIS turns exceptions on)
+            ds = gdal.Open(str(path), gdal.GA_Update)
+            failed = ds is None or ds.BuildOverviews("AVERAGE", list(factors), callback=callback) != gdal.CE_None
+            ds = None
+            message = gdal.GetLastErrorMsg()
+        except RuntimeError as exc:
+            failed, message, ds = True, str(exc), None
     if cancel is not None and cancel():
         raise Canceled(f"Canceled; the overviews of {path} were not made.")
     if failed:
@@ -543,33 +546,42 @@ def write_mosaic_vrt(job: AssembleJob, target: Path) -> Path:
     job's factors, are virtual (the VRT's OverviewList, GDAL 3.2 and later): GDAL reads each level from the same
     level of the parts' own (averaged) overviews, pixel for pixel ("nearest" at the parts' own factor), which
     spares the COG driver computing them."""
-    first = gdal.Open(str(next(p for p in job.parts if p.exists())))
-    if first is None:
-        raise OutputError(f"Cannot read the parts of {job.output}: {gdal.GetLastErrorMsg()}; delete "
-                          f"{job.folder} and run the batch again.")
     fix = "check that the output folder is writable and has free space"
     with _QuietGdal():
         gdal.ErrorReset()
-        vrt = gdal.GetDriverByName("VRT").Create(str(target), job.width, job.height, 0)
+        try:  # whatever the bindings' exception mode (QGIS turns exceptions on)
+            first = gdal.Open(str(next(p for p in job.parts if p.exists())))
+        except RuntimeError:
+            first = None
+        if first is None:
+            raise OutputError(f"Cannot read the parts of {job.output}: {gdal.GetLastErrorMsg()}; delete "
+                              f"{job.folder} and run the batch again.")
+        try:
+            vrt = gdal.GetDriverByName("VRT").Create(str(target), job.width, job.height, 0)
+        except RuntimeError:
+            vrt = None
         if vrt is None:
             raise OutputError(f"Cannot write {target}: {gdal.GetLastErrorMsg()}; {fix}.")
-        vrt.SetGeoTransform(job.geotransform)
-        vrt.SetProjection(job.crs_wkt)
-        _copy_metadata(first, vrt)
-        for number in range(1, first.RasterCount + 1):
-            vrt.AddBand(gdal.GDT_Float32)
-            band, source = vrt.GetRasterBand(number), first.GetRasterBand(number)
-            band.SetNoDataValue(job.nodata)
-            band.SetDescription(source.GetDescription())
-            band.SetColorInterpretation(source.GetColorInterpretation())
-            _copy_metadata(source, band)
-            band.SetMetadata({f"source_{k}": _simple_source(part, number, region)
-                              for k, (part, region) in enumerate(zip(job.parts, job.regions)) if part.exists()},
-                             "new_vrt_sources")
-        vrt = None  # closing writes the file
-        failed = gdal.GetLastErrorType() >= gdal.CE_Failure
-        message = gdal.GetLastErrorMsg()
-    first = None
+        try:
+            vrt.SetGeoTransform(job.geotransform)
+            vrt.SetProjection(job.crs_wkt)
+            _copy_metadata(first, vrt)
+            for number in range(1, first.RasterCount + 1):
+                vrt.AddBand(gdal.GDT_Float32)
+                band, source = vrt.GetRasterBand(number), first.GetRasterBand(number)
+                band.SetNoDataValue(job.nodata)
+                band.SetDescription(source.GetDescription())
+                band.SetColorInterpretation(source.GetColorInterpretation())
+                _copy_metadata(source, band)
+                band.SetMetadata({f"source_{k}": _simple_source(part, number, region)
+                                  for k, (part, region) in enumerate(zip(job.parts, job.regions)) if part.exists()},
+                                 "new_vrt_sources")
+            band = source = vrt = None  # closing writes the file
+            failed = gdal.GetLastErrorType() >= gdal.CE_Failure
+            message = gdal.GetLastErrorMsg()
+        except RuntimeError as exc:
+            failed, message = True, str(exc)
+        band = source = vrt = first = None
     try:
         if failed:
             raise OSError(message)
