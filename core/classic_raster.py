@@ -31,7 +31,6 @@ from .grid import check_inputs
 from .progress import Cancel, Progress
 from .raster import RasterReader, RasterWriter, output_nodata
 from .srf import SpectralResponse
-from .tiling import check_region
 from .window import Window
 
 #: Edge of a block in LR pixels, and the margin each block reads around it.
@@ -57,12 +56,9 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
     lr_info, hr_info, grid, out = check_inputs(lrhsi_path, hrmsi_path, out_path)
     support = fusion_support(lr_info, hr_info, srf=srf)
     s, lr_area, hr_area = grid.scale, grid.lr_window, grid.hr_window
-    region = Window(0, 0, hr_area.width, hr_area.height) if region is None else Window(*region)
-    check_region(region, hr_area.width, hr_area.height)
-    under = Window(region.col // s, region.row // s, 0, 0)  # the LR pixels under the region
-    under = under._replace(width=-(-region.col_end // s) - under.col, height=-(-region.row_end // s) - under.row)
+    region = grid.output_region(region)
     nodata = output_nodata(lr_info)
-    blocks = plan_blocks(lr_area.width, lr_area.height, block, margin, area=under)
+    blocks = plan_blocks(lr_area.width, lr_area.height, block, margin, area=region.covering(s))
     geotransform = grid.region_geotransform(region)
     with RasterReader(lrhsi_path) as lr_file, RasterReader(hrmsi_path) as hr_reader:
         bands = plan_good_bands(screen_bands(lr_file, lr_area, cancel=cancel), lr_info.wavelengths_nm)

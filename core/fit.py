@@ -77,7 +77,6 @@ from .outputs import check_not_an_input, check_output_path, temporary_path
 from .progress import Cancel, Progress
 from .raster import RasterInfo, RasterReader
 from .service import FusionRequest
-from .tiling import check_region
 from .window import Window
 
 if TYPE_CHECKING:
@@ -243,13 +242,10 @@ def check_fit(request: FusionRequest, model_out: str | os.PathLike, settings: Tr
     model_out = check_output_path(model_out, [request.lrhsi, request.hrmsi, out], suffixes=(".safetensors",))
     for written in files_written(model_out)[1:]:
         check_not_an_input(written, [request.lrhsi, request.hrmsi, out])
-    width, height = grid.hr_window.width, grid.hr_window.height
-    area = Window(0, 0, width, height) if request.region is None else Window(*request.region)
-    check_region(area, width, height)
+    area = grid.output_region(request.region)
     training_window = None
     if training_region is not None:
-        training_region = Window(*training_region)
-        check_region(training_region, width, height)
+        training_region = grid.output_region(training_region)
         training_window = Window(training_region.col + grid.hr_window.col, training_region.row + grid.hr_window.row,
                                  training_region.width, training_region.height)  # HRMSI pixels, as train_pair takes
     align = check_patch(settings, grid.scale)
@@ -309,8 +305,8 @@ def check_area_has_data(plan: _Plan, cancel: Cancel | None = None) -> None:
     from .bands import BandView, plan_good_bands, screen_bands
 
     grid, area, s = plan.grid, plan.area, plan.grid.scale
-    lr_cols = range(area.col // s, -(-area.col_end // s))
-    lr_rows = range(area.row // s, -(-area.row_end // s))
+    under = area.covering(s)  # the LR pixels under the area
+    lr_cols, lr_rows = range(under.col, under.col_end), range(under.row, under.row_end)
     with RasterReader(plan.lr_info.path) as lr_file, RasterReader(plan.hr_info.path) as hr_file:
         bands = plan_good_bands(screen_bands(lr_file, grid.lr_window, cancel=cancel), plan.lr_info.wavelengths_nm)
         view = BandView(lr_file, bands)

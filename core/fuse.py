@@ -329,7 +329,7 @@ def fuse_raster(
     if batch < 1:
         raise InputError(f"Batch size {batch} must be at least 1 tile; pass for example --batch {DEFAULT_BATCH}.")
     width, height = grid.hr_window.width, grid.hr_window.height
-    region = Window(0, 0, width, height) if region is None else Window(*region)
+    region = grid.output_region(region)
     check_tiling(tile, overlap, align)  # before block_size, which divides by tile - overlap
     load = EngineLoad(int(predictor.hsi_bands), int(predictor.msi_bands), grid.scale, _activation_bytes(predictor),
                       lr_info.band_count, min(max(region.width, 1), width))

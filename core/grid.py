@@ -37,6 +37,16 @@ class FusionGrid:
     geotransform: GeoTransform
     crs_wkt: str
 
+    def output_region(self, region: Window | None) -> Window:
+        """``region`` (a window of the output grid, HR pixels) as a Window, the whole output grid when None;
+        InputError unless it is a non-empty window inside the grid (``tiling.check_region``)."""
+        from .tiling import check_region
+
+        width, height = self.hr_window.width, self.hr_window.height
+        area = Window(0, 0, width, height) if region is None else Window(*region)
+        check_region(area, width, height)
+        return area
+
     def region_geotransform(self, region: Window) -> GeoTransform:
         """The geotransform of the output file of ``region`` (a window of the output grid): its origin moved to the
         region's corner."""

@@ -36,3 +36,9 @@ class Window(NamedTuple):
     def scaled(self, factor: int) -> Window:
         """The same window on a grid `factor` times finer (offsets and sizes multiplied)."""
         return Window(self.col * factor, self.row * factor, self.width * factor, self.height * factor)
+
+    def covering(self, factor: int) -> Window:
+        """The window of a grid `factor` times coarser that covers this one (offsets rounded down, ends up): e.g.
+        the LR pixels under a window of HR pixels."""
+        col, row = self.col // factor, self.row // factor
+        return Window(col, row, -(-self.col_end // factor) - col, -(-self.row_end // factor) - row)
