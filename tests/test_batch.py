@@ -185,14 +185,18 @@ def test_a_cog_is_compressed_on_the_tasks_threads():
     assert "NUM_THREADS=1" in batch.cog_options(224, 1) and "NUM_THREADS=ALL_CPUS" in batch.cog_options(224)
 
 
-def _one_stripe_job(make_raster, tiny_model, tmp_path) -> batch.BlockJob:
-    lr, hr = _scene(make_raster, "wide", 160, seed=5)  # 320 x 48 HR pixels: one overview level
+def _wide_plan(lr: Path, hr: Path, tiny_model: Path, tmp_path: Path):
+    """The batch's plan of a 320-pixel wide pair (one overview level, x2) into ``tmp_path / "out"``."""
     row = batch.ManifestRow(2, str(lr), str(hr), "wide.tif", str(tiny_model))
     out = tmp_path / "out"
     out.mkdir()
-    job = batch._plan(row, tmp_path, out, SETTINGS, "no-event").blocks[0]
-    assert job.overviews == (2,)
-    return job
+    plan = batch._plan(row, tmp_path, out, SETTINGS, "no-event")
+    assert all(job.overviews == (2,) for job in plan.blocks)
+    return plan
+
+
+def _one_stripe_job(make_raster, tiny_model, tmp_path) -> batch.BlockJob:
+    return _wide_plan(*_scene(make_raster, "wide", 160, seed=5), tiny_model, tmp_path).blocks[0]  # 320 x 48 HR
 
 
 def test_a_stripe_killed_while_its_overviews_are_made_is_not_fused_again(make_raster, tiny_model, tmp_path,
@@ -216,10 +220,7 @@ def test_the_mosaic_reads_the_parts_overviews_as_its_own(make_raster, tiny_model
     """What spares the COG driver computing overviews: the virtual mosaic of the parts has their levels, read
     from the parts' own."""
     lr, hr = _scene(make_raster, "wide", 160, seed=7, rows=130)
-    row = batch.ManifestRow(2, str(lr), str(hr), "wide.tif", str(tiny_model))
-    out = tmp_path / "out"
-    out.mkdir()
-    plan = batch._plan(row, tmp_path, out, SETTINGS, "no-event")
+    plan = _wide_plan(lr, hr, tiny_model, tmp_path)
     monkeypatch.setattr(batch._TaskCancel, "__call__", lambda self: False)
     for job in plan.blocks:
         batch.fuse_block(job)
