@@ -136,7 +136,7 @@ def test_pip_commands_install_exactly_the_list_constrained_with_torch_from_its_i
     ("  Downloading https://download.pytorch.org/whl/cpu/torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl "
      "(191.8 MB)", "step", "Downloading torch 2.13.0+cpu (191.8 MB)…"),
     ("  Downloading networkx-3.6.1-py3-none-any.whl (2.1 MB)", "step", "Downloading networkx 3.6.1 (2.1 MB)…"),
-    ("Processing /tmp/w/spectral-0.25-py3-none-any.whl", "step", "Using the local file of spectral 0.25…"),
+    ("Processing ./wheels/spectral-0.25-py3-none-any.whl", "step", "Using the local file of spectral 0.25…"),
     ("Installing collected packages: torch, sympy", "step",
      "Installing torch, sympy (this can take a few minutes)…"),
     ("Successfully installed sympy-1.14.0 torch-2.13.0+cpu", "step", "Installed sympy 1.14.0, torch 2.13.0+cpu."),
