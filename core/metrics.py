@@ -418,14 +418,31 @@ def d_lambda(fused: np.ndarray, lr_hsi: np.ndarray, p: int = 1, *, mask: np.ndar
     if f.shape[0] != x.shape[0]:
         raise InputError(f"The fused image has {f.shape[0]} bands but the LRHSI {x.shape[0]}; they must match.")
     f_ok, x_ok = _window_ok(f_valid, "fused image"), _window_ok(x_valid, "LRHSI")
-    c = f.shape[0]
-    if c < 2:
+    if f.shape[0] < 2:
         return 0.0
     with torch.no_grad():
-        q_f = _uqi_between_bands(_Moments(f, f_valid), f_ok)
-        q_x = _uqi_between_bands(_Moments(x, x_valid), x_ok)
-        diff = (q_f - q_x).abs() ** p
-    return float((diff.sum() / (c * (c - 1))) ** (1.0 / p))
+        return float(_spectral_distortion(_Moments(f, f_valid), _Moments(x, x_valid), f_ok, x_ok, p))
+
+
+def _spectral_distortion(m_f: _Moments, m_x: _Moments, f_ok: torch.Tensor | None, x_ok: torch.Tensor | None,
+                         p: int = 1, pairs: torch.Tensor | None = None) -> torch.Tensor:
+    """D_lambda (:func:`d_lambda`) from the moments of the fused image and of the LRHSI, a scalar tensor.
+
+    ``pairs`` ``(2, N)`` long: the band pairs ``(k, r)``, ``k != r``, to average over (None: every pair)."""
+    if pairs is None:
+        c = m_f.centred.shape[0]
+        diff = (_uqi_between_bands(m_f, f_ok) - _uqi_between_bands(m_x, x_ok)).abs() ** p
+        return (diff.sum() / (c * (c - 1))) ** (1.0 / p)
+    diff = (_pair_quality(m_f, pairs, f_ok) - _pair_quality(m_x, pairs, x_ok)).abs() ** p
+    return diff.mean() ** (1.0 / p)
+
+
+def _pair_quality(moments: _Moments, pairs: torch.Tensor, ok: torch.Tensor | None) -> torch.Tensor:
+    """``(N,)``: the mean UQI between bands ``pairs[0]`` and ``pairs[1]`` (``(2, N)`` long)."""
+    def pick(index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(t[index] for t in moments.bands(0, moments.centred.shape[0]))
+
+    return _window_mean(_quality_map(pick(pairs[0]), pick(pairs[1])), ok)
 
 
 def d_s(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, q: int = 1, *,
@@ -478,14 +495,39 @@ def d_s(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, q
             lr_valid = footprint if lr_valid is None else lr_valid & footprint
         hr_ok = _window_ok(hr_valid, "fused image and HRMSI")
         lr_ok = _window_ok(lr_valid, "LRHSI (where the HR pixels under it are valid)")
-        m_f, m_y = _Moments(f, hr_valid), _Moments(y, hr_valid)
-        m_x, m_ylr = _Moments(x, lr_valid), _Moments(y_lr, lr_valid)
-        total = torch.zeros((), dtype=torch.float64)
-        for j in range(y.shape[0]):
-            q_hr = _uqi_rows(m_y, j, m_f, 0, hr_ok)
-            q_lr = _uqi_rows(m_ylr, j, m_x, 0, lr_ok)
-            total = total + ((q_hr - q_lr).abs() ** q).sum()
-    return float((total / (f.shape[0] * y.shape[0])) ** (1.0 / q))
+        moments = (_Moments(f, hr_valid), _Moments(x, lr_valid), _Moments(y, hr_valid), _Moments(y_lr, lr_valid))
+        return float(_spatial_distortion(*moments, hr_ok, lr_ok, q))
+
+
+def _spatial_distortion(m_f: _Moments, m_x: _Moments, m_y: _Moments, m_ylr: _Moments, hr_ok: torch.Tensor | None,
+                        lr_ok: torch.Tensor | None, q: int = 1) -> torch.Tensor:
+    """D_s (:func:`d_s`) from the moments of the fused image, the LRHSI, the HRMSI and the HRMSI on the LR grid,
+    a scalar tensor."""
+    total = torch.zeros((), dtype=m_f.centred.dtype, device=m_f.centred.device)
+    for j in range(m_y.centred.shape[0]):
+        q_hr = _uqi_rows(m_y, j, m_f, 0, hr_ok)
+        q_lr = _uqi_rows(m_ylr, j, m_x, 0, lr_ok)
+        total = total + ((q_hr - q_lr).abs() ** q).sum()
+    return (total / (m_f.centred.shape[0] * m_y.centred.shape[0])) ** (1.0 / q)
+
+
+def qnr_torch(fused: torch.Tensor, lr_hsi: torch.Tensor, hr_msi: torch.Tensor, msi_lr: torch.Tensor,
+              pairs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable ``(D_lambda, D_s)`` (:func:`d_lambda`, :func:`d_s`, exponents 1) of images whose every pixel
+    is valid, as scalar tensors on their device: a no-reference loss at full resolution.
+
+    ``fused`` ``(C, H, W)``, ``lr_hsi`` ``(C, H/s, W/s)``, ``hr_msi`` ``(M, H, W)`` and ``msi_lr`` ``(M, H/s, W/s)``,
+    the HRMSI degraded to the LR grid as the LRHSI is (the caller's: a training pair holds it already), each at
+    least 11 x 11; ``pairs`` ``(2, N)`` long: the band pairs D_lambda averages over (None: all ``C (C - 1)``).
+    Computed in float64, as the reported indices are: a window's covariance is a small difference of large moments,
+    and in float32 a smooth patch's D_s came out 16 % off (0.0325 against 0.0281). The gradient flows to ``fused``
+    only.
+    """
+    f = fused.double()
+    m_f, m_x = _Moments(f, None), _Moments(lr_hsi.double(), None)
+    m_y, m_ylr = _Moments(hr_msi.double(), None), _Moments(msi_lr.double(), None)
+    spectral = _spectral_distortion(m_f, m_x, None, None, pairs=pairs) if f.shape[0] > 1 else f.sum() * 0
+    return spectral, _spatial_distortion(m_f, m_x, m_y, m_ylr, None, None)
 
 
 def qnr(fused: np.ndarray, lr_hsi: np.ndarray, hr_msi: np.ndarray, scale: int, *, mask: np.ndarray | None = None,

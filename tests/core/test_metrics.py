@@ -233,6 +233,26 @@ def test_torch_losses_are_differentiable_and_match_numpy(random_pair):
     assert torch.all(torch.isfinite(same.grad)) and torch.all(torch.isfinite(zeros.grad))
 
 
+def test_the_differentiable_no_reference_indices_are_the_numpy_ones():
+    rng = np.random.default_rng(8)
+    z = rng.random((5, 48, 48))
+    lr, msi = simulate(z, np.array([[0.5, 0.5, 0, 0, 0], [0, 0, 0.3, 0.3, 0.4]]), 4)
+    fused = np.clip(z + 0.05 * rng.standard_normal(z.shape), 0, 1)
+    x = torch.tensor(fused, requires_grad=True)
+    d_lambda, d_s = M.qnr_torch(x, *(torch.from_numpy(a) for a in (lr, msi, spatial_degrade(msi, 4))))
+    expected = M.qnr(fused, lr, msi, 4)
+    assert d_lambda.item() == pytest.approx(expected["D_lambda"], abs=1e-12)
+    assert d_s.item() == pytest.approx(expected["D_s"], abs=1e-12)
+    (d_lambda + d_s).backward()
+    assert torch.all(torch.isfinite(x.grad)) and x.grad.abs().sum() > 0
+    # D_lambda over some band pairs: the mean of those pairs' |Q(F_k, F_r) - Q(X_k, X_r)|.
+    pairs = torch.tensor([[0, 1, 3], [2, 4, 4]])
+    inputs = (torch.from_numpy(a) for a in (fused, lr, msi, spatial_degrade(msi, 4)))
+    subset = M.qnr_torch(*inputs, pairs)[0].item()
+    by_hand = np.mean([abs(M.uqi(fused[k], fused[r]) - M.uqi(lr[k], lr[r])) for k, r in pairs.T.tolist()])
+    assert subset == pytest.approx(by_hand, abs=1e-12) and subset != pytest.approx(d_lambda.item(), abs=1e-6)
+
+
 def test_bicubic_benchmark_sanity_on_the_cave_test_region(shared_data):
     """BENCHMARK.md: bicubic x4 on cave_balloons' test region gives about 41.7 dB / 1.33 degrees."""
     gdal = pytest.importorskip("osgeo.gdal")
