@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the paper's unweighted L1 term (default: each band's L1 weighted by the inverse "
                               "error of the classical base on that band, so that bands the base already has "
                               "almost right are not traded for the others)")
+        sub.add_argument("--no-reference-weight", type=float, default=1.0, metavar="W",
+                         help="pair mode: weight of the loss at the pair's own resolution, D_lambda + D_s (the "
+                              "factors of QNR) of fused patches, beside the reduced-resolution loss; it keeps the "
+                              "detail the network adds consistent with both inputs at full resolution (default 1; "
+                              "0 for the reduced-resolution loss alone; a reference scene does not use it)")
         sub.add_argument("--ema-decay", type=float, default=0.99, metavar="D",
                          help="validate and keep an exponential moving average of the weights, decay D per step "
                               "(default 0.99; 0 keeps the raw weights)")
@@ -134,7 +139,8 @@ def main(argv: list[str] | None = None, interrupts: Interrupts | None = None) ->
             minutes=args.minutes,
             batch_size=args.batch, patch=args.patch, learning_rate=args.lr, schedule=args.schedule,
             validate_every=args.validate_every, seed=args.seed, band_weighting=not args.plain_l1,
-            ema_decay=args.ema_decay, device=args.device, threads=args.threads, model=model)
+            no_reference_weight=args.no_reference_weight, ema_decay=args.ema_decay, device=args.device,
+            threads=args.threads, model=model)
         from . import api  # GDAL loads here, after the settings are known to be sane (TrainSettings checks them)
 
         with ProgressBar(sys.stderr, interval=0.5) as bar:  # its line ends before any message below

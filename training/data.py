@@ -7,7 +7,9 @@ Two sources, one interface (:class:`PatchSource`):
   on the fly by Wald's protocol (core.degrade), from a crop with a margin of context, so a patch equals the same
   pixels of a whole-scene simulation (the scene is padded by reflection once, as core.degrade pads its borders).
 * :class:`PairSource` - a real co-registered LRHSI X + HRMSI Y pair, no reference: reduced-resolution
-  self-supervision (Wald): the inputs are X and Y degraded by the scale, the target is X itself.
+  self-supervision (Wald): the inputs are X and Y degraded by the scale, the target is X itself; and patches of X
+  and Y at their own resolution (:class:`FullResolutionBatch`), on which the trainer's no-reference loss measures
+  the fusion's D_lambda and D_s.
 
 Shapes: C_h / C_m hyperspectral / multispectral bands, s scale, p patch size in target pixels.
 All arrays are float32 in the data's own units; the training loop normalises them.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +35,9 @@ from ..core.block_walk import coarse_valid
 from ..core.checkpoint import Normalization
 from ..core.degrade import blur_kernel, spatial_degrade, spectral_degrade
 from ..core.errors import InputError
+from ..core.metrics import WINDOW_SIZE
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,17 @@ class Batch:
     msi: torch.Tensor
     target: torch.Tensor
     valid: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class FullResolutionBatch:
+    """Patches of a real pair at its own resolution, for the no-reference loss (``core.metrics.qnr_torch``):
+    lr (B, C_h, q, q), msi (B, C_m, s*q, s*q), and msi_lr (B, C_m, q, q), the HRMSI degraded to the LR grid as the
+    LRHSI is; float32 tensors, data units, every pixel valid."""
+
+    lr: torch.Tensor
+    msi: torch.Tensor
+    msi_lr: torch.Tensor
 
 
 def valid_origins(valid: np.ndarray, size: int, step: int) -> np.ndarray:
@@ -159,6 +176,18 @@ class PatchSource(abc.ABC):
     @abc.abstractmethod
     def validation(self) -> Batch:
         """The fixed validation set (the same batch at every validation)."""
+
+    def full_resolution_size(self, preferred: int, multiple: int) -> int | None:
+        """The edge (LR pixels) of the patches :meth:`full_resolution` can draw: the largest multiple of
+        ``multiple`` up to ``preferred`` that a window of valid pixels of the training region has, and at least the
+        no-reference indices' window (``core.metrics.WINDOW_SIZE``); None when none is, or the source has no real
+        pair (a simulated scene has its reference)."""
+        return None
+
+    def full_resolution(self, batch: int, size: int, generator: torch.Generator) -> FullResolutionBatch:
+        """``batch`` random patches of ``size`` LR pixels a side (:meth:`full_resolution_size`) of the pair at
+        its own resolution, for the no-reference loss."""
+        raise NotImplementedError(f"{type(self).__name__} has no real pair to draw full-resolution patches from.")
 
     @abc.abstractmethod
     def base_pairs(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
@@ -300,6 +329,7 @@ class PairSource(PatchSource):
         self._msi_stats = band_statistics(msi_on_lr_grid, valid)
         self.value_range = float(np.percentile(lr_hsi if valid is None else lr_hsi[:, valid], 99.9)) or 1.0
         self.target = torch.from_numpy(lr_hsi)
+        self.full_msi = torch.from_numpy(hr_msi)
         self.inputs_lr = torch.from_numpy(spatial_degrade(lr_hsi, scale))
         self.inputs_msi = torch.from_numpy(msi_on_lr_grid)
         self.valid = None if valid is None else torch.from_numpy(valid)
@@ -307,30 +337,35 @@ class PairSource(PatchSource):
                                  torch.from_numpy(spatial_degrade(hr_validation, scale))[None],
                                  torch.from_numpy(lr_validation)[None],
                                  None if validation_valid is None else torch.from_numpy(validation_valid)[None])
-        self._origins: dict[int, np.ndarray] = {}
+        self._origins: dict[tuple[int, int], np.ndarray] = {}
 
     def normalization(self) -> Normalization:
         return Normalization(*self._hsi_stats, *self._msi_stats)
 
+    def _origin(self, size: int, step: int, generator: torch.Generator) -> tuple[int, int]:
+        """A random top-left corner (row, col), multiples of ``step``, of a ``size`` x ``size`` window of the LR
+        training region whose pixels are all valid."""
+        rows, cols = self.target.shape[1:]
+        if rows < size or cols < size:
+            raise InputError(f"the training region ({cols} x {rows} LR pixels) is smaller than the patch size "
+                             f"{size}: use a larger region or a smaller patch.")
+        if self.valid is None or bool(self.valid.all()):
+            row = int(torch.randint((rows - size) // step + 1, (1,), generator=generator)) * step
+            col = int(torch.randint((cols - size) // step + 1, (1,), generator=generator)) * step
+            return row, col
+        if (size, step) not in self._origins:
+            self._origins[size, step] = valid_origins(self.valid.numpy(), size, step)
+            if not len(self._origins[size, step]):
+                raise _no_patch_error("the training region of the pair", self.valid.numpy(), size)
+        origins = self._origins[size, step]
+        row, col = origins[int(torch.randint(len(origins), (1,), generator=generator))]
+        return int(row), int(col)
+
     def sample(self, batch: int, patch: int, generator: torch.Generator) -> Batch:
         s = self.scale
-        rows, cols = self.target.shape[1:]
-        if rows < patch or cols < patch:
-            raise InputError(f"the training region ({cols} x {rows} LR pixels) is smaller than the patch size "
-                             f"{patch}: use a larger region or a smaller patch.")
-        whole = self.valid is None or bool(self.valid.all())
-        if not whole and patch not in self._origins:
-            self._origins[patch] = valid_origins(self.valid.numpy(), patch, s)
-            if not len(self._origins[patch]):
-                raise _no_patch_error("the training region of the pair", self.valid.numpy(), patch)
         examples = []
         for _ in range(batch):
-            if whole:
-                row = int(torch.randint((rows - patch) // s + 1, (1,), generator=generator)) * s
-                col = int(torch.randint((cols - patch) // s + 1, (1,), generator=generator)) * s
-            else:
-                origins = self._origins[patch]
-                row, col = (int(v) for v in origins[int(torch.randint(len(origins), (1,), generator=generator))])
+            row, col = self._origin(patch, s, generator)
             examples.append(augment([
                 self.inputs_lr[:, row // s:(row + patch) // s, col // s:(col + patch) // s],
                 self.inputs_msi[:, row:row + patch, col:col + patch],
@@ -338,6 +373,28 @@ class PairSource(PatchSource):
             ], generator))
         lr, msi, target = (torch.stack(parts).contiguous() for parts in zip(*examples))
         return Batch(lr, msi, target)
+
+    def full_resolution_size(self, preferred: int, multiple: int) -> int | None:
+        rows, cols = self.target.shape[1:]
+        for size in range(min(preferred, rows, cols) // multiple * multiple, WINDOW_SIZE - 1, -multiple):
+            if self.valid is None or bool(self.valid.all()) or len(valid_origins(self.valid.numpy(), size, 1)):
+                return size
+        log.warning("the no-reference loss is off: the training region has no window of valid pixels %d LR pixels "
+                    "across to measure it on", WINDOW_SIZE)
+        return None
+
+    def full_resolution(self, batch: int, size: int, generator: torch.Generator) -> FullResolutionBatch:
+        s = self.scale
+        examples = []
+        for _ in range(batch):
+            row, col = self._origin(size, 1, generator)
+            examples.append(augment([
+                self.target[:, row:row + size, col:col + size],
+                self.full_msi[:, s * row:s * (row + size), s * col:s * (col + size)],
+                self.inputs_msi[:, row:row + size, col:col + size],
+            ], generator))
+        lr, msi, msi_lr = (torch.stack(parts).contiguous() for parts in zip(*examples))
+        return FullResolutionBatch(lr, msi, msi_lr)
 
     def validation(self) -> Batch:
         return self._validation

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +46,11 @@ from ..core.degrade import spatial_degrade
 from ..core.device import DEVICES, compute_plan, configure_cpu_threads, is_device_name
 from ..core.errors import Canceled, CheckpointError, InputError, OutputError
 from ..core.injection import SceneMoments
-from ..core.metrics import psnr, sam, ssim_torch
+from ..core.metrics import psnr, qnr_torch, sam, ssim_torch
 from ..core.model import ModelConfig, build_model
 from ..core.model.config import AUTO_BASE, AUTO_CANDIDATES, WIDTH
 from ..core.model.prior import DetailInjection
-from .data import Batch, PatchSource
+from .data import Batch, FullResolutionBatch, PatchSource
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,23 @@ DOMAIN_SAMPLE = 20_000
 BAND_WEIGHT_BATCHES = 8
 #: Training patch edge (HR pixels) aimed at when none is given; the patch is a multiple of the model's alignment.
 DEFAULT_PATCH = 64
+#: The no-reference loss of pair mode (:func:`_no_reference_loss`): patches of FULL_RESOLUTION_BATCH x at least
+#: FULL_RESOLUTION_LR LR pixels a side (its 11 x 11 windows need room at the LR side), and D_lambda over at most
+#: MAX_BAND_PAIRS random band pairs per step (224 bands have 24,976).
+FULL_RESOLUTION_LR, FULL_RESOLUTION_BATCH, MAX_BAND_PAIRS = 24, 2, 256
+#: Steps per no-reference term, which then weighs this many times the weight (the same mean pull for the cost of one
+#: in so many: on the Houston pair's 5-minute fit, the loss at every step gave 213 steps and a QNR of 0.9897, at
+#: every second step 305 steps and 0.9881, and none 460 steps and 0.9750).
+NO_REFERENCE_EVERY = 2
 #: Largest ratio between two band weights: bands the base reproduces almost exactly do not take over the loss.
 BAND_WEIGHT_RATIO = 100.0
 #: The classical methods (``core.classic``) scored on the validation set beside the network (:func:`classical_scores`):
 #: the candidates a fit compares its model with (``core.fit``). Bicubic too: on the real Houston pair's
 #: reduced-resolution check it beat GSA, LLR and MTF-GLP-HPM (issue 18), where no method sharpens reliably.
 CLASSICAL_CANDIDATES = ("gsa", "llr", "mtf_glp_hpm", "blend", "bicubic")
-LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "val_psnr", "val_sam", "elapsed_s")
+#: no_reference: the step's D_lambda + D_s at the pair's own resolution (:func:`_no_reference_loss`), empty on a
+#: step without it (the run has none, or it is every NO_REFERENCE_EVERY-th step); loss includes it, weighted.
+LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "no_reference", "val_psnr", "val_sam", "elapsed_s")
 #: Upper bounds of the settings (far beyond any useful run; they keep a typo from allocating or running forever).
 MAX_ITERATIONS, MAX_MINUTES, MAX_BATCH, MAX_PATCH, MAX_SEED, MAX_THREADS = 10**9, 10**6, 1024, 4096, 2**32 - 1, 4096
 #: The model settings a run may give (the band counts and the scale come from the data).
@@ -79,7 +89,7 @@ OPTIONS = {"iterations": "--iterations, ITERATIONS", "minutes": "--minutes, MINU
            "validate_every": "--validate-every", "seed": "--seed", "ema_decay": "--ema-decay",
            "device": "--device, DEVICE", "width": "--width", "blocks_per_level": "--blocks", "base": "--base",
            "domain_prototypes": "--trust-clusters", "consistency_steps": "--consistency-steps",
-           "threads": "--threads"}
+           "threads": "--threads", "no_reference_weight": "--no-reference-weight"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,9 @@ class TrainSettings:
         seed: seeds patch sampling and initialisation (runs with an iteration budget are reproducible on CPU).
         band_weighting: weigh the L1 term per band by the base's inverse error (:func:`band_weights`); False
             for the paper's plain L1.
+        no_reference_weight: weight of the no-reference loss at the pair's own resolution (D_lambda + D_s of
+            fused patches, :func:`_no_reference_loss`) beside the reduced-resolution loss, in pair mode (a
+            simulated scene has its reference and ignores it); 0 for the reduced-resolution loss alone.
         ema_decay: validate and keep an exponential moving average of the weights with this decay per step
             (``torch.optim.swa_utils``); 0 keeps the raw weights.
         device: 'auto', 'cpu' or 'cuda'.
@@ -121,6 +134,7 @@ class TrainSettings:
     validate_every: int = 100
     seed: int = 0
     band_weighting: bool = True
+    no_reference_weight: float = 1.0
     ema_decay: float = 0.99
     device: str = "auto"
     threads: int | None = None
@@ -153,6 +167,8 @@ class TrainSettings:
         _integer("seed", self.seed, 0, MAX_SEED, "the random seed")
         if not isinstance(self.band_weighting, bool):
             raise InputError(f"band_weighting {self.band_weighting!r} must be true or false.")
+        _number("no_reference_weight", self.no_reference_weight, 0.0, 1000.0, "the weight of the no-reference "
+                "loss in pair mode, e.g. 1, or 0 for none")
         _number("ema_decay", self.ema_decay, 0.0, 1.0, "the decay of the weights' moving average per step, e.g. "
                 "0.99, or 0 for the raw weights", high_open=True)
         if not is_device_name(self.device):
@@ -430,6 +446,9 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
     settings = replace(settings, patch=patch_for(settings.patch, config.align))
     if settings.patch % config.align:
         raise InputError(f"patch size {settings.patch} must be a multiple of {config.align} pixels.")
+    full_lr = None if not settings.no_reference_weight else source.full_resolution_size(
+        math.ceil(FULL_RESOLUTION_LR * config.scale / config.align) * config.align // config.scale,
+        config.align // config.scale)
     stats = [torch.tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1)
              for v in (normalization.hsi_mean, normalization.hsi_std, normalization.msi_mean, normalization.msi_std)]
     start.check("scoring the classical methods on the validation set")
@@ -490,7 +509,7 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
                     known = base_scores.get(config.base) or validate(start_net, source.validation(), stats,
                                                                      source.value_range, device)
                 metrics = _keep_if_best(kept, card, source, stats, device, state, partial, known)
-                writer.writerow([0, "", "", "", "", metrics["PSNR"], metrics["SAM"],
+                writer.writerow([0, "", "", "", "", "", metrics["PSNR"], metrics["SAM"],
                                  round(time.monotonic() - started, 2)])
             loop_started, loop_first_step = time.monotonic(), state.step  # the step rate of this run, for the ETA
             while True:
@@ -508,8 +527,14 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
                     group["lr"] = settings.learning_rate * learning_rate_factor(settings, fraction, state.step)
                 model.train()
                 batch = source.sample(settings.batch_size, settings.patch, generator)
+                full = (None if full_lr is None or state.step % NO_REFERENCE_EVERY else
+                        source.full_resolution(FULL_RESOLUTION_BATCH, full_lr, generator))
+                distortion = None
                 with plan.training_autocast():
                     loss, l1, ssim_value = _loss(model, _to(batch, device), stats, source.value_range, weights)
+                    if full is not None:
+                        distortion = _no_reference_loss(model, _to(full, device), stats, generator)
+                        loss = loss + NO_REFERENCE_EVERY * settings.no_reference_weight * distortion
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
@@ -517,12 +542,13 @@ def _train(source: PatchSource, settings: TrainSettings, out: Path, card_info: d
                 if averaged is not None:
                     averaged.update_parameters(model)
                 state.step += 1
-                row = [state.step, optimizer.param_groups[0]["lr"], loss.item(), l1.item(), ssim_value.item(), "", ""]
+                row = [state.step, optimizer.param_groups[0]["lr"], loss.item(), l1.item(), ssim_value.item(),
+                       "" if distortion is None else distortion.item(), "", ""]
                 last = _budget_fraction(settings, state.step, time.monotonic() - started) >= 1.0
                 if state.step % settings.validate_every == 0 or last:
                     state.elapsed = time.monotonic() - started
                     metrics = _keep_if_best(kept, card, source, stats, device, state, partial)
-                    row[5:7] = [metrics["PSNR"], metrics["SAM"]]
+                    row[6:8] = [metrics["PSNR"], metrics["SAM"]]
                     _save_resume(resume, fingerprint, model, optimizer, generator, state, averaged)
                 writer.writerow(row + [round(time.monotonic() - started, 2)])
                 log_file.flush()
@@ -708,7 +734,7 @@ class _RunState:
     band_weights: list[float] | None = None
 
 
-def _predict(model: torch.nn.Module, batch: Batch, stats: list[torch.Tensor]) -> torch.Tensor:
+def _predict(model: torch.nn.Module, batch: Batch | FullResolutionBatch, stats: list[torch.Tensor]) -> torch.Tensor:
     """Normalise the inputs, run the model, return the output in data units: (B, C_h, p, p)."""
     hsi_mean, hsi_std, msi_mean, msi_std = stats
     return model((batch.lr - hsi_mean) / hsi_std, (batch.msi - msi_mean) / msi_std) * hsi_std + hsi_mean
@@ -735,6 +761,29 @@ def _loss(model, batch: Batch, stats, value_range: float,
     return loss, l1.detach(), ssim_value.detach()
 
 
+def _no_reference_loss(model, full: FullResolutionBatch, stats: list[torch.Tensor],
+                       generator: torch.Generator) -> torch.Tensor:
+    """The mean over the patches of ``D_lambda + D_s`` (``core.metrics.qnr_torch``, 0 is best) of the model's
+    fusion of ``full`` at the pair's own resolution, a float32 scalar; D_lambda over at most MAX_BAND_PAIRS band
+    pairs drawn with ``generator``.
+
+    The reduced-resolution loss teaches the network the detail the pair shows one scale down; this one keeps the
+    detail it adds at full resolution in the relations the LRHSI and the HRMSI have there: between bands (D_lambda)
+    and between each band and the HRMSI across scales (D_s), the two factors of QNR. Like ``_loss``, it is computed
+    on the float32-cast prediction with autocast off.
+    """
+    prediction = _predict(model, full, stats)
+    bands = prediction.shape[1]
+    pairs = torch.triu_indices(bands, bands, 1)
+    if pairs.shape[1] > MAX_BAND_PAIRS:
+        pairs = pairs[:, torch.randperm(pairs.shape[1], generator=generator)[:MAX_BAND_PAIRS]]
+    pairs = pairs.to(prediction.device)
+    with torch.autocast(prediction.device.type, enabled=False):
+        total = sum(sum(qnr_torch(prediction[k].float(), full.lr[k], full.msi[k], full.msi_lr[k], pairs))
+                    for k in range(prediction.shape[0]))
+    return (total / prediction.shape[0]).float()
+
+
 def _fit_base(model, source: PatchSource, stats: list[torch.Tensor]) -> None:
     """Set the model's GSA base (if it has one) to the GSA fit of the training scenes."""
     if not isinstance(model.base, DetailInjection):
@@ -759,8 +808,10 @@ def _fit_domain(model, source: PatchSource, stats: list[torch.Tensor], seed: int
     model.domain.fit((spectra - hsi_mean) / hsi_std, seed, cancel)
 
 
-def _to(batch: Batch, device: torch.device) -> Batch:
-    return Batch(*(t.to(device, non_blocking=True) for t in (batch.lr, batch.msi, batch.target)), batch.valid)
+def _to(batch: Batch | FullResolutionBatch, device: torch.device) -> Batch | FullResolutionBatch:
+    """The batch's images on ``device`` (a validation mask stays where it is)."""
+    return replace(batch, **{f.name: getattr(batch, f.name).to(device, non_blocking=True) for f in fields(batch)
+                             if f.name != "valid"})
 
 
 def _budget_fraction(settings: TrainSettings, step: int, elapsed: float) -> float:

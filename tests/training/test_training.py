@@ -14,6 +14,7 @@ from safetensors import safe_open
 from cofusion.core.checkpoint import load_checkpoint
 from cofusion.core.degrade import spatial_degrade
 from cofusion.core.errors import Canceled, InputError, OutputError
+from cofusion.core.metrics import d_lambda, uqi
 from cofusion.core.model import ModelConfig, build_model
 from cofusion.core.model.config import AUTO_CANDIDATES
 from cofusion.core.srf import gaussian_bands
@@ -24,6 +25,7 @@ from cofusion.training.trainer import (
     CLASSICAL_CANDIDATES,
     TrainSettings,
     _loss,
+    _no_reference_loss,
     band_weights,
     base_network,
     learning_rate_factor,
@@ -143,6 +145,51 @@ def test_validation_strip_never_overlaps_training_and_stats_ignore_it():
     np.testing.assert_allclose(norm.hsi_mean + norm.msi_mean, 1.0, rtol=1e-6)
 
 
+def test_full_resolution_patches_are_the_pair_at_its_own_resolution_where_it_is_valid():
+    rows, cols = np.mgrid[0:40, 0:40].astype(np.float32)
+    lr = np.stack([rows * 1000 + cols, -(rows * 1000 + cols)])        # the top-left pixel holds band 1's minimum
+    hr_rows, hr_cols = np.mgrid[0:160, 0:160].astype(np.float32)
+    hr = (hr_rows * 1000 + hr_cols)[None]
+    valid = np.ones((40, 40), bool)
+    valid[:, 20:] = False                                              # no patch may read the right half
+    source = PairSource(lr, hr, lr[:, :16], hr[:, :64], 4, valid)
+    batch = source.full_resolution(6, 8, torch.Generator().manual_seed(3))
+    assert (batch.lr.shape, batch.msi.shape, batch.msi_lr.shape) == ((6, 2, 8, 8), (6, 1, 32, 32), (6, 1, 8, 8))
+    for lr_patch, msi_patch, msi_lr_patch in zip(batch.lr, batch.msi, batch.msi_lr):
+        row, col = divmod(int(lr_patch[0].min()), 1000)
+        assert col + 8 <= 20                                           # inside the valid half
+        np.testing.assert_array_equal(np.sort(lr_patch[0].flatten()), np.sort(lr[0, row:row + 8, col:col + 8].ravel()))
+        hr_crop = hr[0, 4 * row:4 * row + 32, 4 * col:4 * col + 32]
+        np.testing.assert_array_equal(np.sort(msi_patch.flatten()), np.sort(hr_crop.ravel()))
+        lr_corner = np.unravel_index(int(lr_patch[0].argmin()), (8, 8))
+        msi_corner = np.unravel_index(int(msi_patch[0].argmin()), (32, 32))
+        assert tuple(v // 4 for v in msi_corner) == tuple(lr_corner)  # the same flip and turn
+        expected = source.inputs_msi[0, row:row + 8, col:col + 8].numpy()
+        np.testing.assert_array_equal(np.sort(msi_lr_patch.flatten()), np.sort(expected.ravel()))
+
+
+def test_the_no_reference_loss_is_d_lambda_plus_d_s_of_the_fusion_and_trains_the_network():
+    scene = _smooth_scene(bands=6, size=96)
+    truth = gaussian_bands([480, 800], [80, 120]).matrix(np.linspace(420, 880, 6)).astype(np.float32)
+    lr, hr = spatial_degrade(scene, 4), np.einsum("mc,chw->mhw", truth, scene).astype(np.float32)
+    source = PairSource(lr, hr, lr[:, :16], hr[:, :64], 4)
+    batch = source.full_resolution(1, 24, torch.Generator().manual_seed(0))
+    model = build_model(ModelConfig(6, 2, 4, **TINY)).eval()                 # no dropout: one fusion, twice
+    norm = source.normalization()
+    stats = [torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1)
+             for v in (norm.hsi_mean, norm.hsi_std, norm.msi_mean, norm.msi_std)]
+    loss = _no_reference_loss(model, batch, stats, torch.Generator())
+    with torch.no_grad():
+        fused = model((batch.lr - stats[0]) / stats[1], (batch.msi - stats[2]) / stats[3]) * stats[1] + stats[0]
+    f, x, y, y_lr = (a[0].numpy().astype(np.float64) for a in (fused, batch.lr, batch.msi, batch.msi_lr))
+    d_s = np.mean([abs(uqi(f[i], y[j]) - uqi(x[i], y_lr[j])) for i in range(6) for j in range(2)])
+    assert loss.item() == pytest.approx(d_lambda(f, x) + d_s, rel=1e-4)  # D_lambda over every band pair (15)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    with pytest.raises(InputError, match="no_reference_weight"):
+        TrainSettings(no_reference_weight=-1)
+
+
 def test_validation_strip_goes_where_the_region_has_detail():
     texture = np.zeros((100, 52))
     texture[:30] = np.random.default_rng(0).random((30, 52))  # detail at the top, flat below
@@ -174,6 +221,12 @@ def test_pair_mode_trains_on_a_real_style_pair(make_raster, tmp_path):
     result = train_pair(lr_path, hr_path, tmp_path / "pair.safetensors", settings=_settings())
     card = load_checkpoint(result.checkpoint).card
     assert card.provenance["mode"] == "pair" and card.provenance["srf"].startswith("estimated")
+    col, row, width, height = card.provenance["validation_strip"]  # HR pixels of the pair's grid, whole LR pixels
+    assert all(v % 4 == 0 for v in (col, row, width, height)) and col + width <= 128 and row + height <= 128
+    assert sorted((width, height)) == [64, 128]                    # 16 of the 32 LR pixels (the alignment, x4)
+    steps = [row for row in csv.DictReader(open(result.log)) if row["step"] != "0"]
+    measured = [float(row["no_reference"]) for row in steps if row["no_reference"]]
+    assert len(measured) == len(steps) // 2 and all(v > 0 for v in measured)  # every second step has the loss
     assert card.config.scale == 4 and np.asarray(card.srf).shape == (3, 8)
     domain = load_checkpoint(result.checkpoint).model.domain  # fitted on the LRHSI as fusion sees it
     hsi_mean, hsi_std = (np.asarray(v, np.float32)[:, None, None] for v in (card.normalization.hsi_mean,
