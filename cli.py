@@ -419,7 +419,8 @@ def _report(args: argparse.Namespace, interrupts: Interrupts) -> int:
         f"wrote {result.html}, {result.consistency_map} and {result.per_band_csv}\n"
         f"reduced resolution: {scores}\n"
         f"full resolution: QNR {result.qnr['QNR']:.4f} (D_lambda {result.qnr['D_lambda']:.4f}, D_s "
-        f"{result.qnr['D_s']:.4f}), HQNR {result.hqnr:.4f}\n" + "".join(f"{line}\n" for line in result.verdict))
+        f"{result.qnr['D_s']:.4f}), HQNR {result.hqnr:.4f}\n" + "".join(f"{line}\n" for line in result.verdict)
+        + "".join(f"note: {note}\n" for note in result.notes))
     return 0
 
 

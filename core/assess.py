@@ -150,7 +150,7 @@ def _covered_window(fused: RasterInfo, reference: RasterInfo) -> Window:
 
 
 def assess_no_reference(fused_path: str | os.PathLike, lrhsi_path: str | os.PathLike,
-                        hrmsi_path: str | os.PathLike) -> NoReferenceAssessment:
+                        hrmsi_path: str | os.PathLike, area: Window | None = None) -> NoReferenceAssessment:
     """``{'D_lambda', 'D_s', 'QNR'}`` of a fused raster made from an LRHSI and an HRMSI (``core.metrics.qnr``).
 
     The fused raster must cover the pixels the pair shares (what ``fuse`` writes): the HRMSI's part of the
@@ -158,9 +158,17 @@ def assess_no_reference(fused_path: str | os.PathLike, lrhsi_path: str | os.Path
     bad HRMSI bands, are skipped (named by the result's ``skipped_bands``, ``skipped_msi_bands`` and ``skipped``).
     Nodata pixels of each raster (in any band kept) are left out: only windows lying wholly on valid pixels enter
     the indices, and InputError says so when a raster has no 11 x 11 block of valid pixels.
+
+    ``area``: a window of the fused raster's pixels, whole LR pixels (its offsets and sizes multiples of the
+    scale), to assess alone (e.g. a fit's validation strip, its card's ``validation_strip``); None: the whole.
     """
     lr_info, hr_info = read_info(lrhsi_path), read_info(hrmsi_path)
     grid = check_coregistration(lr_info, hr_info)
+    out_area = grid.output_region(area)
+    if area is not None and any(v % grid.scale for v in out_area):
+        raise InputError(f"The area {tuple(out_area)} (col, row, width, height) to assess is not made of whole LR "
+                         f"pixels: give offsets and sizes that are multiples of the scale {grid.scale}.")
+    lr_area, hr_area = out_area.covering(grid.scale).within(grid.lr_window), out_area.within(grid.hr_window)
     with RasterReader(fused_path) as fused_reader, RasterReader(lr_info.path) as lr_reader, \
             RasterReader(hr_info.path) as hr_reader:
         f_info = fused_reader.info
@@ -171,14 +179,14 @@ def assess_no_reference(fused_path: str | os.PathLike, lrhsi_path: str | os.Path
                 f"pixels) is not the fusion of this pair, which gives {lr_info.band_count} bands on {size[0]} x "
                 f"{size[1]} pixels; give the LRHSI and HRMSI it was fused from.")
         wavelengths = lr_info.wavelengths_nm or f_info.wavelengths_nm
-        reasons = merge_screens((screen_bands(fused_reader), screen_bands(lr_reader, grid.lr_window)),
+        reasons = merge_screens((screen_bands(fused_reader, out_area), screen_bands(lr_reader, lr_area)),
                                 ("the fused raster", "the LRHSI")).reasons
-        msi_reasons = merge_screens((screen_bands(hr_reader, grid.hr_window),), ("the HRMSI",)).reasons
+        msi_reasons = merge_screens((screen_bands(hr_reader, hr_area),), ("the HRMSI",)).reasons
         good = _good(reasons, wavelengths, f"the fused raster {f_info.path} and the LRHSI {lr_info.path}")
         msi_good = [band for band, reason in enumerate(msi_reasons) if reason is None]  # screen_bands: not empty
-        fused, fused_valid = _some_valid(*fused_reader.read_valid(f_info.window, good), f_info.path)
-        lr, lr_valid = _some_valid(*lr_reader.read_valid(grid.lr_window, good), lr_info.path)
-        hr, hr_valid = _some_valid(*hr_reader.read_valid(grid.hr_window, msi_good), hr_info.path)
+        fused, fused_valid = _some_valid(*fused_reader.read_valid(out_area, good), f_info.path)
+        lr, lr_valid = _some_valid(*lr_reader.read_valid(lr_area, good), lr_info.path)
+        hr, hr_valid = _some_valid(*hr_reader.read_valid(hr_area, msi_good), hr_info.path)
     parts = []
     if len(good) < len(reasons):
         parts.append(f"hyperspectral {describe_bands(reasons, wavelengths)}")

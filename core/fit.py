@@ -2,9 +2,12 @@
 """Fit a model on the pair, then fuse it: one step for a pair that no model at hand fits.
 
 :func:`fit_and_fuse` trains a CoFusion network in pair mode on the pair itself (``training.api.train_pair``:
-reduced-resolution self-supervision, the MSI response estimated from the pair), on the whole scene or a training
-area, then fuses the pair at full resolution with that model through the one fusion service
-(``core.service.fuse``), and keeps the model.
+reduced-resolution self-supervision, the MSI response estimated from the pair, and a no-reference loss on patches
+at the pair's own resolution, ``TrainSettings.no_reference_weight``), on the whole scene or a training area, then
+fuses the pair at full resolution with that model through the one fusion service (``core.service.fuse``), and keeps
+the model. The no-reference loss is D_lambda + D_s, the two factors of QNR: the fit's QNR on its own pair measures,
+outside the validation strip, what it was trained to lower (the card's ``validation_strip`` is the part it never
+saw, at either resolution).
 
 Order of the work: every check that reads no pixel first (the budget and settings, the output and the model paths,
 the co-registration, the area to fuse and the training area against the output grid, the training area against the

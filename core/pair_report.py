@@ -73,6 +73,7 @@ from .assess import assess_no_reference
 from .band_support import band_support, hrmsi_response
 from .bands import describe_bands, merge_screens, screen_bands
 from .block_walk import coarse_valid, fill_invalid
+from .checkpoint import read_card
 from .classic import METHODS
 from .classic_raster import fuse_classic_raster
 from .degrade import blur_kernel, spatial_degrade
@@ -145,7 +146,9 @@ class PairReport:
 
     ``subject``: the method (a ``core.classic`` name) or the model file the report is about; ``candidates``: the
     reduced-resolution :class:`Scores` by name, the subject first, then bicubic, then the others compared.
-    ``qnr``: ``{'D_lambda', 'D_s', 'QNR'}`` of the fused raster at full resolution; ``d_lambda_k`` and ``hqnr``:
+    ``qnr``: ``{'D_lambda', 'D_s', 'QNR'}`` of the fused raster at full resolution; ``qnr_held_out``: the same on
+    the validation strip of a model trained on this very pair (its card's ``validation_strip``), else None;
+    ``d_lambda_k`` and ``hqnr``:
     Khan's spectral distortion (band-averaged Q) and HQNR (module docstring). ``consistency``: the map's
     summary, ``{'SAM mean', 'SAM median', 'SAM p95', 'RMSE mean', 'RMSE median', 'RMSE p95', 'relative RMSE'}``
     (degrees; LRHSI units; RMSE mean over the LRHSI's mean value). ``supported``: per LRHSI band, True when the
@@ -166,6 +169,7 @@ class PairReport:
     support_rule: str
     candidates: dict
     qnr: dict
+    qnr_held_out: dict | None
     d_lambda_k: float
     hqnr: float
     consistency: dict
@@ -239,7 +243,7 @@ def pair_report(lrhsi: str | os.PathLike, hrmsi: str | os.PathLike, fused: str |
     span = float(lr[:, lr_valid].max())
     if not span > 0:
         raise InputError(f"The LRHSI's largest valid value is {span}: PSNR needs data with a positive range.")
-    notes: list[str] = []
+    notes, strip = ([], None) if model is None else _trained_on_pair(model, lrhsi, hrmsi)
     _check_cancel(cancel)
 
     report(0.05, "the HRMSI's spectral response")
@@ -294,6 +298,18 @@ def pair_report(lrhsi: str | os.PathLike, hrmsi: str | os.PathLike, fused: str |
     report(0.35, "the full-resolution D_lambda, D_s and QNR")
     indices = assess_no_reference(fused, lrhsi, hrmsi)
     qnr = {k: float(indices[k]) for k in ("D_lambda", "D_s", "QNR")}
+    held_out = None
+    if strip is not None:
+        try:
+            held = assess_no_reference(fused, lrhsi, hrmsi, area=strip)
+        except InputError as exc:  # the card is untrusted input: a strip that does not fit the pair is said, not run
+            notes.append(f"The model card's validation strip {tuple(strip)} could not be assessed: {exc}")
+        else:
+            held_out = {k: float(held[k]) for k in ("D_lambda", "D_s", "QNR")}
+    if held_out is not None:
+        notes.append(f"On the model's validation strip (HR pixels {tuple(strip)}: col, row, width, height), which its "
+                     f"training never saw: QNR {held_out['QNR']:.4f} (D_lambda {held_out['D_lambda']:.4f}, D_s "
+                     f"{held_out['D_s']:.4f}), against {qnr['QNR']:.4f} on the whole pair.")
     hqnr = (1.0 - d_lambda_k) * (1.0 - qnr["D_s"])
     _check_cancel(cancel)
 
@@ -301,7 +317,8 @@ def pair_report(lrhsi: str | os.PathLike, hrmsi: str | os.PathLike, fused: str |
     result = PairReport(
         html=html_out, consistency_map=map_out, per_band_csv=csv_out, subject=subject, scale=s,
         wavelengths_nm=wavelengths, bands=tuple(good), supported=supported, support_rule=support_rule,
-        candidates=candidates, qnr=qnr, d_lambda_k=d_lambda_k, hqnr=hqnr, consistency=consistency, srf=matrix,
+        candidates=candidates, qnr=qnr, qnr_held_out=held_out, d_lambda_k=d_lambda_k, hqnr=hqnr,
+        consistency=consistency, srf=matrix,
         srf_source=srf_source, srf_bands=srf_bands, sharpens=sharpens, verdict=tuple(verdict),
         skipped=describe_bands(screen.reasons, wavelengths) if screen.bad else "", notes=tuple(notes))
 
@@ -338,6 +355,32 @@ def _subject(method_or_model: str | os.PathLike | None) -> tuple[str, Path | Non
     if not path.is_file():
         raise InputError(f"{path}: the model file does not exist; check the path.")
     return f"CoFusion ({path.name})", path
+
+
+def _trained_on_pair(model: Path, lrhsi: str | os.PathLike,
+                     hrmsi: str | os.PathLike) -> tuple[list[str], Window | None]:
+    """What the report's reader must know of how ``model`` was trained (its card), and the window of the fused
+    raster to assess apart: a model trained on a real pair with the no-reference loss learnt to lower D_lambda and
+    D_s there, so its QNR on that pair is no independent check; when the pair is this one (the same files) and the
+    card holds its validation strip, that strip is (None otherwise)."""
+    provenance = read_card(model).provenance
+    settings = provenance.get("settings") if isinstance(provenance.get("settings"), dict) else {}
+    weight = settings.get("no_reference_weight")
+    if provenance.get("mode") != "pair" or not isinstance(weight, (int, float)) or not weight > 0:
+        return [], None
+    inputs = provenance.get("inputs")
+    pair = " + ".join(str(v) for v in inputs) if isinstance(inputs, list) else "its training pair"
+    notes = [f"The model was trained on the real pair {pair} with a no-reference loss (D_lambda + D_s of fused "
+             f"patches at the pair's own resolution, weight {weight:g}). On that pair, its D_lambda, D_s and QNR "
+             "measure what it was trained to lower, outside its validation strip: no independent check there; the "
+             "reduced-resolution check and the strip's QNR are."]
+    strip = provenance.get("validation_strip")
+    same_pair = isinstance(inputs, list) and len(inputs) == 2 and all(
+        isinstance(a, str) and Path(a).resolve() == Path(b).resolve() for a, b in zip(inputs, (lrhsi, hrmsi)))
+    if not same_pair or not (isinstance(strip, list) and len(strip) == 4
+                             and all(isinstance(v, int) and not isinstance(v, bool) for v in strip)):
+        return notes, None
+    return notes, Window(*strip)
 
 
 def _compare_list(compare: Sequence[str], subject: str) -> list[str]:
@@ -898,6 +941,8 @@ def render_html(r: PairReport, lr: RasterInfo, hr: RasterInfo, fused: RasterInfo
     full = [("QNR", r.qnr["QNR"], "1 is best"), ("D_lambda", r.qnr["D_lambda"], "0 is best"),
             ("D_s", r.qnr["D_s"], "0 is best"), ("HQNR", r.hqnr, "1 is best; (1 - D_lambda^(K)) (1 - D_s)"),
             ("D_lambda^(K)", r.d_lambda_k, "0 is best; 1 - band-averaged Q(degraded fused, LRHSI)")]
+    if r.qnr_held_out is not None:
+        full.insert(1, ("QNR, validation strip", r.qnr_held_out["QNR"], "the part of this pair the model never saw"))
     full_rows = "".join(f"<tr><th>{e(k)}</th><td>{v:.4f}</td><td>{e(note)}</td></tr>" for k, v, note in full)
     cons = r.consistency
     cons_rows = "".join(f"<tr><th>{e(k)}{e(_CONSISTENCY_UNITS.get(k.split()[0], ''))}</th><td>"

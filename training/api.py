@@ -241,9 +241,19 @@ def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, ou
         "msi_band_names": tuple(names),
         "provenance": {**_provenance("pair", [str(lrhsi_path), str(hrmsi_path)], region, scale, settings,
                                      srf=srf_label),
-                       "bad_bands": bands.describe(lr_info.wavelengths_nm)},
+                       "bad_bands": bands.describe(lr_info.wavelengths_nm),
+                       "validation_strip": list(_strip_on_grid(val_box, lr_window, grid))},
     }
     return train(source, settings, out, card_info, progress, cancel, restart, init)
+
+
+def _strip_on_grid(box: tuple[int, int, int, int], lr_window: Window, grid) -> Window:
+    """The validation strip ``box`` ((row0, row1, col0, col1), LR pixels of ``lr_window``) as a window of the
+    pair's HR grid (``grid.hr_window``'s pixels: those of a fusion of the whole pair), for an assessment of the
+    strip alone (``core.assess.assess_no_reference(area=)``)."""
+    s = grid.scale
+    return Window((lr_window.col - grid.lr_window.col + box[2]) * s, (lr_window.row - grid.lr_window.row + box[0]) * s,
+                  (box[3] - box[2]) * s, (box[1] - box[0]) * s)
 
 
 def _check_cancel(cancel: Cancel | None, phase: str) -> None:

@@ -11,6 +11,7 @@ from cofusion.core import metrics as M
 from cofusion.core.assess import assess_no_reference
 from cofusion.core.degrade import simulate, spatial_degrade
 from cofusion.core.errors import InputError
+from cofusion.core.window import Window
 
 torch = pytest.importorskip("torch")
 
@@ -90,6 +91,22 @@ def test_qnr_of_a_pair_with_nodata_uses_only_the_windows_on_valid_pixels(patched
     for image, valid in zip(filled, (hr_valid, lr_valid, hr_valid)):
         image[:, ~valid] = image[:, valid].mean(axis=1, keepdims=True)
     assert M.qnr(*filled, SCALE)["D_lambda"] != pytest.approx(expected["D_lambda"], abs=1e-3)
+
+
+def test_an_area_is_assessed_on_its_own_pixels_and_must_be_whole_lr_pixels(patched_pair):
+    paths, (fused, lr, msi), (hr_valid, lr_valid) = patched_pair
+    area = Window(8, 4, 48, 40)                                # HR pixels of the fused raster, whole LR pixels
+    rows, cols = slice(4, 44), slice(8, 56)
+    lr_rows, lr_cols = slice(2, 22), slice(4, 28)
+    expected = _brute_qnr(fused[:, rows, cols], lr[:, lr_rows, lr_cols].astype(np.float64),
+                          msi[:, rows, cols].astype(np.float64), hr_valid[rows, cols], lr_valid[lr_rows, lr_cols],
+                          hr_valid[rows, cols])
+    assert dict(assess_no_reference(*paths, area=area)) == pytest.approx(expected, abs=1e-6)
+    assert dict(assess_no_reference(*paths, area=area)) != pytest.approx(dict(assess_no_reference(*paths)), abs=1e-4)
+    with pytest.raises(InputError, match=r"not made of whole LR pixels.*multiples of the scale 2"):
+        assess_no_reference(*paths, area=Window(1, 4, 48, 40))
+    with pytest.raises(InputError):                            # outside the fused raster
+        assess_no_reference(*paths, area=Window(32, 0, 48, 40))
 
 
 def test_a_valid_area_smaller_than_one_window_is_refused(make_raster, patched_pair):

@@ -294,8 +294,12 @@ def test_inputs_that_do_not_fit_are_refused_before_anything_is_written(scene, tm
 
 
 def test_a_cofusion_checkpoint_is_checked_on_the_degraded_pair_through_the_engine(scene, tmp_path):
+    from dataclasses import replace
+
+    from cofusion.core.assess import assess_no_reference
     from cofusion.core.checkpoint import ModelCard, Normalization, save_checkpoint
     from cofusion.core.model import ModelConfig, build_model
+    from cofusion.core.window import Window
 
     config = ModelConfig(12, 3, SCALE, width=8, top_k=4)
     card = ModelCard(config=config, normalization=Normalization.identity(12, 3), hsi_wavelengths_nm=WAVELENGTHS,
@@ -305,6 +309,31 @@ def test_a_cofusion_checkpoint_is_checked_on_the_degraded_pair_through_the_engin
     assert result.subject == "CoFusion (tiny.safetensors)" and list(result.candidates)[0] == result.subject
     scores = result.candidates[result.subject]
     assert np.isfinite(scores.psnr_per_band).all() and scores.beats_bicubic  # untrained: its classical base
+    assert not any("no-reference loss" in note for note in result.notes)  # its card says no pair training
+    # A model trained on a real pair with the no-reference loss: its QNR on that pair is no independent check.
+    pair_card = replace(card, provenance={"mode": "pair", "inputs": ["lr.tif", "hr.tif"],
+                                          "settings": {"no_reference_weight": 1.0}})
+    fitted = save_checkpoint(tmp_path / "fitted.safetensors", build_model(config).eval(), pair_card)
+    result = pair_report(scene["lr"], scene["hr"], scene["gsa"], str(fitted), tmp_path / "fitted", device="cpu")
+    assert any("lr.tif + hr.tif with a no-reference loss" in note and "no independent check" in note
+               for note in result.notes)
+    assert "no independent check" in (tmp_path / "fitted" / "report.html").read_text()
+    assert result.qnr_held_out is None                                  # another pair: no strip of this one
+    # Trained on this very pair: the report assesses the card's validation strip apart.
+    strip = [0, 8 * SCALE, 16 * SCALE, 12 * SCALE]
+    this_pair = replace(card, provenance={**pair_card.provenance, "inputs": [str(scene["lr"]), str(scene["hr"])],
+                                          "validation_strip": strip})
+    fitted = save_checkpoint(tmp_path / "this_pair.safetensors", build_model(config).eval(), this_pair)
+    result = pair_report(scene["lr"], scene["hr"], scene["gsa"], str(fitted), tmp_path / "held", device="cpu")
+    expected = assess_no_reference(scene["gsa"], scene["lr"], scene["hr"], area=Window(*strip))
+    assert result.qnr_held_out == pytest.approx({k: expected[k] for k in ("D_lambda", "D_s", "QNR")}, abs=1e-12)
+    assert result.qnr_held_out["QNR"] != pytest.approx(result.qnr["QNR"], abs=1e-4)
+    assert "QNR, validation strip" in (tmp_path / "held" / "report.html").read_text()
+    # A forged strip outside the pair is named in a note; the report is still written.
+    forged = replace(card, provenance={**this_pair.provenance, "validation_strip": [0, 0, 10**6, 8]})
+    fitted = save_checkpoint(tmp_path / "forged.safetensors", build_model(config).eval(), forged)
+    result = pair_report(scene["lr"], scene["hr"], scene["gsa"], str(fitted), tmp_path / "forged", device="cpu")
+    assert result.qnr_held_out is None and any("could not be assessed" in note for note in result.notes)
 
 
 def test_the_command_line_writes_the_report_and_prints_the_numbers(scene, tmp_path, capsys):
