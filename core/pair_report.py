@@ -376,11 +376,19 @@ def _trained_on_pair(model: Path, lrhsi: str | os.PathLike,
              "reduced-resolution check and the strip's QNR are."]
     strip = provenance.get("validation_strip")
     same_pair = isinstance(inputs, list) and len(inputs) == 2 and all(
-        isinstance(a, str) and Path(a).resolve() == Path(b).resolve() for a, b in zip(inputs, (lrhsi, hrmsi)))
+        isinstance(a, str) and _same_file(a, b) for a, b in zip(inputs, (lrhsi, hrmsi)))
     if not same_pair or not (isinstance(strip, list) and len(strip) == 4
                              and all(isinstance(v, int) and not isinstance(v, bool) for v in strip)):
         return notes, None
     return notes, Window(*strip)
+
+
+def _same_file(recorded: str, given: str | os.PathLike) -> bool:
+    """Whether ``recorded`` (a path a model card holds: untrusted) names the file ``given`` does."""
+    try:
+        return os.path.samefile(recorded, given)
+    except (OSError, ValueError):  # missing, unreadable, or not a path at all (an embedded NUL)
+        return False
 
 
 def _compare_list(compare: Sequence[str], subject: str) -> list[str]:

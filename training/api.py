@@ -34,7 +34,7 @@ from ..core.bands import BandView, merge_screens, plan_good_bands, screen_bands
 from ..core.block_walk import coarse_valid, fill_invalid
 from ..core.degrade import spatial_degrade
 from ..core.errors import InputError, OutputError
-from ..core.grid import check_coregistration
+from ..core.grid import FusionGrid, check_coregistration
 from ..core.model import ModelConfig
 from ..core.outputs import check_not_an_input, check_output_path
 from ..core.progress import Cancel, Progress
@@ -247,7 +247,7 @@ def _train_pair(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.PathLike, ou
     return train(source, settings, out, card_info, progress, cancel, restart, init)
 
 
-def _strip_on_grid(box: tuple[int, int, int, int], lr_window: Window, grid) -> Window:
+def _strip_on_grid(box: tuple[int, int, int, int], lr_window: Window, grid: FusionGrid) -> Window:
     """The validation strip ``box`` ((row0, row1, col0, col1), LR pixels of ``lr_window``) as a window of the
     pair's HR grid (``grid.hr_window``'s pixels: those of a fusion of the whole pair), for an assessment of the
     strip alone (``core.assess.assess_no_reference(area=)``)."""
