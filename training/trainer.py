@@ -76,7 +76,7 @@ BAND_WEIGHT_RATIO = 100.0
 #: reduced-resolution check it beat GSA, LLR and MTF-GLP-HPM (issue 18), where no method sharpens reliably.
 CLASSICAL_CANDIDATES = ("gsa", "llr", "mtf_glp_hpm", "blend", "bicubic")
 #: no_reference: the step's D_lambda + D_s at the pair's own resolution (:func:`_no_reference_loss`), empty on a
-#: step without it (the run has none, or it is every NO_REFERENCE_EVERY-th step); loss includes it, weighted.
+#: step without it (the run has none; it comes every NO_REFERENCE_EVERY-th step); loss includes it, weighted.
 LOG_COLUMNS = ("step", "learning_rate", "loss", "l1", "ssim", "no_reference", "val_psnr", "val_sam", "elapsed_s")
 #: Upper bounds of the settings (far beyond any useful run; they keep a typo from allocating or running forever).
 MAX_ITERATIONS, MAX_MINUTES, MAX_BATCH, MAX_PATCH, MAX_SEED, MAX_THREADS = 10**9, 10**6, 1024, 4096, 2**32 - 1, 4096
@@ -110,8 +110,9 @@ class TrainSettings:
         band_weighting: weigh the L1 term per band by the base's inverse error (:func:`band_weights`); False
             for the paper's plain L1.
         no_reference_weight: weight of the no-reference loss at the pair's own resolution (D_lambda + D_s of
-            fused patches, :func:`_no_reference_loss`) beside the reduced-resolution loss, in pair mode (a
-            simulated scene has its reference and ignores it); 0 for the reduced-resolution loss alone.
+            fused patches, :func:`_no_reference_loss`, every NO_REFERENCE_EVERY-th step) beside the
+            reduced-resolution loss, in pair mode (a simulated scene has its reference and ignores it); 0 for the
+            reduced-resolution loss alone.
         ema_decay: validate and keep an exponential moving average of the weights with this decay per step
             (``torch.optim.swa_utils``); 0 keeps the raw weights.
         device: 'auto', 'cpu' or 'cuda'.
@@ -770,7 +771,7 @@ def _no_reference_loss(model, full: FullResolutionBatch, stats: list[torch.Tenso
     The reduced-resolution loss teaches the network the detail the pair shows one scale down; this one keeps the
     detail it adds at full resolution in the relations the LRHSI and the HRMSI have there: between bands (D_lambda)
     and between each band and the HRMSI across scales (D_s), the two factors of QNR. Like ``_loss``, it is computed
-    on the float32-cast prediction with autocast off.
+    with autocast off, on the float32-cast prediction (in float64 inside ``qnr_torch``).
     """
     prediction = _predict(model, full, stats)
     bands = prediction.shape[1]
