@@ -308,8 +308,9 @@ def pair_report(lrhsi: str | os.PathLike, hrmsi: str | os.PathLike, fused: str |
             held_out = {k: float(held[k]) for k in ("D_lambda", "D_s", "QNR")}
     if held_out is not None:
         notes.append(f"On the model's validation strip (HR pixels {tuple(strip)}: col, row, width, height), which its "
-                     f"training never saw: QNR {held_out['QNR']:.4f} (D_lambda {held_out['D_lambda']:.4f}, D_s "
-                     f"{held_out['D_s']:.4f}), against {qnr['QNR']:.4f} on the whole pair.")
+                     f"training never saw, the fused raster's QNR is {held_out['QNR']:.4f} (D_lambda "
+                     f"{held_out['D_lambda']:.4f}, D_s {held_out['D_s']:.4f}), against {qnr['QNR']:.4f} on the whole "
+                     "pair.")
     hqnr = (1.0 - d_lambda_k) * (1.0 - qnr["D_s"])
     _check_cancel(cancel)
 
@@ -371,9 +372,10 @@ def _trained_on_pair(model: Path, lrhsi: str | os.PathLike,
     inputs = provenance.get("inputs")
     pair = " + ".join(str(v) for v in inputs) if isinstance(inputs, list) else "its training pair"
     notes = [f"The model was trained on the real pair {pair} with a no-reference loss (D_lambda + D_s of fused "
-             f"patches at the pair's own resolution, weight {weight:g}). On that pair, its D_lambda, D_s and QNR "
-             "measure what it was trained to lower, outside its validation strip: no independent check there; the "
-             "reduced-resolution check and the strip's QNR are."]
+             f"patches at the pair's own resolution, weight {weight:g}). On that pair, the D_lambda, D_s and QNR of "
+             "its fusion measure what it was trained to lower, outside its validation strip: no independent check "
+             "there; the reduced-resolution check and the strip's QNR are. (A fit that fell back to a classical "
+             "method fused with that method, not with the model: the card's fit record says which.)"]
     strip = provenance.get("validation_strip")
     same_pair = isinstance(inputs, list) and len(inputs) == 2 and all(
         isinstance(a, str) and _same_file(a, b) for a, b in zip(inputs, (lrhsi, hrmsi)))
