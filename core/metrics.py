@@ -6,7 +6,8 @@ QNR. The numpy functions take ``(C, H, W)`` arrays on [0, 1] (float32 or float64
 return Python floats; an optional ``mask`` ``(H, W)`` bool marks the valid pixels (False = nodata, excluded).
 
 SSIM and SAM are implemented once, in torch, and exposed as differentiable losses (``ssim_torch``,
-``sam_torch``) for ``(B, C, H, W)`` tensors; the numpy functions call them.
+``sam_torch``) for ``(B, C, H, W)`` tensors; the numpy functions call them. D_lambda and D_s likewise share their
+torch code with ``qnr_torch``, the no-reference loss of pair-mode training, for ``(C, H, W)`` images.
 
 Windowed statistics (SSIM, and the UQI of the no-reference indices) use an 11 x 11 Gaussian window with
 sigma 1.5, normalised to sum 1, and only the 'valid' window positions (scikit-image's ``gaussian_weights=True,
