@@ -333,6 +333,7 @@ class PairSource(PatchSource):
         self.inputs_lr = torch.from_numpy(spatial_degrade(lr_hsi, scale))
         self.inputs_msi = torch.from_numpy(msi_on_lr_grid)
         self.valid = None if valid is None else torch.from_numpy(valid)
+        self._all_valid = valid is None or bool(valid.all())  # every window may be drawn
         self._validation = Batch(torch.from_numpy(spatial_degrade(lr_validation, scale))[None],
                                  torch.from_numpy(spatial_degrade(hr_validation, scale))[None],
                                  torch.from_numpy(lr_validation)[None],
@@ -349,17 +350,21 @@ class PairSource(PatchSource):
         if rows < size or cols < size:
             raise InputError(f"the training region ({cols} x {rows} LR pixels) is smaller than the patch size "
                              f"{size}: use a larger region or a smaller patch.")
-        if self.valid is None or bool(self.valid.all()):
+        if self._all_valid:
             row = int(torch.randint((rows - size) // step + 1, (1,), generator=generator)) * step
             col = int(torch.randint((cols - size) // step + 1, (1,), generator=generator)) * step
             return row, col
-        if (size, step) not in self._origins:
-            self._origins[size, step] = valid_origins(self.valid.numpy(), size, step)
-            if not len(self._origins[size, step]):
-                raise _no_patch_error("the training region of the pair", self.valid.numpy(), size)
-        origins = self._origins[size, step]
+        origins = self._valid_origins(size, step)
+        if not len(origins):
+            raise _no_patch_error("the training region of the pair", self.valid.numpy(), size)
         row, col = origins[int(torch.randint(len(origins), (1,), generator=generator))]
         return int(row), int(col)
+
+    def _valid_origins(self, size: int, step: int) -> np.ndarray:
+        """:func:`valid_origins` of the training region's mask (a mask is given), computed once per size and step."""
+        if (size, step) not in self._origins:
+            self._origins[size, step] = valid_origins(self.valid.numpy(), size, step)
+        return self._origins[size, step]
 
     def sample(self, batch: int, patch: int, generator: torch.Generator) -> Batch:
         s = self.scale
@@ -377,7 +382,7 @@ class PairSource(PatchSource):
     def full_resolution_size(self, preferred: int, multiple: int) -> int | None:
         rows, cols = self.target.shape[1:]
         for size in range(min(preferred, rows, cols) // multiple * multiple, WINDOW_SIZE - 1, -multiple):
-            if self.valid is None or bool(self.valid.all()) or len(valid_origins(self.valid.numpy(), size, 1)):
+            if self._all_valid or len(self._valid_origins(size, 1)):
                 return size
         log.warning("the no-reference loss is off: the training region has no window of valid pixels %d LR pixels "
                     "across to measure it on", WINDOW_SIZE)
