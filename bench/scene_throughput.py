@@ -63,6 +63,7 @@ from osgeo import gdal, osr
 from peers.psrt import PATCH, PSRT, fuse_patches
 from torch.utils.flop_counter import FlopCounterMode
 
+from cofusion.core.allocator import reuse_large_allocations
 from cofusion.core.batch import BatchSettings, close_client, open_client, run_batch
 from cofusion.core.checkpoint import ModelCard, Normalization, save_checkpoint
 from cofusion.core.degrade import simulate
@@ -379,14 +380,16 @@ PSRT_COLUMNS = {"case": "", "bands": "", "params_M": ".3f", "MFLOP/px": ".3f", "
 SUMMARY_COLUMNS = {"figure": "", "value": "", "target": "", "verdict": ""}
 
 
-def notes(args: argparse.Namespace, loads: tuple[str, str], peaks: tuple[float, float], scene: dict, e2e: dict,
-          batch: list[dict], identical: bool, psrt: list[dict]) -> list[str]:
+def notes(args: argparse.Namespace, loads: tuple[str, str], peaks: tuple[float, float], tuned: bool, scene: dict,
+          e2e: dict, batch: list[dict], identical: bool, psrt: list[dict]) -> list[str]:
     """The paragraphs and tables before the summary table, written from the numbers."""
     out = e2e["output"]
     text = [
         f"Load average (1, 5, 15 min) at the start: {loads[0]}; at the end: {loads[1]}. fp32 matmul peak "
         f"(torch.mm 4096^2, best of 3, {args.threads} threads): {peaks[0]:.1f} GFLOP/s at the start, "
-        f"{peaks[1]:.1f} at the end; the forward's share uses the higher.",
+        f"{peaks[1]:.1f} at the end; the forward's share uses the higher. The C allocator "
+        + ("tuned as `python -m cofusion` tunes it (core.allocator: glibc's thresholds), in every process of the run."
+           if tuned else "left as it is (not glibc's: core.allocator does not apply)."),
         f"Scene: {args.lr_size} x {args.lr_size} LR pixels x 224 EnMAP bands (Int16 x 10000, scale 0.0001) + "
         f"{out} x {out} HR pixels x 4 Sentinel-2 bands (UInt16 x 10000), x{SCALE}: Jasper Ridge resampled to "
         f"EnMAP's bands and simulated by Wald's protocol in a {BLOCK} x {BLOCK} HR block, repeated; "
@@ -446,6 +449,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(child(json.loads(args.child))))
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    tuned = reuse_large_allocations()  # as python -m cofusion does; the child processes inherit it
     started = load_average()
     torch.set_num_threads(args.threads)
     peak_start = matmul_peak()
@@ -469,7 +473,7 @@ def main(argv: list[str] | None = None) -> None:
     e2e["of_peak"] = e2e["GFLOP_s"] / max(peak_start, peak_end)
     write_results(args.out, summary(args.lr_size, e2e, batch, identical, psrt), SUMMARY_COLUMNS,
                   title="Whole-scene throughput: an EnMAP-sized pair end to end, Dask, and PSRT",
-                  notes=notes(args, (started, load_average()), (peak_start, peak_end), scene, e2e, batch,
+                  notes=notes(args, (started, load_average()), (peak_start, peak_end), tuned, scene, e2e, batch,
                               identical, psrt))
     log.info("wrote %s", args.out)
 

@@ -73,6 +73,8 @@ from xml.sax.saxutils import escape as xml_escape
 
 from osgeo import gdal
 
+from .allocator import ENVIRONMENT as ALLOCATOR_ENVIRONMENT
+from .allocator import is_glibc
 from .device import available_cpus
 from .errors import Canceled, CoFusionError, EmptyOutputError, InputError, OutputError
 from .fuse import DEFAULT_BATCH, check_predictor
@@ -93,11 +95,12 @@ INSTALL = "python -m pip install -r requirements-batch.txt"
 #: The manifest's columns: those it must have, and the optional ones.
 REQUIRED_COLUMNS = ("lrhsi", "hrmsi", "output")
 OPTIONAL_COLUMNS = ("model", "method")
-#: The environment variable Dask sets in the worker processes it starts (65536: glibc returns freed memory at once):
-#: it also keeps glibc's threshold for serving allocations by fresh memory maps at 128 kB, so every array of a tile
-#: is mapped, zeroed and unmapped again; a stripe took 1.6 times as long (31 s -> 51 s, 224 bands at x3). A local
-#: cluster's workers start without it; workers started by the user are named in a note (``_slow_workers``).
-TRIM = "MALLOC_TRIM_THRESHOLD_"
+#: Dask starts its worker processes with glibc's MALLOC_TRIM_THRESHOLD_=65536 (freed memory goes back to the system at
+#: once), which also fixes glibc's threshold for serving allocations by fresh memory maps at 128 kB: every array of a
+#: tile was mapped, zeroed and unmapped again, and a stripe took 1.6 times as long (31 s -> 51 s, 224 bands at x3).
+#: A local cluster's workers start with ``core.allocator``'s settings instead; workers started by the user without
+#: them are named in a note (``_slow_workers``).
+ALLOCATOR_SETTING = "distributed.nanny.pre-spawn-environ"
 #: Seconds to wait for a scheduler given by address before giving up.
 CONNECT_TIMEOUT = 30.0
 #: Seconds between two looks of a running task at the batch's cancel event (each look asks the scheduler).
@@ -742,7 +745,8 @@ def open_client(scheduler: str | None, workers: int | None, threads_per_worker: 
     count = workers or max(1, available_cpus() // max(1, threads_per_worker))
     import dask
 
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{TRIM}": None}):  # see TRIM
+    settings = {f"{ALLOCATOR_SETTING}.{name}": value for name, value in ALLOCATOR_ENVIRONMENT.items()}
+    with dask.config.set(settings):  # see ALLOCATOR_SETTING
         cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=threads_per_worker,
                                            processes=processes, dashboard_address=":8787")
     client = distributed.Client(cluster, set_as_default=False)
@@ -838,18 +842,21 @@ def run_batch(
             close_client(client)
 
 
-def _trim_setting() -> str | None:
-    """On a worker (``Client.run``): its value of ``TRIM``, None when unset."""
-    return os.environ.get(TRIM)
+def _allocator_settings() -> dict[str, str | None] | None:
+    """On a worker (``Client.run``): its values of ``core.allocator.ENVIRONMENT``'s variables (None when unset), or
+    None when its C library is not glibc's (the settings do not apply there)."""
+    return {name: os.environ.get(name) for name in ALLOCATOR_ENVIRONMENT} if is_glibc() else None
 
 
 def _slow_workers(client) -> list[tuple[str, str]]:
-    """(address, value) of the workers whose processes run with ``TRIM`` set (none when they cannot be asked)."""
+    """(address, its settings as "NAME=value, ...") of the glibc workers that run without ``core.allocator``'s
+    settings (none when they cannot be asked)."""
     try:
-        values = client.run(_trim_setting)
+        values = client.run(_allocator_settings)
     except Exception:  # noqa: BLE001 (a worker that cannot answer is not named)
         return []
-    return sorted((address, value) for address, value in values.items() if value is not None)
+    return sorted((address, ", ".join(f"{name}={value or 'unset'}" for name, value in settings.items()))
+                  for address, settings in values.items() if settings is not None and settings != ALLOCATOR_ENVIRONMENT)
 
 
 def _executing(run_id: str, dask_worker=None) -> int:
@@ -883,9 +890,10 @@ class _Batch:
                          f"{self.settings.threads} model thread(s) per task")
         slow = _slow_workers(self.client)
         if slow:
-            self.report(0.0, f"note: {len(slow)} worker(s) run with {TRIM}={slow[0][1]} (e.g. {slow[0][0]}), Dask's "
-                             "default for the workers it starts, which makes a fusion about 1.6 times as slow: start "
-                             f"them with the Dask setting distributed.nanny.pre-spawn-environ.{TRIM}: null")
+            fix = " and ".join(f"{ALLOCATOR_SETTING}.{name}: {value}" for name, value in ALLOCATOR_ENVIRONMENT.items())
+            self.report(0.0, f"note: {len(slow)} worker(s) run without the allocator settings a fusion is fastest with "
+                             f"(e.g. {slow[0][0]}: {slow[0][1]}; Dask's default MALLOC_TRIM_THRESHOLD_=65536 makes "
+                             f"it about 1.6 times as slow): start them with the Dask settings {fix}")
         if not cog_keeps_band_domains():
             self.report(0.0, f"note: GDAL {gdal.__version__} copies only the bands' default metadata into a COG: the "
                              "outputs carry wavelengths and FWHM as the EnMAP-Box items, not GDAL's IMAGERY items")

@@ -195,11 +195,13 @@ class TileMerger:
         return first, max(first, end if origin == last else min(origin + self.step, end))
 
     def _write(self, sums: np.ndarray, weight: np.ndarray, valid: np.ndarray, col: int, row: int) -> None:
-        out = np.full(sums.shape, self.nodata, np.float32)
-        np.divide(sums, weight, out=out, where=valid)
+        """Divide ``sums`` (C, rows, cols; a view of the tile's accumulator, whose carries are already taken) by
+        ``weight`` in place, set the invalid pixels to nodata, and hand it to the sink."""
+        np.divide(sums, weight, out=sums, where=valid)
+        sums[:, ~valid] = self.nodata
         if not np.isnan(self.nodata):
-            out[(out == self.nodata) & valid] = np.nextafter(self.nodata, np.float32(np.inf))
-        self.sink(out, col, row)
+            sums[(sums == self.nodata) & valid] = np.nextafter(self.nodata, np.float32(np.inf))
+        self.sink(sums, col, row)
         self.valid_pixels += int(np.count_nonzero(valid))
 
 

@@ -24,6 +24,8 @@ import warnings
 from collections.abc import Callable
 from typing import TextIO
 
+from .allocator import reuse_large_allocations
+
 #: The signals an interruption may come by on this platform, by name.
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
                 if hasattr(signal, name))
@@ -87,8 +89,10 @@ def run_command(load_main: Callable[[], Callable[..., int]], stopped: str) -> in
     until a program does; the core works in either mode, ``core.raster``), and keeps SIGHUP from UCX: the
     communication library some PyTorch builds load (Debian's) installs its own SIGHUP handler for a debug action
     when it loads, which replaced the policy's, so a closed terminal did not stop the work; ``UCX_DEBUG_SIGNO=0``
-    (unless the user set it) turns that off before PyTorch is imported."""
+    (unless the user set it) turns that off before PyTorch is imported. It also tunes glibc's allocator for the
+    engine's large arrays (``core.allocator``)."""
     os.environ.setdefault("UCX_DEBUG_SIGNO", "0")
+    reuse_large_allocations()
     with Interrupts() as interrupts:
         try:
             with warnings.catch_warnings():

@@ -21,7 +21,7 @@ import pytest
 from osgeo import gdal
 
 from cofusion import cli
-from cofusion.core import batch, service
+from cofusion.core import allocator, batch, service
 from cofusion.core.errors import Canceled, InputError, OutputError
 from cofusion.core.raster import read_info
 from cofusion.core.window import Window
@@ -298,19 +298,25 @@ def test_the_cog_carries_the_stripes_overviews_as_the_average_of_its_pixels(clus
     np.testing.assert_allclose(level, expected, rtol=1e-6, atol=1e-7)
 
 
-def test_a_local_cluster_starts_its_workers_without_dasks_malloc_trim_setting():
-    """Dask's own MALLOC_TRIM_THRESHOLD_=65536 made a stripe 1.6 times as slow (core.batch.TRIM)."""
+def test_a_local_clusters_workers_start_with_the_allocator_settings():
+    """Dask's own MALLOC_TRIM_THRESHOLD_=65536 made a stripe 1.6 times as slow (core.batch.ALLOCATOR_SETTING); the
+    workers of a local cluster start with core.allocator's settings instead."""
     pytest.importorskip("distributed")
     client = batch.open_client(None, 1, 1, True, 60.0)
     try:
-        assert client.run(batch._trim_setting) and batch._slow_workers(client) == []
+        settings = list(client.run(batch._allocator_settings).values())
+        assert settings == [allocator.ENVIRONMENT if allocator.is_glibc() else None]
+        assert batch._slow_workers(client) == []
     finally:
         batch.close_client(client)
 
 
-def test_workers_with_the_malloc_trim_setting_are_named_in_a_note(clusters, make_raster, tiny_model, tmp_path,
-                                                                 monkeypatch):
-    monkeypatch.setenv(batch.TRIM, "65536")  # the in-process workers of the module's clusters share the variable
+def test_workers_without_the_allocator_settings_are_named_in_a_note(clusters, make_raster, tiny_model, tmp_path,
+                                                                   monkeypatch):
+    if not allocator.is_glibc():
+        pytest.skip("the allocator settings are glibc's")
+    # the in-process workers of the module's clusters share this process's environment
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     lr, hr = _scene(make_raster, "t", 40, seed=8)
     out = tmp_path / "out"
     out.mkdir()
@@ -318,8 +324,9 @@ def test_workers_with_the_malloc_trim_setting_are_named_in_a_note(clusters, make
     report = batch.run_batch(_manifest(tmp_path / "m.csv", [(lr.name, hr.name, tiny_model, "t.tif")]), out,
                              settings=SETTINGS, client=clusters[1], progress=lambda _f, line: lines.append(line))
     assert report.ok
-    notes = [line for line in lines if batch.TRIM in line]
-    assert len(notes) == 1 and "=65536" in notes[0] and "pre-spawn-environ" in notes[0], lines
+    notes = [line for line in lines if "allocator settings" in line]
+    assert len(notes) == 1 and "MALLOC_TRIM_THRESHOLD_=65536" in notes[0], lines
+    assert all(f"pre-spawn-environ.{name}: {value}" in notes[0] for name, value in allocator.ENVIRONMENT.items())
 
 
 def test_stripes_narrower_than_a_tile_are_fused(clusters, make_raster, tiny_model, tmp_path):
