@@ -28,6 +28,7 @@ from .block_walk import fill_invalid, plan_blocks, walk
 from .classic import METHODS
 from .errors import InputError
 from .grid import check_inputs
+from .producer import method_producer
 from .progress import Cancel, Progress
 from .raster import RasterReader, RasterWriter, output_nodata
 from .srf import SpectralResponse
@@ -47,7 +48,8 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
     The output has the fusion grid of ``core.grid.check_coregistration`` (the HRMSI's pixels both rasters
     cover), all the LRHSI's bands (bad ones nodata), wavelengths and names, ``core.raster.output_nodata``, and per
     band whether its detail is measured or extrapolated (``core.band_support.fusion_support``: by ``srf``, the
-    HRMSI's response, a preset or CSV spec or a SpectralResponse; None: by the HRMSI's band metadata, else unmarked).
+    HRMSI's response, a preset or CSV spec or a SpectralResponse; None: by the HRMSI's band metadata, else unmarked),
+    and the method that made it (``core.producer``).
     Raises InputError, GridError, OutputError with the fix, Canceled when ``cancel()`` returns True; no output is
     left on error.
     """
@@ -66,7 +68,8 @@ def fuse_classic_raster(lrhsi_path: str | os.PathLike, hrmsi_path: str | os.Path
         with RasterWriter(out, width=region.width, height=region.height, band_count=lr_info.band_count,
                           geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
                           wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
-                          band_names=lr_info.band_names, bbl=bands.bbl, metadata=support.dataset_metadata(),
+                          band_names=lr_info.band_names, bbl=bands.bbl,
+                          metadata={**support.dataset_metadata(), **method_producer(method).metadata()},
                           band_metadata=support.band_metadata(), cancel=cancel) as writer:
             for blk in walk(blocks, f"{method} fusion", progress, cancel):
                 lr, lr_valid = lr_reader.read_valid(blk.read.within(lr_area))

@@ -49,6 +49,7 @@ from .band_support import BandSupport, fusion_support
 from .bands import BandPlan, BandView, plan_model_bands, screen_bands
 from .errors import Canceled, CheckpointError, EmptyOutputError, InputError
 from .grid import FusionGrid, check_inputs
+from .producer import model_producer
 from .progress import Cancel, Progress
 from .raster import RasterInfo, RasterReader, RasterWriter, internal_tile, output_nodata
 from .resources import available_memory
@@ -313,8 +314,8 @@ def fuse_raster(
     with it).
     region: a window of the output grid (HR pixels, see ``check_inputs``) to fuse into its own file; its
     pixels equal the same pixels of a whole run. The output carries the HR grid, the CRS, the LRHSI's
-    wavelengths, FWHM and band names, a nodata value (``output_nodata``), and per band whether its detail is
-    measured or extrapolated (``_support``).
+    wavelengths, FWHM and band names, a nodata value (``output_nodata``), per band whether its detail is
+    measured or extrapolated (``_support``), and the model file that made it (``core.producer``).
     threads: the CPU threads the output is compressed on (None: all cores; the model's are the predictor's).
     Raises InputError / GridError / OutputError / CheckpointError with the fix, InputError when the settings need
     more memory than is available (``core.tiling.check_engine_memory``) or no output pixel is valid, Canceled
@@ -358,7 +359,8 @@ def fuse_raster(
         with RasterWriter(out, width=region.width, height=region.height, band_count=lr_info.band_count,
                           geotransform=geotransform, crs_wkt=grid.crs_wkt, nodata=nodata,
                           wavelengths_nm=lr_info.wavelengths_nm, fwhm_nm=lr_info.fwhm_nm,
-                          band_names=lr_info.band_names, bbl=bands.bbl, metadata=support.dataset_metadata(),
+                          band_names=lr_info.band_names, bbl=bands.bbl,
+                          metadata={**support.dataset_metadata(), **_producer(predictor)},
                           band_metadata=support.band_metadata(), cancel=cancel,
                           tile=internal_tile(tile - overlap), threads=threads) as writer:
             def write(working: np.ndarray, col: int, row: int) -> None:
@@ -394,6 +396,20 @@ def fuse_raster(
     log.info("Fused %s in %.1f s (%d tiles predicted)", out, seconds, predicted)
     report(1.0, "done")
     return FusionResult(out, grid.scale, region.width, region.height, predicted, seconds)
+
+
+def _producer(predictor: Predictor) -> dict[str, str]:
+    """The output's record of what made it (``core.producer``): the model file the predictor was loaded from;
+    nothing for a predictor without one, or when the file cannot be read again (a warning in the log)."""
+    source = getattr(predictor, "source_path", None)
+    if source is None:
+        return {}
+    try:
+        return model_producer(source).metadata()
+    except OSError as exc:
+        log.warning("%s: cannot read it again to record it in the output (%s); the output does not say what made it",
+                    source, exc.strerror or exc)
+        return {}
 
 
 def _support(predictor: Predictor, lr_info: RasterInfo, hr_info: RasterInfo, bands: BandPlan) -> BandSupport:

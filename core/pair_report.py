@@ -10,7 +10,9 @@ assets: the plots are inline SVG) with a per-band CSV and a consistency map:
    ``core.classic_raster.fuse_classic_raster``, or a CoFusion checkpoint through ``core.service.fuse``: the real
    engines, on temporary GeoTIFFs in ``out_dir/.tmp``), and the result is compared with the LRHSI, which is then
    the reference: PSNR per band and overall, SAM, ERGAS, on valid pixels only (``core.metrics``). It assumes the
-   method behaves the same one scale down; it measures the method, not the fused raster given.
+   method behaves the same one scale down; it measures the method, not the fused raster given. The raster's record
+   of what made it (``core.producer``) is compared with the method checked: a note says when they differ, or when
+   the raster records nothing.
 2. **The honesty section**: plain bicubic upsampling of the LRHSI always runs in the same check. A method
    *beats bicubic* when its PSNR is at least :data:`BEAT_PSNR_DB` higher, its SAM no higher and its ERGAS lower;
    the report says so, with the numbers, for every candidate, and says "no method sharpens reliably on this pair"
@@ -81,6 +83,7 @@ from .errors import Canceled, InputError
 from .grid import check_coregistration
 from .metrics import ergas, rmse_per_band, sam, sam_map, uqi
 from .outputs import check_output_path
+from .producer import BY_ITEM, METHOD, method_producer, model_producer, read_producer
 from .progress import Cancel, Progress
 from .raster import RasterInfo, RasterReader, RasterWriter, read_info
 from .resources import available_memory, format_bytes
@@ -243,7 +246,7 @@ def pair_report(lrhsi: str | os.PathLike, hrmsi: str | os.PathLike, fused: str |
     span = float(lr[:, lr_valid].max())
     if not span > 0:
         raise InputError(f"The LRHSI's largest valid value is {span}: PSNR needs data with a positive range.")
-    notes, strip = ([], None) if model is None else _trained_on_pair(model, lrhsi, hrmsi)
+    notes, strip = _maker_notes(f_info.path, subject, model, lrhsi, hrmsi)
     _check_cancel(cancel)
 
     report(0.05, "the HRMSI's spectral response")
@@ -358,6 +361,29 @@ def _subject(method_or_model: str | os.PathLike | None) -> tuple[str, Path | Non
     return f"CoFusion ({path.name})", path
 
 
+def _maker_notes(fused: str, subject: str, model: Path | None, lrhsi: str | os.PathLike,
+                 hrmsi: str | os.PathLike) -> tuple[list[str], Window | None]:
+    """The notes on what made the fused raster (its ``core.producer`` record) against the subject checked, and on
+    how a subject model was trained (``_trained_on_pair``, whose notes on the raster's QNR apply only when that
+    model made it, or the raster does not say); with the validation strip to assess apart."""
+    maker = read_producer(fused)
+    checked = method_producer(subject) if model is None else model_producer(model)
+    notes: list[str] = []
+    if maker is None:
+        notes.append(f"The fused raster does not record what made it (no {BY_ITEM} item: another tool's raster, or "
+                     f"an older CoFusion's): the reduced-resolution check measures {subject}, taken to have made it.")
+    elif maker != checked:
+        fallback = " (a fit that falls back to a classical method fuses with it)" if model is not None and \
+            maker.kind == METHOD else ""
+        notes.append(f"The fused raster was made by {maker.describe()}, not by {subject}, its {BY_ITEM} record "
+                     f"says{fallback}: the reduced-resolution check measures {subject}, not what made the raster; "
+                     f"report with {maker.describe()} to check that.")
+    if model is None:
+        return notes, None
+    trained, strip = _trained_on_pair(model, lrhsi, hrmsi)
+    return notes + (trained if maker in (None, checked) else []), strip
+
+
 def _trained_on_pair(model: Path, lrhsi: str | os.PathLike,
                      hrmsi: str | os.PathLike) -> tuple[list[str], Window | None]:
     """What the report's reader must know of how ``model`` was trained (its card), and the window of the fused
@@ -374,8 +400,7 @@ def _trained_on_pair(model: Path, lrhsi: str | os.PathLike,
     notes = [f"The model was trained on the real pair {pair} with a no-reference loss (D_lambda + D_s of fused "
              f"patches at the pair's own resolution, weight {weight:g}). On that pair, the D_lambda, D_s and QNR of "
              "its fusion measure what it was trained to lower, outside its validation strip: no independent check "
-             "there; the reduced-resolution check and the strip's QNR are. (A fit that fell back to a classical "
-             "method fused with that method, not with the model: the card's fit record says which.)"]
+             "there; the reduced-resolution check and the strip's QNR are."]
     strip = provenance.get("validation_strip")
     same_pair = isinstance(inputs, list) and len(inputs) == 2 and all(
         isinstance(a, str) and _same_file(a, b) for a, b in zip(inputs, (lrhsi, hrmsi)))

@@ -23,6 +23,7 @@ from osgeo import gdal
 from cofusion import cli
 from cofusion.core import allocator, batch, service
 from cofusion.core.errors import Canceled, InputError, OutputError
+from cofusion.core.producer import model_producer, read_producer
 from cofusion.core.raster import read_info
 from cofusion.core.window import Window
 
@@ -267,6 +268,7 @@ def test_two_scenes_equal_single_process_fusions_bit_for_bit(clusters, workers, 
     assert [(s.status, s.blocks, s.computed) for s in report.scenes] == [("written", 3, 3), ("written", 3, 3)]
     assert_same_raster(references[0], out / "a.tif")
     assert_same_raster(references[1], out / "sub" / "b.tif")
+    assert read_producer(out / "a.tif") == model_producer(tiny_model)  # what made it, as the stripes recorded it
     assert any("no valid pixel" in line for line in lines)
     assert sum("block" in line and "done" in line for line in lines) == 6
     # the parts are gone once the COGs are in place; a rerun finds both done and computes nothing

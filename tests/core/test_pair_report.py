@@ -296,6 +296,7 @@ def test_inputs_that_do_not_fit_are_refused_before_anything_is_written(scene, tm
 def test_a_cofusion_checkpoint_is_checked_on_the_degraded_pair_through_the_engine(scene, tmp_path):
     from dataclasses import replace
 
+    from cofusion.core import service
     from cofusion.core.assess import assess_no_reference
     from cofusion.core.checkpoint import ModelCard, Normalization, save_checkpoint
     from cofusion.core.model import ModelConfig, build_model
@@ -310,15 +311,24 @@ def test_a_cofusion_checkpoint_is_checked_on_the_degraded_pair_through_the_engin
     scores = result.candidates[result.subject]
     assert np.isfinite(scores.psnr_per_band).all() and scores.beats_bicubic  # untrained: its classical base
     assert not any("no-reference loss" in note for note in result.notes)  # its card says no pair training
+    # The raster records that GSA made it, not this model: the report says what it checks instead.
+    assert [note for note in result.notes if "was made by the classical method gsa, not by CoFusion (tiny" in note]
     # A model trained on a real pair with the no-reference loss: its QNR on that pair is no independent check.
     pair_card = replace(card, provenance={"mode": "pair", "inputs": ["lr.tif", "hr.tif"],
                                           "settings": {"no_reference_weight": 1.0}})
     fitted = save_checkpoint(tmp_path / "fitted.safetensors", build_model(config).eval(), pair_card)
-    result = pair_report(scene["lr"], scene["hr"], scene["gsa"], str(fitted), tmp_path / "fitted", device="cpu")
+    by_fitted = service.fuse(service.FusionRequest(scene["lr"], scene["hr"], tmp_path / "by_fitted.tif",
+                                                   model=fitted, device="cpu")).out_path
+    result = pair_report(scene["lr"], scene["hr"], by_fitted, str(fitted), tmp_path / "fitted", device="cpu")
     assert any("lr.tif + hr.tif with a no-reference loss" in note and "no independent check" in note
                for note in result.notes)
+    assert not any("was made by" in note or "does not record" in note for note in result.notes)
     assert "no independent check" in (tmp_path / "fitted" / "report.html").read_text()
     assert result.qnr_held_out is None                                  # another pair: no strip of this one
+    # Not fused by that model (a fit that fell back to GSA): its training says nothing of the raster's QNR.
+    result = pair_report(scene["lr"], scene["hr"], scene["gsa"], str(fitted), tmp_path / "fallback", device="cpu")
+    assert not any("no independent check" in note for note in result.notes)
+    assert any("was made by the classical method gsa" in note for note in result.notes)
     # Trained on this very pair: the report assesses the card's validation strip apart.
     strip = [0, 8 * SCALE, 16 * SCALE, 12 * SCALE]
     this_pair = replace(card, provenance={**pair_card.provenance, "inputs": [str(scene["lr"]), str(scene["hr"])],
@@ -334,6 +344,17 @@ def test_a_cofusion_checkpoint_is_checked_on_the_degraded_pair_through_the_engin
     fitted = save_checkpoint(tmp_path / "forged.safetensors", build_model(config).eval(), forged)
     result = pair_report(scene["lr"], scene["hr"], scene["gsa"], str(fitted), tmp_path / "forged", device="cpu")
     assert result.qnr_held_out is None and any("could not be assessed" in note for note in result.notes)
+
+
+def test_the_report_says_when_the_raster_records_nothing_or_another_method(scene, tmp_path):
+    # the truth, written as another tool writes a raster: no record of what made it
+    result = pair_report(scene["lr"], scene["hr"], scene["truth"], "gsa", tmp_path / "none")
+    assert any("does not record what made it" in note and "measures gsa" in note for note in result.notes)
+    result = pair_report(scene["lr"], scene["hr"], scene["bicubic"], "gsa", tmp_path / "other")
+    note = [n for n in result.notes if "was made by" in n]
+    assert len(note) == 1 and "the classical method bicubic, not by gsa" in note[0], result.notes
+    result = pair_report(scene["lr"], scene["hr"], scene["bicubic"], "bicubic", tmp_path / "same")
+    assert not any("was made by" in n or "does not record" in n for n in result.notes)
 
 
 def test_the_command_line_writes_the_report_and_prints_the_numbers(scene, tmp_path, capsys):
